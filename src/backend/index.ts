@@ -1,0 +1,176 @@
+/**
+ * Backend selection. `auto` tries `tensorflow` (native libtensorflow through
+ * @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node), then `wasm` (XNNPACK + SIMD, with
+ * advkit's backward kernels registered), then `cpu` (pure JS). `ADVKIT_BACKEND` or an
+ * explicit name forces one; a forced backend that cannot load is an error that says why,
+ * never a silent fallback. The library never prints: notes come back in the result.
+ */
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { BackendError, InvalidArgumentError, show } from '../util/errors.js';
+import { registerWasmKernels, WASM_KERNELS } from './wasm_kernels.js';
+import { ADVKIT_VERSION } from '../util/version.js';
+
+export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+export type BackendName = Exclude<BackendChoice, 'auto'>;
+
+export interface BackendStatus {
+  /** The backend in use. */
+  name: BackendName;
+  /** What was asked for. */
+  requested: BackendChoice;
+  /** One line each: why `auto` skipped a backend. */
+  notes: string[];
+}
+
+const require = createRequire(import.meta.url);
+const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+
+let current: BackendStatus | undefined;
+
+function nodeMajor(): number {
+  return Number(process.versions.node.split('.')[0]);
+}
+
+function isInstalled(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function firstLine(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0] ?? msg;
+}
+
+/** Tries to load a native binding; returns the reason it cannot, or undefined when loaded. */
+async function loadNative(): Promise<string | undefined> {
+  const installed = NATIVE_PACKAGES.filter(isInstalled);
+  if (installed.length === 0) {
+    return 'neither @tensorflow/tfjs-node nor @tensorflow/tfjs-node-gpu is installed (npm install @tensorflow/tfjs-node where its install-time libtensorflow download can run)';
+  }
+  if (nodeMajor() >= 23) {
+    return `${installed[0]} 4.22 crashes on Node ${process.versions.node} (it calls util.isNullOrUndefined, removed in Node 23): use Node 20 or 22`;
+  }
+  const reasons: string[] = [];
+  for (const pkg of installed) {
+    try {
+      await import(/* @vite-ignore */ pkg);
+      if (tf.findBackend('tensorflow')) return undefined;
+      reasons.push(`${pkg} loaded but registered no 'tensorflow' backend`);
+    } catch (err) {
+      const why = firstLine(err);
+      const hint = pkg.endsWith('-gpu') ? ' (the GPU build needs CUDA 11.2 and cuDNN 8.1 libraries)' : ' (its install script downloads libtensorflow; it fails where that host is unreachable)';
+      reasons.push(`${pkg} is installed but failed to load: ${why}${hint}`);
+    }
+  }
+  return reasons.join('; ');
+}
+
+async function loadWasm(): Promise<string | undefined> {
+  try {
+    await import('@tensorflow/tfjs-backend-wasm');
+    registerWasmKernels();
+    return undefined;
+  } catch (err) {
+    return `@tensorflow/tfjs-backend-wasm failed to load: ${firstLine(err)}`;
+  }
+}
+
+async function activate(name: BackendName): Promise<string | undefined> {
+  try {
+    const ok = await tf.setBackend(name);
+    await tf.ready();
+    return ok ? undefined : `tf.setBackend('${name}') failed to initialise the backend`;
+  } catch (err) {
+    return `the ${name} backend failed to initialise: ${firstLine(err)}`;
+  }
+}
+
+/** Parses a backend name from an option or ADVKIT_BACKEND. */
+export function parseBackend(value: string | undefined, source = 'backend'): BackendChoice {
+  const v = (value ?? 'auto').trim().toLowerCase();
+  if ((BACKENDS as readonly string[]).includes(v)) return v as BackendChoice;
+  throw new InvalidArgumentError(`Error in ${source}: unknown backend ${show(value)}; use one of ${BACKENDS.join(', ')}.`);
+}
+
+/**
+ * Selects and initialises a backend. `requested` defaults to `ADVKIT_BACKEND`, then `auto`.
+ * Calling it again with the same request is free; with another, it switches.
+ */
+export async function initBackend(requested?: BackendChoice | string): Promise<BackendStatus> {
+  const choice = parseBackend(requested ?? process.env.ADVKIT_BACKEND, requested === undefined && process.env.ADVKIT_BACKEND !== undefined ? 'ADVKIT_BACKEND' : 'backend');
+  if (current && current.requested === choice && tf.getBackend() === current.name) return current;
+  const notes: string[] = [];
+  const order: BackendName[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
+  for (const name of order) {
+    let why: string | undefined;
+    if (name === 'tensorflow') why = await loadNative();
+    else if (name === 'wasm') why = await loadWasm();
+    if (!why) why = await activate(name);
+    if (!why) {
+      current = { name, requested: choice, notes };
+      return current;
+    }
+    if (choice !== 'auto') {
+      throw new BackendError(`Error in initBackend: the '${name}' backend was asked for but cannot be used: ${why}. Use --backend auto (or unset ADVKIT_BACKEND) to fall back.`);
+    }
+    notes.push(`${name} backend not used: ${why}`);
+  }
+  throw new BackendError(`Error in initBackend: no backend could be initialised: ${notes.join('; ')}`);
+}
+
+/** The status of the last `initBackend`, or undefined before one. */
+export function backendStatus(): BackendStatus | undefined {
+  return current;
+}
+
+export interface BackendInfo {
+  backend: BackendName;
+  requested: BackendChoice;
+  notes: string[];
+  versions: Record<string, string>;
+  node: string;
+  platform: string;
+  cores: number;
+  simd: boolean | null;
+  threads: boolean | null;
+  available: Record<BackendName, { available: boolean; reason?: string }>;
+  wasmKernels: readonly string[];
+}
+
+/** What `advkit info` reports: the backend in use, versions, SIMD/threads, what else could run. */
+export async function backendInfo(): Promise<BackendInfo> {
+  const status = current ?? (await initBackend());
+  let simd: boolean | null = null;
+  let threads: boolean | null = null;
+  if (status.name === 'wasm') {
+    simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
+    threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+  }
+  const nativeWhy = status.name === 'tensorflow' ? undefined : status.notes.find((n) => n.startsWith('tensorflow'))?.replace(/^tensorflow backend not used: /, '') ?? (NATIVE_PACKAGES.some(isInstalled) ? 'not tried (another backend was forced)' : 'not installed');
+  const wasmOk = isInstalled('@tensorflow/tfjs-backend-wasm');
+  return {
+    backend: status.name,
+    requested: status.requested,
+    notes: status.notes,
+    versions: { ...(tf.version as Record<string, string>), advkit: ADVKIT_VERSION },
+    node: process.versions.node,
+    platform: `${process.platform}-${process.arch}`,
+    cores: os.availableParallelism?.() ?? os.cpus().length,
+    simd,
+    threads,
+    available: {
+      tensorflow: nativeWhy ? { available: false, reason: nativeWhy } : { available: true },
+      wasm: wasmOk ? { available: true } : { available: false, reason: '@tensorflow/tfjs-backend-wasm is not installed' },
+      cpu: { available: true },
+    },
+    wasmKernels: status.name === 'wasm' ? WASM_KERNELS : [],
+  };
+}
+

@@ -1,0 +1,322 @@
+/**
+ * Backward kernels for the tfjs `wasm` backend.
+ *
+ * As shipped (tfjs 4.22.0) the wasm backend cannot train: Conv2DBackpropFilter and the
+ * depthwise backprop kernels are missing, so `model.fit` throws and so does an input gradient
+ * through a conv layer (the fused conv path always asks for the filter gradient). Its
+ * MaxPoolGrad is wrong (the running maximum starts at the smallest positive float, so a window
+ * whose maximum is <= 0 loses its gradient; ties pick the last element where the cpu backend
+ * picks the first), and its Conv2DBackpropInput is a naive scalar loop.
+ *
+ * The kernels here are registered with `tf.registerKernel` for backend 'wasm' (which covers
+ * the fused paths too). The conv gradients are computed through the backend's own XNNPACK
+ * Conv2D kernel:
+ * - input gradient: a conv of the stride-dilated, padded upstream gradient with the
+ *   spatially flipped, in/out-transposed filter;
+ * - filter gradient: a conv of the input with batch and channels swapped, by the upstream
+ *   gradient as filter (the forward stride becomes a dilation).
+ * Pooling and depthwise gradients are tight loops over the wasm heap with the cpu backend's
+ * semantics. Every kernel is tested for parity against the `cpu` backend's gradients; they
+ * change speed, never results. Nothing here touches the `tensorflow` or `cpu` backends.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+
+type TensorInfo = tf.TensorInfo;
+type NamedInputs = Record<string, TensorInfo>;
+type Attrs = Record<string, unknown>;
+type KernelArgs = { inputs: NamedInputs; backend: BackendWasm; attrs: Attrs };
+type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
+
+const WASM = 'wasm';
+
+/** Runs a registered wasm kernel directly (no engine bookkeeping: the caller disposes). */
+function run(name: string, inputs: NamedInputs, attrs: Attrs, backend: BackendWasm): TensorInfo {
+  const kernel = tf.getKernel(name, WASM);
+  if (!kernel) throw new Error(`advkit: the wasm backend has no ${name} kernel`);
+  const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend });
+  return out as TensorInfo;
+}
+
+function free(backend: BackendWasm, ...infos: TensorInfo[]): void {
+  for (const t of infos) backend.disposeData(t.dataId);
+}
+
+/** A view of `t` with another shape of the same size (no copy, no refcount: never free it). */
+function view(t: TensorInfo, shape: number[]): TensorInfo {
+  return { dataId: t.dataId, shape, dtype: t.dtype };
+}
+
+function heap(backend: BackendWasm, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t as tf.TensorInfo) as Float32Array;
+}
+
+function pair(v: unknown): [number, number] {
+  if (typeof v === 'number') return [v, v];
+  const a = v as number[];
+  return [a[0] ?? 1, a[1] ?? a[0] ?? 1];
+}
+
+function checkNHWC(kernel: string, dataFormat: unknown): void {
+  if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new Error(`advkit ${kernel} on wasm supports NHWC only, but got dataFormat ${String(dataFormat)}`);
+  }
+}
+
+/**
+ * Copies `src` [N, Ho, Wo, C] into a zero tensor [N, outH, outW, C] at rows top + i*sh and
+ * columns left + j*sw; out-of-range positions (negative padding) are dropped.
+ */
+function dilatePad(backend: BackendWasm, src: TensorInfo, sh: number, sw: number, top: number, left: number, outH: number, outW: number): TensorInfo {
+  const [n, h, w, c] = src.shape as [number, number, number, number];
+  const out = backend.makeOutput([n, outH, outW, c], 'float32') as TensorInfo;
+  const o = heap(backend, out);
+  const s = heap(backend, src);
+  o.fill(0);
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < h; i++) {
+      const r = top + i * sh;
+      if (r < 0 || r >= outH) continue;
+      for (let j = 0; j < w; j++) {
+        const q = left + j * sw;
+        if (q < 0 || q >= outW) continue;
+        const si = ((b * h + i) * w + j) * c;
+        const oi = ((b * outH + r) * outW + q) * c;
+        o.set(s.subarray(si, si + c), oi);
+      }
+    }
+  }
+  return out;
+}
+
+/** dx of conv2d: conv of the dilated, padded dy with the flipped, transposed filter. */
+function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const dy = inputs.dy!;
+  const filter = inputs.filter!;
+  checkNHWC('Conv2DBackpropInput', attrs.dataFormat);
+  const inputShape = attrs.inputShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape as [number, number, number, number],
+    attrs.strides as [number, number], 1, attrs.pad as 'same', attrs.dimRoundingMode as 'floor' | undefined);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const top = kh - 1 - pt;
+  const left = kw - 1 - pl;
+  const bottom = H + pt - ((Ho - 1) * sh + 1);
+  const right = W + pl - ((Wo - 1) * sw + 1);
+
+  const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
+  const wT = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
+  free(backend, flipped);
+
+  let out: TensorInfo;
+  if (sh === 1 && sw === 1 && top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
+    const pad: Pad4 = [[0, 0], [top, bottom], [left, right], [0, 0]];
+    out = run('Conv2D', { x: dy, filter: wT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }, backend);
+  } else {
+    const padded = dilatePad(backend, dy, sh, sw, top, left, H + kh - 1, W + kw - 1);
+    out = run('Conv2D', { x: padded, filter: wT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] }, backend);
+    free(backend, padded);
+  }
+  free(backend, wT);
+  return out;
+}
+
+/** dW of conv2d: conv of x^T (channels as batch) with dy^T as filter, stride as dilation. */
+function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const x = inputs.x!;
+  const dy = inputs.dy!;
+  checkNHWC('Conv2DBackpropFilter', attrs.dataFormat);
+  const filterShape = attrs.filterShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape,
+    attrs.strides as [number, number], 1, attrs.pad as 'same', attrs.dimRoundingMode as 'floor' | undefined);
+  const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, inHeight: H, inWidth: W, outHeight: Ho, outWidth: Wo } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  // Padding after the input so that the output is exactly kh x kw; negative means crop.
+  let bottom = (kh - 1) + (Ho - 1) * sh + 1 - H - pt;
+  let right = (kw - 1) + (Wo - 1) * sw + 1 - W - pl;
+
+  let xT = run('Transpose', { x }, { perm: [3, 1, 2, 0] }, backend); // [Ci, H, W, N]
+  if (bottom < 0 || right < 0) {
+    const [ci, , , n] = xT.shape as [number, number, number, number];
+    const cropped = run('Slice', { x: xT }, { begin: [0, 0, 0, 0], size: [ci, H + Math.min(bottom, 0), W + Math.min(right, 0), n] }, backend);
+    free(backend, xT);
+    xT = cropped;
+    bottom = Math.max(bottom, 0);
+    right = Math.max(right, 0);
+  }
+  const dyT = run('Transpose', { x: dy }, { perm: [1, 2, 0, 3] }, backend); // [Ho, Wo, N, Co]
+  const pad: Pad4 = [[0, 0], [pt, bottom], [pl, right], [0, 0]];
+  const conv = run('Conv2D', { x: xT, filter: dyT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [sh, sw] }, backend);
+  free(backend, xT, dyT);
+  const out = run('Transpose', { x: conv }, { perm: [1, 2, 0, 3] }, backend); // [kh, kw, Ci, Co]
+  free(backend, conv);
+  return out;
+}
+
+function depthwiseInfo(xShape: number[], filterShape: number[], attrs: Attrs) {
+  checkNHWC('DepthwiseConv2dNative gradient', attrs.dataFormat);
+  return tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.strides as [number, number], (attrs.dilations as [number, number] | undefined) ?? 1, attrs.pad as 'same',
+    attrs.dimRoundingMode as 'floor' | undefined, true);
+}
+
+/** dx of depthwise conv2d, a loop over the heap (cpu backend semantics). */
+function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const dy = inputs.dy!;
+  const filter = inputs.filter!;
+  const info = depthwiseInfo(attrs.inputShape as number[], filter.shape, attrs);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const mult = Co / C;
+  const out = backend.makeOutput([N, H, W, C], 'float32') as TensorInfo;
+  const dx = heap(backend, out);
+  const g = heap(backend, dy);
+  const f = heap(backend, filter);
+  dx.fill(0);
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const gBase = ((b * Ho + i) * Wo + j) * Co;
+        for (let p = 0; p < kh; p++) {
+          const r = i * sh + p * dh - pt;
+          if (r < 0 || r >= H) continue;
+          for (let q = 0; q < kw; q++) {
+            const s = j * sw + q * dw - pl;
+            if (s < 0 || s >= W) continue;
+            const xBase = ((b * H + r) * W + s) * C;
+            const fBase = (p * kw + q) * Co;
+            for (let c = 0; c < C; c++) {
+              let acc = 0;
+              for (let m = 0; m < mult; m++) acc += g[gBase + c * mult + m]! * f[fBase + c * mult + m]!;
+              dx[xBase + c] = dx[xBase + c]! + acc;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** dW of depthwise conv2d, a loop over the heap (cpu backend semantics). */
+function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const x = inputs.x!;
+  const dy = inputs.dy!;
+  const info = depthwiseInfo(x.shape, attrs.filterShape as number[], attrs);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const mult = Co / C;
+  const out = backend.makeOutput(attrs.filterShape as number[], 'float32') as TensorInfo;
+  const dW = heap(backend, out);
+  const g = heap(backend, dy);
+  const xv = heap(backend, x);
+  dW.fill(0);
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const gBase = ((b * Ho + i) * Wo + j) * Co;
+        for (let p = 0; p < kh; p++) {
+          const r = i * sh + p * dh - pt;
+          if (r < 0 || r >= H) continue;
+          for (let q = 0; q < kw; q++) {
+            const s = j * sw + q * dw - pl;
+            if (s < 0 || s >= W) continue;
+            const xBase = ((b * H + r) * W + s) * C;
+            const fBase = (p * kw + q) * Co;
+            for (let c = 0; c < C; c++) {
+              const xval = xv[xBase + c]!;
+              for (let m = 0; m < mult; m++) {
+                const k = fBase + c * mult + m;
+                dW[k] = dW[k]! + xval * g[gBase + c * mult + m]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * MaxPoolGrad with the cpu backend's semantics: the gradient goes to the first maximum of
+ * each window (row-major order), whatever the sign of the values; a window of NaNs passes none.
+ */
+function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const dy = inputs.dy!;
+  const x = inputs.input!;
+  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize as [number, number],
+    attrs.strides as [number, number], 1, attrs.pad as 'same', attrs.dimRoundingMode as 'floor' | undefined);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const out = backend.makeOutput(x.shape, 'float32') as TensorInfo;
+  const dx = heap(backend, out);
+  const g = heap(backend, dy);
+  const xv = heap(backend, x);
+  dx.fill(0);
+  const best = new Float32Array(C);
+  const where = new Int32Array(C);
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let p = 0; p < kh; p++) {
+          const r = i * sh + p - pt;
+          if (r < 0 || r >= H) continue;
+          for (let q = 0; q < kw; q++) {
+            const s = j * sw + q - pl;
+            if (s < 0 || s >= W) continue;
+            const base = ((b * H + r) * W + s) * C;
+            for (let c = 0; c < C; c++) {
+              const v = xv[base + c]!;
+              if (v > best[c]!) {
+                best[c] = v;
+                where[c] = base + c;
+              }
+            }
+          }
+        }
+        const gBase = ((b * Ho + i) * Wo + j) * C;
+        for (let c = 0; c < C; c++) {
+          const k = where[c]!;
+          if (k >= 0) dx[k] = dx[k]! + g[gBase + c]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+let registered = false;
+
+/**
+ * Registers advkit's backward kernels for the wasm backend (idempotent). Call after the wasm
+ * backend package is imported; `initBackend` does it for you.
+ */
+export function registerWasmKernels(): void {
+  if (registered) return;
+  const kernels: Array<[string, (a: KernelArgs) => TensorInfo]> = [
+    ['Conv2DBackpropInput', conv2DBackpropInput],
+    ['Conv2DBackpropFilter', conv2DBackpropFilter],
+    ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
+    ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
+    ['MaxPoolGrad', maxPoolGrad],
+  ];
+  for (const [kernelName, fn] of kernels) {
+    if (tf.getKernel(kernelName, WASM)) tf.unregisterKernel(kernelName, WASM);
+    tf.registerKernel({ kernelName, backendName: WASM, kernelFunc: fn as unknown as tf.KernelFunc });
+  }
+  registered = true;
+}
+
+/** Names of the kernels advkit registers for wasm (reported by `advkit info`). */
+export const WASM_KERNELS = [
+  'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad',
+] as const;

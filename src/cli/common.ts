@@ -1,0 +1,78 @@
+/**
+ * What every command shares: option parsers that name the option and the bad value, backend
+ * start-up (notes on stderr), and the one error handler (exit 2 for bad usage or input,
+ * 1 for a failed run).
+ */
+import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
+import { initBackend, parseBackend, type BackendStatus } from '../backend/index.js';
+import { AdvkitError } from '../util/errors.js';
+
+export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n)) throw new CommanderArgError(`must be an integer, got ${JSON.stringify(value)}.`);
+    if (n < min || n > max) throw new CommanderArgError(`must be between ${min} and ${max}, got ${n}.`);
+    return n;
+  };
+}
+
+export function floatOption(min: number, opts: { exclusive?: boolean; max?: number } = {}) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new CommanderArgError(`must be a finite number, got ${JSON.stringify(value)}.`);
+    if (opts.exclusive ? n <= min : n < min) throw new CommanderArgError(`must be ${opts.exclusive ? '>' : '>='} ${min}, got ${n}.`);
+    if (opts.max !== undefined && n > opts.max) throw new CommanderArgError(`must be <= ${opts.max}, got ${n}.`);
+    return n;
+  };
+}
+
+export function backendOption(value: string): string {
+  try {
+    return parseBackend(value, '--backend');
+  } catch (err) {
+    throw new CommanderArgError((err as Error).message.replace(/^Error in --backend: /, ''));
+  }
+}
+
+/** Adds the options every computing command has. */
+export function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option('--backend <name>', 'auto | tensorflow | wasm | cpu (default: $ADVKIT_BACKEND or auto)', backendOption)
+    .option('--json', 'print the result as JSON on stdout');
+}
+
+export function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+export async function startBackend(requested?: string): Promise<BackendStatus> {
+  const status = await initBackend(requested);
+  for (const note of status.notes) log(`advkit: note: ${note}`);
+  return status;
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** Wraps a command action: errors become one line on stderr and an exit code. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      process.exitCode = reportError(err);
+    }
+  };
+}
+
+export function reportError(err: unknown): number {
+  if (err instanceof AdvkitError) {
+    log(`advkit: ${err.message}`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  log(`advkit: internal error: ${e?.message ?? String(err)}`);
+  if (process.env.ADVKIT_DEBUG) log(e?.stack ?? '');
+  return 1;
+}

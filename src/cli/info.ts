@@ -1,0 +1,27 @@
+/** `advkit info`: the backend in use, versions, SIMD and threads, cores, available backends. */
+import { Command } from 'commander';
+import { backendInfo } from '../backend/index.js';
+import { action, printJson, startBackend, withCommonOptions } from './common.js';
+
+export function infoCommand(): Command {
+  return withCommonOptions(new Command('info').description('show the backend in use, versions, SIMD/thread support and available backends'))
+    .action(action(async (opts: { backend?: string; json?: boolean }) => {
+      await startBackend(opts.backend);
+      const info = await backendInfo();
+      if (opts.json) return printJson(info);
+      const yes = (v: boolean | null) => (v === null ? 'n/a' : v ? 'yes' : 'no');
+      const lines = [
+        `backend      ${info.backend}${info.requested === 'auto' ? ' (auto)' : ''}`,
+        `advkit       ${info.versions.advkit}`,
+        `tfjs         ${info.versions['tfjs-core']}`,
+        `node         ${info.node} (${info.platform})`,
+        `cores        ${info.cores}`,
+        `wasm SIMD    ${yes(info.simd)}`,
+        `wasm threads ${yes(info.threads)}${info.backend === 'wasm' && !info.threads ? ' (tfjs disables threaded wasm under Node)' : ''}`,
+        'available:',
+        ...Object.entries(info.available).map(([name, a]) => `  ${name.padEnd(11)}${a.available ? 'yes' : `no: ${a.reason}`}`),
+      ];
+      if (info.wasmKernels.length) lines.push(`advkit wasm kernels: ${info.wasmKernels.join(', ')}`);
+      process.stdout.write(`${lines.join('\n')}\n`);
+    }));
+}

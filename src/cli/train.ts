@@ -1,0 +1,125 @@
+/**
+ * `advkit train`: natural training of an architecture on a data set, with a progress bar,
+ * validation accuracy each epoch, per-epoch checkpoints (the same command resumes an
+ * interrupted run) and a saved model directory with metadata.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { loadDataset, size, split, take, type Dataset } from '../data/index.js';
+import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
+import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
+import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
+import { AdvkitError, InvalidArgumentError } from '../util/errors.js';
+import { exists } from '../util/fs.js';
+import { progressBar } from '../util/progress.js';
+import { ADVKIT_VERSION } from '../util/version.js';
+import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+
+interface TrainCliOptions {
+  arch: string;
+  data: string;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  out: string;
+  valSplit: number;
+  limit?: number;
+  dataDir?: string;
+  force?: boolean;
+  backend?: string;
+  json?: boolean;
+}
+
+/** Training data and held-out data: the source's own test split where it has one. */
+async function trainAndHeldOut(spec: string, o: TrainCliOptions): Promise<[Dataset, Dataset]> {
+  const builtIn = /^(mnist|fashion-mnist)$/.test(spec.trim());
+  if (builtIn) {
+    const train = await loadDataset(`${spec}:train`, { dataDir: o.dataDir });
+    const test = await loadDataset(`${spec}:test`, { dataDir: o.dataDir });
+    return [train, test];
+  }
+  const all = await loadDataset(spec, { dataDir: o.dataDir, split: 'train' });
+  return split(all, o.valSplit, o.seed);
+}
+
+export function trainCommand(): Command {
+  return withCommonOptions(new Command('train').description('train a model (natural training) and save it'))
+    .requiredOption('--arch <name>', `architecture: ${ARCHITECTURES.join(', ')}`)
+    .requiredOption('--data <spec>', 'training data: mnist, fashion-mnist, idx:IMAGES,LABELS, npy:X,Y or folder:DIR')
+    .requiredOption('--out <dir>', 'output model directory')
+    .option('--epochs <n>', 'epochs', intOption(1, 10_000), 3)
+    .option('--batch-size <n>', 'batch size', intOption(1, 65_536), TRAIN_DEFAULTS.batchSize)
+    .option('--lr <rate>', 'Adam learning rate', floatOption(0, { exclusive: true, max: 10 }), TRAIN_DEFAULTS.learningRate)
+    .option('--seed <n>', 'seed for weights and batch order', intOption(0, 2 ** 31 - 1), TRAIN_DEFAULTS.seed)
+    .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
+    .option('--limit <n>', 'use only the first n training examples', intOption(1))
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .option('--force', 'overwrite an output directory holding another run')
+    .addHelpText('after', '\nRe-running the same command after an interruption resumes from the last finished epoch.')
+    .action(action(async (o: TrainCliOptions) => {
+      if (!ARCHITECTURES.includes(o.arch)) {
+        throw new InvalidArgumentError(`Error in --arch: unknown architecture ${JSON.stringify(o.arch)}; use one of ${ARCHITECTURES.join(', ')}.`);
+      }
+      const status = await startBackend(o.backend);
+      let [train, heldOut] = await trainAndHeldOut(o.data, o);
+      if (o.limit !== undefined) train = take(train, o.limit);
+      const config = { arch: o.arch, data: o.data, limit: o.limit ?? null, valSplit: o.valSplit };
+      const out = path.resolve(o.out);
+      const checkpoints = path.join(out, '.checkpoints');
+      if (o.force) {
+        await clearCheckpoints(checkpoints);
+        await fsp.rm(path.join(out, MODEL_JSON), { force: true });
+      } else if (await exists(path.join(out, MODEL_JSON))) {
+        throw new AdvkitError('E_OUTPUT_EXISTS', `Error in --out: ${o.out} already holds a trained model; choose another directory or pass --force to overwrite it.`, 2);
+      }
+      const model = buildArchitecture(o.arch, { inputShape: train.shape, numClasses: train.classNames.length, seed: o.seed });
+      const nBatches = Math.ceil(size(train) / o.batchSize);
+      const bar = progressBar('epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | acc {acc} | ETA {eta_formatted}');
+      log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
+      const t0 = performance.now();
+      let barEpoch = 0;
+      const result = await trainClassifier(model, train, {
+        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, validation: heldOut,
+        checkpointDir: checkpoints, config,
+        onBatch: (p) => {
+          if (p.epoch !== barEpoch) {
+            bar.stop();
+            bar.start(nBatches, { epoch: p.epoch, epochs: p.epochs, loss: '-', acc: '-' });
+            barEpoch = p.epoch;
+          }
+          bar.update(p.batch, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4), acc: `${(100 * p.accuracy).toFixed(2)}%` });
+        },
+        onEpoch: (r) => {
+          bar.stop();
+          barEpoch = 0;
+          log(`advkit: epoch ${r.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, train accuracy ${(100 * r.accuracy).toFixed(2)}%, held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}% (${r.seconds.toFixed(1)} s)`);
+        },
+      });
+      if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
+      const last = result.history[result.history.length - 1];
+      const heldOutAccuracy = last?.valAccuracy ?? (await accuracy((x) => model.predict(x) as never, heldOut));
+      const seconds = (performance.now() - t0) / 1000;
+      const metadata: ModelMetadata = {
+        advkitVersion: ADVKIT_VERSION,
+        architecture: o.arch,
+        data: o.data,
+        inputShape: [...train.shape],
+        numClasses: train.classNames.length,
+        classNames: [...train.classNames],
+        bounds: [0, 1],
+        training: {
+          kind: 'natural', epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, optimizer: 'adam',
+          trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
+          history: result.history, backend: status.name, seconds,
+        },
+      };
+      await saveLayersModel(result.model, out, metadata);
+      await clearCheckpoints(checkpoints);
+      const summary = { model: out, architecture: o.arch, data: o.data, epochs: o.epochs, heldOutAccuracy, trainAccuracy: last?.accuracy ?? null, seconds, backend: status.name, resumedFrom: result.resumedFrom };
+      if (o.json) printJson(summary);
+      else process.stdout.write(`trained ${o.arch} on ${o.data}: held-out accuracy ${(100 * heldOutAccuracy).toFixed(2)}% after ${o.epochs} epochs (${seconds.toFixed(1)} s, ${status.name}); saved to ${out}\n`);
+      model.dispose();
+    }));
+}

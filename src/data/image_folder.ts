@@ -1,0 +1,80 @@
+/**
+ * Image folders: `dir/<class>/*.png|jpg|jpeg|webp|gif|tif`, one sub-folder per class (sorted
+ * by name; the class index is the position). Read with sharp as grayscale or RGB, optionally
+ * resized. Any other non-hidden file is an error naming the file.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import sharp from 'sharp';
+import { DataError } from '../util/errors.js';
+
+const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
+
+export interface ImageFolderOptions {
+  /** 1 (grayscale) or 3 (RGB); default: 3 if any image has colour, else 1. */
+  channels?: 1 | 3;
+  /** [height, width] to resize to; default: the size of the first image (all must match). */
+  resize?: [number, number];
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await fsp.readdir(dir)).filter((n) => !n.startsWith('.')).sort();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DataError(`Error reading image folder ${dir}: ${code === 'ENOENT' ? 'no such directory' : (err as Error).message}.`);
+  }
+}
+
+export async function readImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<{ images: Float32Array; labels: Int32Array; shape: [number, number, number]; classNames: string[]; files: string[] }> {
+  const classNames: string[] = [];
+  for (const name of await listDir(dir)) {
+    const full = path.join(dir, name);
+    if ((await fsp.stat(full)).isDirectory()) classNames.push(name);
+    else throw new DataError(`Error reading image folder ${dir}: ${full} is a file at the top level; put images in one sub-folder per class (${dir}/<class>/*.png).`);
+  }
+  if (classNames.length === 0) throw new DataError(`Error reading image folder ${dir}: it has no class sub-folders; expected ${dir}/<class>/*.png.`);
+  const files: string[] = [];
+  const labels: number[] = [];
+  for (const [k, cls] of classNames.entries()) {
+    for (const name of await listDir(path.join(dir, cls))) {
+      const full = path.join(dir, cls, name);
+      if (!IMAGE_EXT.has(path.extname(name).toLowerCase())) {
+        throw new DataError(`Error reading image folder ${dir}: ${full} is not an image (expected .png, .jpg, .jpeg, .webp, .gif or .tif); remove it or move it out of the folder.`);
+      }
+      files.push(full);
+      labels.push(k);
+    }
+  }
+  if (files.length === 0) throw new DataError(`Error reading image folder ${dir}: the class folders hold no images.`);
+  const decoded: Array<{ data: Buffer; width: number; height: number; channels: number }> = [];
+  for (const file of files) {
+    try {
+      let img = sharp(file).removeAlpha();
+      if (options.resize) img = img.resize(options.resize[1], options.resize[0], { fit: 'fill' });
+      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+      decoded.push({ data, width: info.width, height: info.height, channels: info.channels });
+    } catch (err) {
+      throw new DataError(`Error reading image folder ${dir}: ${file} could not be decoded as an image (${(err as Error).message.split('\n')[0]}).`);
+    }
+  }
+  const first = decoded[0]!;
+  const channels = options.channels ?? (decoded.some((d) => d.channels >= 3) ? 3 : 1);
+  const [h, w] = [first.height, first.width];
+  const per = h * w * channels;
+  const images = new Float32Array(files.length * per);
+  decoded.forEach((d, i) => {
+    if (d.height !== h || d.width !== w) {
+      throw new DataError(`Error reading image folder ${dir}: ${files[i]} is ${d.width}x${d.height} but ${files[0]} is ${w}x${h}; pass a resize (--resize ${h}x${w}).`);
+    }
+    for (let p = 0; p < h * w; p++) {
+      if (channels === 1) {
+        const v = d.channels >= 3 ? 0.299 * d.data[p * d.channels]! + 0.587 * d.data[p * d.channels + 1]! + 0.114 * d.data[p * d.channels + 2]! : d.data[p * d.channels]!;
+        images[i * per + p] = Math.min(255, v) / 255;
+      } else {
+        for (let c = 0; c < 3; c++) images[i * per + p * 3 + c] = d.data[p * d.channels + (d.channels >= 3 ? c : 0)]! / 255;
+      }
+    }
+  });
+  return { images, labels: Int32Array.from(labels), shape: [h, w, channels], classNames, files };
+}

@@ -1,0 +1,92 @@
+/**
+ * NumPy .npy files (format versions 1.0–3.0), for exchange with Python tools. Reads
+ * little-endian float32/float64/uint8/int8/int16/uint16/int32/int64 arrays in C order;
+ * writes float32, uint8 and int32.
+ */
+import { promises as fsp } from 'node:fs';
+import { DataError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export type NpyDtype = '<f4' | '<f8' | '|u1' | '|i1' | '<i2' | '<u2' | '<i4' | '<i8';
+
+export interface NpyArray {
+  dtype: NpyDtype;
+  shape: number[];
+  /** Values as float64 (exact for every supported dtype up to 2^53). */
+  data: Float64Array;
+}
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+export function parseNpy(buf: Uint8Array, file: string): NpyArray {
+  const bad = (why: string) => new DataError(`Error reading .npy file ${file}: ${why}`);
+  if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw bad('not a .npy file (missing the \\x93NUMPY magic string).');
+  const major = buf[6]!;
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  if (buf.length < start + headerLen) throw bad('the header is cut short; the file is truncated.');
+  const header = new TextDecoder('latin1').decode(buf.subarray(start, start + headerLen));
+  const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (!descr || !fortran || shapeText === undefined) throw bad(`unreadable header ${JSON.stringify(header.trim())}.`);
+  if (fortran === 'True') throw bad('Fortran-order arrays are not supported; save with np.ascontiguousarray(x).');
+  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw bad(`bad shape (${shapeText}).`);
+  const sizes: Record<string, number> = { '<f4': 4, '<f8': 8, '|u1': 1, '<u1': 1, '|i1': 1, '<i1': 1, '<i2': 2, '<u2': 2, '<i4': 4, '<i8': 8 };
+  const width = sizes[descr];
+  if (!width) throw bad(`dtype ${descr} is not supported; use float32, float64, uint8 or int32/int64 (little-endian).`);
+  const count = shape.reduce((a, b) => a * b, 1);
+  const offset = start + headerLen;
+  if (buf.length - offset !== count * width) {
+    throw bad(`shape (${shape.join(', ')}) of ${descr} needs ${count * width} bytes of data but the file holds ${buf.length - offset}; the file is truncated or corrupt.`);
+  }
+  const data = new Float64Array(count);
+  for (let i = 0; i < count; i++) {
+    const p = offset + i * width;
+    switch (descr) {
+      case '<f4': data[i] = view.getFloat32(p, true); break;
+      case '<f8': data[i] = view.getFloat64(p, true); break;
+      case '|u1': case '<u1': data[i] = view.getUint8(p); break;
+      case '|i1': case '<i1': data[i] = view.getInt8(p); break;
+      case '<i2': data[i] = view.getInt16(p, true); break;
+      case '<u2': data[i] = view.getUint16(p, true); break;
+      case '<i4': data[i] = view.getInt32(p, true); break;
+      default: data[i] = Number(view.getBigInt64(p, true));
+    }
+  }
+  return { dtype: (descr.replace('<u1', '|u1').replace('<i1', '|i1')) as NpyDtype, shape, data };
+}
+
+export async function readNpy(file: string): Promise<NpyArray> {
+  let buf: Uint8Array;
+  try {
+    buf = await fsp.readFile(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new DataError(`Error reading .npy file ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}.`);
+  }
+  return parseNpy(buf, file);
+}
+
+/** Encodes an array as .npy (version 1.0). */
+export function encodeNpy(data: Float32Array | Uint8Array | Int32Array, shape: readonly number[]): Uint8Array {
+  const descr = data instanceof Float32Array ? '<f4' : data instanceof Uint8Array ? '|u1' : '<i4';
+  const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set(MAGIC, 0);
+  out[6] = 1;
+  out[7] = 0;
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+export async function writeNpy(file: string, data: Float32Array | Uint8Array | Int32Array, shape: readonly number[]): Promise<void> {
+  await writeFileAtomic(file, encodeNpy(data, shape));
+}

@@ -1,0 +1,7 @@
+/** advkit's public API. */
+export * from './backend/index.js';
+export * from './models/index.js';
+export * from './data/index.js';
+export * from './util/errors.js';
+export { Rng, deriveSeed, permutation } from './util/random.js';
+export { ADVKIT_VERSION } from './util/version.js';

@@ -1,0 +1,206 @@
+/**
+ * Model files without @tensorflow/tfjs-node: TensorFlow.js LayersModel directories
+ * (model.json + weight files, the format `tensorflowjs_converter` and Keras export) and
+ * GraphModel directories.
+ *
+ * Weight paths are confined to the model directory (tfjs-node's own loader reads whatever
+ * `../` names); sizes are checked against the weight manifest, so truncated or corrupt files
+ * give clear errors. Saves are atomic: weights first, model.json last, each by rename.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { ModelError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { fromGraphModel, fromLayersModel, type Bounds, type Classifier, type ClassifierOptions, type Normalization } from './classifier.js';
+
+export const MODEL_JSON = 'model.json';
+export const WEIGHTS_BIN = 'weights.bin';
+export const METADATA_JSON = 'advkit.json';
+
+/** advkit's record of how a model was made, saved beside model.json. */
+export interface ModelMetadata {
+  advkitVersion: string;
+  architecture?: string;
+  data?: string;
+  inputShape?: number[];
+  numClasses?: number;
+  classNames?: string[];
+  bounds?: Bounds;
+  normalization?: Normalization;
+  training?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+const DTYPE_BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
+
+function specBytes(spec: tf.io.WeightsManifestEntry): number {
+  const count = spec.shape.reduce((a, b) => a * b, 1);
+  const dtype = spec.quantization?.dtype ?? spec.dtype;
+  const bytes = DTYPE_BYTES[dtype];
+  if (bytes === undefined) throw new ModelError(`weight ${spec.name} has unsupported dtype ${dtype}`);
+  return count * bytes;
+}
+
+/** Resolves a weight path inside `dir`, refusing anything that escapes it. */
+export function confinedPath(dir: string, p: string): string {
+  const root = path.resolve(dir);
+  if (typeof p !== 'string' || p === '' || path.isAbsolute(p) || p.includes('\0')) {
+    throw new ModelError(`Error loading model ${dir}: weight path ${JSON.stringify(p)} in ${MODEL_JSON} must be a relative path inside the model directory.`);
+  }
+  const full = path.resolve(root, p);
+  if (full !== root && !full.startsWith(root + path.sep)) {
+    throw new ModelError(`Error loading model ${dir}: weight path ${JSON.stringify(p)} in ${MODEL_JSON} points outside the model directory; refusing to read it.`);
+  }
+  return full;
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ModelError(`Error loading ${what}: ${file} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`}.`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ModelError(`Error loading ${what}: ${file} is not valid JSON (${(err as Error).message}); the file is truncated or corrupt.`);
+  }
+}
+
+export interface ModelFiles {
+  format: 'layers-model' | 'graph-model';
+  artifacts: tf.io.ModelArtifacts;
+  metadata?: ModelMetadata;
+}
+
+/** Reads and checks a model directory (or a path to its model.json). */
+export async function readModelFiles(location: string): Promise<ModelFiles> {
+  const file = location.endsWith('.json') ? location : path.join(location, MODEL_JSON);
+  const dir = path.dirname(file);
+  const json = (await readJson(file, `model ${location}`)) as Record<string, unknown>;
+  if (typeof json !== 'object' || json === null || !('modelTopology' in json)) {
+    throw new ModelError(`Error loading model ${location}: ${file} has no modelTopology; it is not a TensorFlow.js model.json.`);
+  }
+  const topology = json.modelTopology as Record<string, unknown> | null;
+  const isGraph = json.format === 'graph-model' || (topology !== null && typeof topology === 'object' && Array.isArray((topology as { node?: unknown }).node));
+  const manifest = json.weightsManifest;
+  if (!Array.isArray(manifest)) {
+    throw new ModelError(`Error loading model ${location}: ${file} has no weightsManifest array.`);
+  }
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Uint8Array[] = [];
+  for (const group of manifest as tf.io.WeightsManifestConfig) {
+    if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+      throw new ModelError(`Error loading model ${location}: a weightsManifest entry lacks paths or weights.`);
+    }
+    const chunks: Uint8Array[] = [];
+    for (const p of group.paths) {
+      const full = confinedPath(dir, p);
+      try {
+        chunks.push(await fsp.readFile(full));
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new ModelError(`Error loading model ${location}: weight file ${p} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${(err as Error).message})`}.`);
+      }
+    }
+    const got = chunks.reduce((a, c) => a + c.length, 0);
+    let want = 0;
+    for (const spec of group.weights) want += specBytes(spec);
+    if (got !== want) {
+      throw new ModelError(`Error loading model ${location}: weight files ${group.paths.join(', ')} hold ${got} bytes but the manifest needs ${want}; the files are truncated or corrupt.`);
+    }
+    weightSpecs.push(...group.weights);
+    buffers.push(...chunks);
+  }
+  const total = buffers.reduce((a, c) => a + c.length, 0);
+  const weightData = new Uint8Array(total);
+  let at = 0;
+  for (const b of buffers) {
+    weightData.set(b, at);
+    at += b.length;
+  }
+  let metadata: ModelMetadata | undefined;
+  try {
+    await fsp.access(path.join(dir, METADATA_JSON));
+    metadata = (await readJson(path.join(dir, METADATA_JSON), `model metadata ${location}`)) as ModelMetadata;
+  } catch (err) {
+    if (err instanceof ModelError) throw err;
+  }
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: topology as tf.io.ModelArtifacts['modelTopology'],
+    weightSpecs,
+    weightData: weightData.buffer,
+    format: json.format as string | undefined,
+    generatedBy: json.generatedBy as string | undefined,
+    convertedBy: json.convertedBy as string | null | undefined,
+    signature: json.signature as object | undefined,
+    userDefinedMetadata: json.userDefinedMetadata as Record<string, {}> | undefined,
+    modelInitializer: json.modelInitializer as object | undefined,
+  };
+  return { format: isGraph ? 'graph-model' : 'layers-model', artifacts, metadata };
+}
+
+/** Loads a LayersModel directory. */
+export async function loadLayersModel(location: string): Promise<tf.LayersModel> {
+  const files = await readModelFiles(location);
+  if (files.format !== 'layers-model') throw new ModelError(`Error loading model ${location}: it is a graph model; use loadGraphModel or loadClassifier.`);
+  try {
+    return await tf.loadLayersModel(tf.io.fromMemory(files.artifacts));
+  } catch (err) {
+    throw new ModelError(`Error loading model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });
+  }
+}
+
+/** Loads a GraphModel directory. */
+export async function loadGraphModel(location: string): Promise<tf.GraphModel> {
+  const files = await readModelFiles(location);
+  try {
+    return await tf.loadGraphModel(tf.io.fromMemory(files.artifacts));
+  } catch (err) {
+    throw new ModelError(`Error loading graph model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });
+  }
+}
+
+/**
+ * Loads either kind of model directory as a Classifier. Bounds and normalization come from
+ * the options, else from advkit.json beside the model, else [0, 1] and none.
+ */
+export async function loadClassifier(location: string, options: ClassifierOptions = {}): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel }> {
+  const files = await readModelFiles(location);
+  const md = files.metadata;
+  const opts: ClassifierOptions = { bounds: md?.bounds, normalization: md?.normalization, ...options };
+  try {
+    if (files.format === 'graph-model') {
+      const model = await tf.loadGraphModel(tf.io.fromMemory(files.artifacts));
+      return { classifier: fromGraphModel(model, opts), metadata: md, model };
+    }
+    const model = await tf.loadLayersModel(tf.io.fromMemory(files.artifacts));
+    return { classifier: fromLayersModel(model, opts), metadata: md, model };
+  } catch (err) {
+    if (err instanceof ModelError) throw err;
+    throw new ModelError(`Error loading model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });
+  }
+}
+
+/** Saves a LayersModel as model.json + weights.bin (+ advkit.json when metadata is given). */
+export async function saveLayersModel(model: tf.LayersModel, dir: string, metadata?: ModelMetadata): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  await model.save(tf.io.withSaveHandler(async (artifacts) => {
+    const data = artifacts.weightData;
+    const bytes = data === undefined ? new Uint8Array(0) : new Uint8Array(Array.isArray(data) ? tf.io.concatenateArrayBuffers(data) : data);
+    await writeFileAtomic(path.join(dir, WEIGHTS_BIN), bytes);
+    if (metadata) await writeFileAtomic(path.join(dir, METADATA_JSON), `${JSON.stringify(metadata, null, 2)}\n`);
+    const json = {
+      modelTopology: artifacts.modelTopology,
+      format: 'layers-model',
+      generatedBy: artifacts.generatedBy,
+      convertedBy: artifacts.convertedBy ?? null,
+      weightsManifest: [{ paths: [WEIGHTS_BIN], weights: artifacts.weightSpecs ?? [] }],
+    };
+    await writeFileAtomic(path.join(dir, MODEL_JSON), JSON.stringify(json));
+    return { modelArtifactsInfo: { dateSaved: new Date(0), modelTopologyType: 'JSON', weightDataBytes: bytes.length } };
+  }));
+}

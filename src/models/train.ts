@@ -1,0 +1,173 @@
+/**
+ * Natural training: Adam on softmax cross-entropy of the logits, seeded batch order, per-epoch
+ * validation, and checkpoints that let an interrupted run resume where it stopped (same
+ * weights and optimizer state, same batch order: the result is the same as an uninterrupted run).
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { batches, size, type Dataset } from '../data/dataset.js';
+import { AdvkitError, checkFiniteNumber } from '../util/errors.js';
+import { exists, writeFileAtomic } from '../util/fs.js';
+import { deriveSeed } from '../util/random.js';
+import { loadLayersModel, saveLayersModel } from './io.js';
+
+export interface EpochRecord {
+  epoch: number;
+  loss: number;
+  accuracy: number;
+  valAccuracy?: number;
+  seconds: number;
+}
+
+export interface BatchProgress {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  accuracy: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize?: number;
+  learningRate?: number;
+  seed?: number;
+  /** Held-out data scored after every epoch. */
+  validation?: Dataset;
+  /** Directory for per-epoch checkpoints; an existing one with the same config is resumed. */
+  checkpointDir?: string;
+  /** Identifies the run; a checkpoint made with another config is not resumed. */
+  config?: Record<string, unknown>;
+  onBatch?: (p: BatchProgress) => void;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 64, learningRate: 1e-3, seed: 0 });
+
+export interface TrainResult {
+  history: EpochRecord[];
+  /** Epochs already done when this call started (0 for a fresh run). */
+  resumedFrom: number;
+  model: tf.LayersModel;
+}
+
+/** Accuracy of a logits function on a data set, in batches. */
+export async function accuracy(logits: (x: tf.Tensor4D) => tf.Tensor2D, ds: Dataset, batchSize = 256): Promise<number> {
+  let correct = 0;
+  for (const b of batches(ds, batchSize)) {
+    const c = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(logits(b.x), 1), b.y), 'int32')));
+    correct += (await c.data())[0]!;
+    tf.dispose([c, b.x, b.y]);
+  }
+  return size(ds) === 0 ? 0 : correct / size(ds);
+}
+
+interface CheckpointState {
+  epochsDone: number;
+  history: EpochRecord[];
+  config: Record<string, unknown>;
+  dir: string;
+}
+
+const POINTER = 'checkpoint.json';
+
+async function saveCheckpoint(root: string, model: tf.LayersModel, optimizer: tf.Optimizer, state: Omit<CheckpointState, 'dir'>): Promise<void> {
+  const name = `epoch-${state.epochsDone}`;
+  const dir = path.join(root, name);
+  await fsp.rm(dir, { recursive: true, force: true });
+  await saveLayersModel(model, dir);
+  const named = await optimizer.getWeights();
+  const { data, specs } = await tf.io.encodeWeights(named);
+  await writeFileAtomic(path.join(dir, 'optimizer.bin'), new Uint8Array(data));
+  await writeFileAtomic(path.join(dir, 'optimizer.json'), JSON.stringify(specs));
+  // The pointer is written last: a checkpoint exists only once it is complete.
+  await writeFileAtomic(path.join(root, POINTER), JSON.stringify({ ...state, dir: name }, null, 2));
+  for (const entry of await fsp.readdir(root)) {
+    if (entry.startsWith('epoch-') && entry !== name) await fsp.rm(path.join(root, entry), { recursive: true, force: true });
+  }
+}
+
+async function loadCheckpoint(root: string): Promise<CheckpointState | undefined> {
+  const file = path.join(root, POINTER);
+  if (!(await exists(file))) return undefined;
+  return JSON.parse(await fsp.readFile(file, 'utf8')) as CheckpointState;
+}
+
+/** Removes the checkpoints of a finished run. */
+export async function clearCheckpoints(root: string): Promise<void> {
+  await fsp.rm(root, { recursive: true, force: true });
+}
+
+function sameConfig(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/**
+ * Trains `model` (which outputs logits) on `data`. With `checkpointDir`, saves a checkpoint
+ * after every epoch and resumes from one made with the same config; the returned model is
+ * the trained one (a new object when resumed).
+ */
+export async function trainClassifier(model: tf.LayersModel, data: Dataset, options: TrainOptions): Promise<TrainResult> {
+  const fn = 'trainClassifier';
+  const epochs = checkFiniteNumber(fn, 'epochs', options.epochs, { integer: true, min: 1 });
+  const batchSize = checkFiniteNumber(fn, 'batchSize', options.batchSize ?? TRAIN_DEFAULTS.batchSize, { integer: true, min: 1 });
+  const lr = checkFiniteNumber(fn, 'learningRate', options.learningRate ?? TRAIN_DEFAULTS.learningRate, { min: 0, minExclusive: true });
+  const seed = checkFiniteNumber(fn, 'seed', options.seed ?? TRAIN_DEFAULTS.seed, { integer: true, min: 0 });
+  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, data: data.name, n: size(data) };
+  const optimizer = tf.train.adam(lr);
+  let history: EpochRecord[] = [];
+  let start = 0;
+  if (options.checkpointDir) {
+    const state = await loadCheckpoint(options.checkpointDir);
+    if (state) {
+      if (!sameConfig(state.config, config)) {
+        throw new AdvkitError('E_CHECKPOINT_MISMATCH', `Error in ${fn}: ${options.checkpointDir} holds a checkpoint of another run (${JSON.stringify(state.config)}); use another output directory or --force to start over.`, 2);
+      }
+      const dir = path.join(options.checkpointDir, state.dir);
+      const restored = await loadLayersModel(dir);
+      model.setWeights(restored.getWeights());
+      restored.dispose();
+      const specs = JSON.parse(await fsp.readFile(path.join(dir, 'optimizer.json'), 'utf8')) as tf.io.WeightsManifestEntry[];
+      const bin = await fsp.readFile(path.join(dir, 'optimizer.bin'));
+      const map = tf.io.decodeWeights(bin.buffer.slice(bin.byteOffset, bin.byteOffset + bin.byteLength), specs);
+      await optimizer.setWeights(specs.map((s) => ({ name: s.name, tensor: map[s.name]! })));
+      tf.dispose(Object.values(map));
+      history = state.history;
+      start = state.epochsDone;
+    }
+  }
+  const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const nBatches = Math.ceil(size(data) / batchSize);
+  for (let epoch = start; epoch < epochs; epoch++) {
+    const t0 = performance.now();
+    let lossSum = 0;
+    let correct = 0;
+    let seen = 0;
+    let k = 0;
+    for (const b of batches(data, batchSize, { seed: deriveSeed(seed, epoch) })) {
+      let hits: tf.Scalar | undefined;
+      const loss = optimizer.minimize(() => {
+        const logits = model.apply(b.x, { training: true }) as tf.Tensor2D;
+        hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), 'float32'))) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, logits.shape[1]), logits) as unknown as tf.Scalar;
+      }, true, vars)!;
+      const [l, h] = await Promise.all([loss.data(), hits!.data()]);
+      const n = b.end - b.start;
+      lossSum += l[0]! * n;
+      correct += h[0]!;
+      seen += n;
+      tf.dispose([loss, hits!, b.x, b.y]);
+      k++;
+      options.onBatch?.({ epoch: epoch + 1, epochs, batch: k, batches: nBatches, loss: lossSum / seen, accuracy: correct / seen });
+    }
+    const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - t0) / 1000 };
+    if (options.validation) record.valAccuracy = await accuracy((x) => model.predict(x) as tf.Tensor2D, options.validation);
+    history.push(record);
+    if (options.checkpointDir) await saveCheckpoint(options.checkpointDir, model, optimizer, { epochsDone: epoch + 1, history, config });
+    options.onEpoch?.(record);
+  }
+  optimizer.dispose();
+  return { history, resumedFrom: start, model };
+}

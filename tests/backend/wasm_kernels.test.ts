@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { onBackend, relError, uniform, useBackend } from '../helpers.js';
+
+type Pad = 'same' | 'valid';
+
+/** Input and filter gradients of sum(conv2d(x, w) * r) on a backend. */
+function convGrads(xShape: [number, number, number, number], wShape: [number, number, number, number], stride: number, pad: Pad, seed: number, depthwise = false) {
+  return () => {
+    const x = tf.tensor4d(uniform(xShape.reduce((a, b) => a * b), seed), xShape);
+    const w = tf.tensor4d(uniform(wShape.reduce((a, b) => a * b), seed + 1), wShape);
+    const f = (xx: tf.Tensor4D, ww: tf.Tensor4D) => {
+      const y = depthwise ? tf.depthwiseConv2d(xx, ww, stride, pad) : tf.conv2d(xx, ww, stride, pad);
+      const r = tf.tensor(uniform(y.size, seed + 2), y.shape);
+      return tf.sum(tf.mul(y, r));
+    };
+    const [dx, dw] = tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)([x, w]);
+    return [dx!, dw!];
+  };
+}
+
+describe('wasm conv2d gradients match the cpu backend', () => {
+  const cases: Array<{ k: number; s: number; pad: Pad; cin: number; size: number }> = [];
+  for (const k of [1, 3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) for (const cin of [1, 3]) cases.push({ k, s, pad, cin, size: k === 5 ? 9 : 8 });
+  // Odd sizes exercise the rows a strided valid conv never reads.
+  cases.push({ k: 3, s: 2, pad: 'valid', cin: 3, size: 9 }, { k: 3, s: 2, pad: 'same', cin: 1, size: 7 });
+
+  for (const c of cases) {
+    it(`conv2d k=${c.k} stride=${c.s} ${c.pad} cin=${c.cin} size=${c.size}: dx and dW within 1e-4`, async () => {
+      const fn = convGrads([2, c.size, c.size, c.cin], [c.k, c.k, c.cin, 4], c.s, c.pad, 10 * c.k + c.s);
+      const cpu = await onBackend('cpu', fn);
+      const wasm = await onBackend('wasm', fn);
+      expect(relError(wasm[0]!, cpu[0]!)).toBeLessThanOrEqual(1e-4);
+      expect(relError(wasm[1]!, cpu[1]!)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) {
+    it(`depthwise conv2d k=3 stride=${s} ${pad} multiplier 2: dx and dW within 1e-4`, async () => {
+      const fn = convGrads([2, 8, 8, 3], [3, 3, 3, 2], s, pad, 7 + s, true);
+      const cpu = await onBackend('cpu', fn);
+      const wasm = await onBackend('wasm', fn);
+      expect(relError(wasm[0]!, cpu[0]!)).toBeLessThanOrEqual(1e-4);
+      expect(relError(wasm[1]!, cpu[1]!)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it('an input gradient through a linear conv layer (fused path) works on wasm', async () => {
+    await useBackend('wasm');
+    const layer = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'linear', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) });
+    const x = tf.ones([1, 5, 5, 1]) as tf.Tensor4D;
+    const g = tf.grad((xx: tf.Tensor) => tf.sum(layer.apply(xx) as tf.Tensor))(x);
+    expect(g.shape).toEqual([1, 5, 5, 1]);
+    expect(Number.isFinite((await g.data())[12]!)).toBe(true);
+    tf.dispose([x, g]);
+    layer.dispose();
+  });
+});
+
+describe('wasm max-pool gradient', () => {
+  it('a window of negative values gets its gradient (the shipped kernel drops it)', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor4d([-3, -1, -2, -4], [1, 2, 2, 1]);
+    const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.maxPool(xx as tf.Tensor4D, 2, 2, 'valid')))(x);
+    expect(Array.from(await g.data())).toEqual([0, 1, 0, 0]);
+    tf.dispose([x, g]);
+  });
+
+  it('ties send the gradient to the first maximum, as the cpu backend does', async () => {
+    const fn = () => {
+      const x = tf.tensor4d([0, 5, 5, 0, 2, 2, 2, 2, 0, 0, 0, 0, -1, -1, -1, -1], [1, 4, 4, 1]);
+      return [tf.grad((xx: tf.Tensor) => tf.sum(tf.maxPool(xx as tf.Tensor4D, 2, 2, 'valid')))(x)];
+    };
+    const cpu = await onBackend('cpu', fn);
+    const wasm = await onBackend('wasm', fn);
+    expect(Array.from(wasm[0]!)).toEqual(Array.from(cpu[0]!));
+    expect(cpu[0]![1]).toBe(1); // the first 5, not the second
+  });
+
+  for (const [k, s, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 1, 'valid']] as const) {
+    it(`max and avg pool k=${k} stride=${s} ${pad}: gradients within 1e-4 of cpu`, async () => {
+      const fn = () => {
+        const x = tf.tensor4d(uniform(2 * 7 * 7 * 3, 99 + k), [2, 7, 7, 3]);
+        const r = (y: tf.Tensor) => tf.tensor(uniform(y.size, 5), y.shape);
+        const gm = tf.grad((xx: tf.Tensor) => { const y = tf.maxPool(xx as tf.Tensor4D, k, s, pad); return tf.sum(tf.mul(y, r(y))); })(x);
+        const ga = tf.grad((xx: tf.Tensor) => { const y = tf.avgPool(xx as tf.Tensor4D, k, s, pad); return tf.sum(tf.mul(y, r(y))); })(x);
+        return [gm, ga];
+      };
+      const cpu = await onBackend('cpu', fn);
+      const wasm = await onBackend('wasm', fn);
+      expect(relError(wasm[0]!, cpu[0]!)).toBeLessThanOrEqual(1e-4);
+      expect(relError(wasm[1]!, cpu[1]!)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+});
