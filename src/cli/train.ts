@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
 import { loadDataset, size, split, take, type Dataset } from '../data/index.js';
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
@@ -25,6 +25,8 @@ interface TrainCliOptions {
   seed: number;
   out: string;
   valSplit: number;
+  schedule: 'cosine' | 'constant';
+  shift: number;
   limit?: number;
   dataDir?: string;
   force?: boolean;
@@ -44,6 +46,11 @@ async function trainAndHeldOut(spec: string, o: TrainCliOptions): Promise<[Datas
   return split(all, o.valSplit, o.seed);
 }
 
+function scheduleOption(value: string): 'cosine' | 'constant' {
+  if (value !== 'cosine' && value !== 'constant') throw new CommanderArgError(`must be cosine or constant, got ${JSON.stringify(value)}.`);
+  return value;
+}
+
 export function trainCommand(): Command {
   return withCommonOptions(new Command('train').description('train a model (natural training) and save it'))
     .requiredOption('--arch <name>', `architecture: ${ARCHITECTURES.join(', ')}`)
@@ -53,6 +60,8 @@ export function trainCommand(): Command {
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536), TRAIN_DEFAULTS.batchSize)
     .option('--lr <rate>', 'Adam learning rate', floatOption(0, { exclusive: true, max: 10 }), TRAIN_DEFAULTS.learningRate)
     .option('--seed <n>', 'seed for weights and batch order', intOption(0, 2 ** 31 - 1), TRAIN_DEFAULTS.seed)
+    .option('--schedule <kind>', 'learning-rate schedule: cosine | constant', scheduleOption, TRAIN_DEFAULTS.schedule)
+    .option('--shift <px>', 'random-translation augmentation, in pixels (0 = off)', intOption(0, 64), TRAIN_DEFAULTS.shift)
     .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
@@ -81,7 +90,7 @@ export function trainCommand(): Command {
       const t0 = performance.now();
       let barEpoch = 0;
       const result = await trainClassifier(model, train, {
-        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, validation: heldOut,
+        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule: o.schedule, shift: o.shift, validation: heldOut,
         checkpointDir: checkpoints, config,
         onBatch: (p) => {
           if (p.epoch !== barEpoch) {
@@ -110,7 +119,7 @@ export function trainCommand(): Command {
         classNames: [...train.classNames],
         bounds: [0, 1],
         training: {
-          kind: 'natural', epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, optimizer: 'adam',
+          kind: 'natural', epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule: o.schedule, shift: o.shift, seed: o.seed, optimizer: 'adam',
           trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
           history: result.history, backend: status.name, seconds,
         },

@@ -98,7 +98,7 @@ export interface Batch {
  * Streams batches as tensors, in order or in a seeded shuffled order. Each batch's tensors
  * belong to the caller (dispose them); only one batch exists at a time unless kept.
  */
-export function* batches(ds: Dataset, batchSize: number, options: { seed?: number; from?: number } = {}): Generator<Batch> {
+export function* batches(ds: Dataset, batchSize: number, options: { seed?: number; from?: number; transform?: (images: Float32Array, start: number) => Float32Array } = {}): Generator<Batch> {
   checkFiniteNumber('batches', 'batchSize', batchSize, { integer: true, min: 1 });
   const n = size(ds);
   const order = options.seed === undefined ? undefined : permutation(n, options.seed);
@@ -119,6 +119,7 @@ export function* batches(ds: Dataset, batchSize: number, options: { seed?: numbe
       images = ds.images.subarray(start * per, end * per);
       labels = ds.labels.subarray(start, end);
     }
+    if (options.transform) images = options.transform(images, start);
     yield { x: tf.tensor4d(images, [end - start, ...ds.shape]), y: tf.tensor1d(labels, 'int32'), start, end };
   }
 }

@@ -7,9 +7,9 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { batches, size, type Dataset } from '../data/dataset.js';
-import { AdvkitError, checkFiniteNumber } from '../util/errors.js';
+import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
-import { deriveSeed } from '../util/random.js';
+import { deriveSeed, Rng } from '../util/random.js';
 import { loadLayersModel, saveLayersModel } from './io.js';
 
 export interface EpochRecord {
@@ -40,11 +40,18 @@ export interface TrainOptions {
   checkpointDir?: string;
   /** Identifies the run; a checkpoint made with another config is not resumed. */
   config?: Record<string, unknown>;
+  /**
+   * Learning-rate schedule: 'cosine' (default) decays from learningRate to 0 over the run
+   * (Loshchilov & Hutter 2017, arXiv:1608.03983, without restarts); 'constant' keeps it.
+   */
+  schedule?: 'cosine' | 'constant';
+  /** Random translations of up to this many pixels (zero fill), seeded. Default 2; 0 turns it off. */
+  shift?: number;
   onBatch?: (p: BatchProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
 }
 
-export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 64, learningRate: 1e-3, seed: 0 });
+export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 32, learningRate: 2e-3, seed: 0, schedule: 'cosine' as const, shift: 2 });
 
 export interface TrainResult {
   history: EpochRecord[];
@@ -115,7 +122,11 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   const batchSize = checkFiniteNumber(fn, 'batchSize', options.batchSize ?? TRAIN_DEFAULTS.batchSize, { integer: true, min: 1 });
   const lr = checkFiniteNumber(fn, 'learningRate', options.learningRate ?? TRAIN_DEFAULTS.learningRate, { min: 0, minExclusive: true });
   const seed = checkFiniteNumber(fn, 'seed', options.seed ?? TRAIN_DEFAULTS.seed, { integer: true, min: 0 });
-  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, data: data.name, n: size(data) };
+  const schedule = options.schedule ?? TRAIN_DEFAULTS.schedule;
+  const shift = checkFiniteNumber(fn, 'shift', options.shift ?? TRAIN_DEFAULTS.shift, { integer: true, min: 0 });
+  if (schedule !== 'cosine' && schedule !== 'constant') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine' or 'constant', but got ${JSON.stringify(schedule)}.`);
+  // The cosine schedule depends on the planned length, so epochs is part of the run's identity.
+  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, epochs: schedule === 'cosine' ? epochs : undefined, data: data.name, n: size(data) };
   const optimizer = tf.train.adam(lr);
   let history: EpochRecord[] = [];
   let start = 0;
@@ -146,7 +157,13 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
     let correct = 0;
     let seen = 0;
     let k = 0;
-    for (const b of batches(data, batchSize, { seed: deriveSeed(seed, epoch) })) {
+    const rng = new Rng(deriveSeed(seed, epoch, 1));
+    const transform = shift > 0 ? (images: Float32Array) => randomShift(images, data.shape, shift, rng) : undefined;
+    for (const b of batches(data, batchSize, { seed: deriveSeed(seed, epoch), transform })) {
+      if (schedule === 'cosine') {
+        const t = (epoch * nBatches + k) / (epochs * nBatches);
+        (optimizer as unknown as { learningRate: number }).learningRate = 0.5 * lr * (1 + Math.cos(Math.PI * t));
+      }
       let hits: tf.Scalar | undefined;
       const loss = optimizer.minimize(() => {
         const logits = model.apply(b.x, { training: true }) as tf.Tensor2D;
@@ -170,4 +187,21 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   }
   optimizer.dispose();
   return { history, resumedFrom: start, model };
+}
+
+/** Translates each image by a random (dy, dx) in [-max, max]^2, filling with zeros. */
+export function randomShift(images: Float32Array, shape: readonly [number, number, number], max: number, rng: Rng): Float32Array {
+  const [h, w, c] = shape;
+  const per = h * w * c;
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < images.length / per; i++) {
+    const dy = rng.int(2 * max + 1) - max;
+    const dx = rng.int(2 * max + 1) - max;
+    for (let r = Math.max(0, dy); r < Math.min(h, h + dy); r++) {
+      const src = i * per + ((r - dy) * w + Math.max(0, -dx)) * c;
+      const len = (w - Math.abs(dx)) * c;
+      out.set(images.subarray(src, src + len), i * per + (r * w + Math.max(0, dx)) * c);
+    }
+  }
+  return out;
 }
