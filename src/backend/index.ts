@@ -21,14 +21,17 @@ export interface BackendStatus {
   name: BackendName;
   /** What was asked for. */
   requested: BackendChoice;
-  /** One line each: why `auto` skipped a backend. */
+  /** One line each: why `auto` skipped a backend that is installed (for the user to see). */
   notes: string[];
+  /** Why `auto` skipped each backend it tried before the one in use. */
+  skipped: Partial<Record<BackendName, string>>;
 }
 
 const require = createRequire(import.meta.url);
 const NATIVE_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
 
 let current: BackendStatus | undefined;
+const NOT_INSTALLED = 'neither @tensorflow/tfjs-node nor @tensorflow/tfjs-node-gpu is installed (npm install @tensorflow/tfjs-node where its install-time libtensorflow download can run)';
 
 function nodeMajor(): number {
   return Number(process.versions.node.split('.')[0]);
@@ -51,9 +54,7 @@ function firstLine(err: unknown): string {
 /** Tries to load a native binding; returns the reason it cannot, or undefined when loaded. */
 async function loadNative(): Promise<string | undefined> {
   const installed = NATIVE_PACKAGES.filter(isInstalled);
-  if (installed.length === 0) {
-    return 'neither @tensorflow/tfjs-node nor @tensorflow/tfjs-node-gpu is installed (npm install @tensorflow/tfjs-node where its install-time libtensorflow download can run)';
-  }
+  if (installed.length === 0) return NOT_INSTALLED;
   if (nodeMajor() >= 23) {
     return `${installed[0]} 4.22 crashes on Node ${process.versions.node} (it calls util.isNullOrUndefined, removed in Node 23): use Node 20 or 22`;
   }
@@ -86,6 +87,8 @@ async function activate(name: BackendName): Promise<string | undefined> {
   try {
     const ok = await tf.setBackend(name);
     await tf.ready();
+    // The cpu backend prints a "install tfjs-node" banner on first use; the library never prints.
+    if (ok && name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
     return ok ? undefined : `tf.setBackend('${name}') failed to initialise the backend`;
   } catch (err) {
     return `the ${name} backend failed to initialise: ${firstLine(err)}`;
@@ -107,6 +110,7 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
   const choice = parseBackend(requested ?? process.env.ADVKIT_BACKEND, requested === undefined && process.env.ADVKIT_BACKEND !== undefined ? 'ADVKIT_BACKEND' : 'backend');
   if (current && current.requested === choice && tf.getBackend() === current.name) return current;
   const notes: string[] = [];
+  const skipped: Partial<Record<BackendName, string>> = {};
   const order: BackendName[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
   for (const name of order) {
     let why: string | undefined;
@@ -114,13 +118,15 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
     else if (name === 'wasm') why = await loadWasm();
     if (!why) why = await activate(name);
     if (!why) {
-      current = { name, requested: choice, notes };
+      current = { name, requested: choice, notes, skipped };
       return current;
     }
     if (choice !== 'auto') {
       throw new BackendError(`Error in initBackend: the '${name}' backend was asked for but cannot be used: ${why}. Use --backend auto (or unset ADVKIT_BACKEND) to fall back.`);
     }
-    notes.push(`${name} backend not used: ${why}`);
+    // A native package that is simply not installed is the normal case, not worth a note.
+    if (!(name === 'tensorflow' && why === NOT_INSTALLED)) notes.push(`${name} backend not used: ${why}`);
+    skipped[name] = why;
   }
   throw new BackendError(`Error in initBackend: no backend could be initialised: ${notes.join('; ')}`);
 }
@@ -153,7 +159,7 @@ export async function backendInfo(): Promise<BackendInfo> {
     simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
   }
-  const nativeWhy = status.name === 'tensorflow' ? undefined : status.notes.find((n) => n.startsWith('tensorflow'))?.replace(/^tensorflow backend not used: /, '') ?? (NATIVE_PACKAGES.some(isInstalled) ? 'not tried (another backend was forced)' : 'not installed');
+  const nativeWhy = status.name === 'tensorflow' ? undefined : status.skipped.tensorflow ?? (NATIVE_PACKAGES.some(isInstalled) ? 'not tried (another backend was forced)' : NOT_INSTALLED);
   const wasmOk = isInstalled('@tensorflow/tfjs-backend-wasm');
   return {
     backend: status.name,

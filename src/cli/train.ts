@@ -6,7 +6,7 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
-import { loadDataset, size, split, take, type Dataset } from '../data/index.js';
+import { loadDataset, parseDataSpec, size, split, take, type Dataset } from '../data/index.js';
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
 import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
@@ -71,6 +71,7 @@ export function trainCommand(): Command {
       if (!ARCHITECTURES.includes(o.arch)) {
         throw new InvalidArgumentError(`Error in --arch: unknown architecture ${JSON.stringify(o.arch)}; use one of ${ARCHITECTURES.join(', ')}.`);
       }
+      parseDataSpec(o.data);
       const status = await startBackend(o.backend);
       let [train, heldOut] = await trainAndHeldOut(o.data, o);
       if (o.limit !== undefined) train = take(train, o.limit);

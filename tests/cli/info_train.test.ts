@@ -1,0 +1,102 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
+import { encodeNpy } from '../../src/data/npy.js';
+import { loadMnist, take } from '../../src/data/index.js';
+import { advkit } from './run.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-cli-'));
+});
+
+/** Every bad input gives one line on stderr that names the problem, and exit code 2. */
+function expectUsageError(args: string[], pattern: RegExp, env: Record<string, string> = {}) {
+  const r = advkit(args, env);
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('advkit: note:') && !l.startsWith('(run with --help'));
+  expect(lines.length, r.stderr).toBe(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('advkit info', () => {
+  it('reports the wasm backend in use, SIMD, cores and available backends (--json)', () => {
+    const r = advkit(['info', '--json'], { ADVKIT_BACKEND: 'auto' });
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(['wasm', 'tensorflow']).toContain(info.backend);
+    if (!info.available.tensorflow.available) expect(info.backend).toBe('wasm');
+    expect(info.cores).toBeGreaterThan(0);
+    expect(typeof info.simd).toBe(info.backend === 'wasm' ? 'boolean' : 'object');
+    expect(info.versions['tfjs-core']).toBe('4.22.0');
+  });
+
+  it('prints a readable summary without --json', () => {
+    const r = advkit(['info', '--backend', 'cpu']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^backend\s+cpu/m);
+  });
+
+  it('asking for tensorflow where it cannot load is an error that says why, never a fallback', () => {
+    const r = advkit(['info', '--json'], { ADVKIT_BACKEND: 'tensorflow' });
+    if (r.code === 0) {
+      expect(JSON.parse(r.stdout).backend).toBe('tensorflow');
+    } else {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/the 'tensorflow' backend was asked for but cannot be used: .+/);
+    }
+  });
+
+  it('rejects an unknown backend name', () => {
+    expectUsageError(['info', '--backend', 'gpu'], /unknown backend "gpu"; use one of auto, tensorflow, wasm, cpu/);
+    expectUsageError(['info'], /ADVKIT_BACKEND: unknown backend "webgl"/, { ADVKIT_BACKEND: 'webgl' });
+  });
+});
+
+describe('advkit train: bad inputs', () => {
+  it('unknown data spec', () => expectUsageError(['train', '--arch', 'mlp', '--data', 'cifar10', '--out', path.join(dir, 'o1')], /data spec "cifar10": unknown data source/));
+  it('unknown architecture', () => expectUsageError(['train', '--arch', 'vgg', '--data', 'mnist', '--out', path.join(dir, 'o2')], /unknown architecture "vgg"; use one of mnist-cnn/));
+  it('negative epochs', () => expectUsageError(['train', '--arch', 'mlp', '--data', 'mnist', '--epochs', '-1', '--out', path.join(dir, 'o3')], /--epochs <n>.*-1.*must be between 1/));
+  it('missing IDX files', () => expectUsageError(['train', '--arch', 'mlp', '--data', `idx:${dir}/none.idx,${dir}/none2.idx`, '--out', path.join(dir, 'o4')], /none.idx: no such file/));
+  it('missing Fashion-MNIST files say how to install them', () => expectUsageError(['train', '--arch', 'mlp', '--data', 'fashion-mnist', '--data-dir', path.join(dir, 'nowhere'), '--out', path.join(dir, 'o5')], /apt-get install dataset-fashion-mnist/));
+  it('corrupt IDX files', async () => {
+    await fsp.writeFile(path.join(dir, 'bad.idx'), 'this is not idx');
+    expectUsageError(['train', '--arch', 'mlp', '--data', `idx:${dir}/bad.idx,${dir}/bad.idx`, '--out', path.join(dir, 'o6')], /bad magic number/);
+  });
+  it('an image folder with a non-image file', async () => {
+    const root = path.join(dir, 'imgs');
+    await fsp.mkdir(path.join(root, 'a'), { recursive: true });
+    await sharp(Buffer.alloc(64), { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(path.join(root, 'a', '0.png'));
+    await fsp.writeFile(path.join(root, 'a', 'readme.txt'), 'x');
+    expectUsageError(['train', '--arch', 'mlp', '--data', `folder:${root}`, '--out', path.join(dir, 'o7')], /readme.txt is not an image/);
+  });
+});
+
+describe('advkit train', () => {
+  it('trains, saves model + metadata, prints a summary and refuses to overwrite without --force', async () => {
+    const ds = take(loadMnist('train'), 300);
+    const x = path.join(dir, 'x.npy');
+    const y = path.join(dir, 'y.npy');
+    await fsp.writeFile(x, encodeNpy(ds.images, [300, 28, 28, 1]));
+    await fsp.writeFile(y, encodeNpy(ds.labels, [300]));
+    const out = path.join(dir, 'model');
+    const args = ['train', '--arch', 'mlp', '--data', `npy:${x},${y}`, '--epochs', '2', '--batch-size', '50', '--out', out, '--json', '--backend', 'wasm'];
+    const r = advkit(args);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.heldOutAccuracy).toBeGreaterThan(0.3);
+    expect(r.stderr).toMatch(/epoch 2\/2: loss/);
+    const files = (await fsp.readdir(out)).sort();
+    expect(files).toEqual(['advkit.json', 'model.json', 'weights.bin']);
+    const md = JSON.parse(await fsp.readFile(path.join(out, 'advkit.json'), 'utf8'));
+    expect(md.architecture).toBe('mlp');
+    expect(md.training.epochs).toBe(2);
+    expect(md.training.seed).toBe(0);
+    expect(md.training.heldOutAccuracy).toBe(summary.heldOutAccuracy);
+    expectUsageError(args, /already holds a trained model; choose another directory or pass --force/);
+    expect(advkit([...args, '--force']).code).toBe(0);
+  });
+});

@@ -1,0 +1,153 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import sharp from 'sharp';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { batches, encodeNpy, loadDataset, loadMnist, parseDataSpec, parseNpy, shuffle, size, split } from '../../src/data/index.js';
+import { DataError, InvalidArgumentError } from '../../src/util/errors.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-data-'));
+});
+
+function idx(dims: number[], data: number[]): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length + data.length);
+  out.set([0, 0, 8, dims.length]);
+  const v = new DataView(out.buffer);
+  dims.forEach((d, i) => v.setUint32(4 + 4 * i, d, false));
+  out.set(data, 4 + 4 * dims.length);
+  return out;
+}
+
+describe('mnist', () => {
+  it('has a fixed split of 7,996 train and 2,004 test images, disjoint and covering all 10,000', () => {
+    const train = loadMnist('train');
+    const test = loadMnist('test');
+    expect(size(train)).toBe(7996);
+    expect(size(test)).toBe(2004);
+    const ids = new Set([...train.ids, ...test.ids]);
+    expect(ids.size).toBe(10000);
+    expect(train.shape).toEqual([28, 28, 1]);
+    // The fixed order puts every class in any reasonable prefix.
+    expect(new Set(test.labels.subarray(0, 100)).size).toBe(10);
+    expect(Array.from(loadMnist('test').ids.subarray(0, 20))).toEqual(Array.from(test.ids.subarray(0, 20)));
+  });
+});
+
+describe('data specs', () => {
+  it('parses every source kind', () => {
+    expect(parseDataSpec('mnist:train')).toEqual({ kind: 'mnist', split: 'train' });
+    expect(parseDataSpec('fashion-mnist')).toEqual({ kind: 'fashion-mnist', split: undefined });
+    expect(parseDataSpec('idx:a.gz,b.gz')).toEqual({ kind: 'idx', images: 'a.gz', labels: 'b.gz' });
+    expect(parseDataSpec('npy:x.npy,y.npy')).toEqual({ kind: 'npy', images: 'x.npy', labels: 'y.npy' });
+    expect(parseDataSpec('folder:imgs')).toEqual({ kind: 'folder', dir: 'imgs' });
+  });
+
+  it('rejects an unknown spec, naming it and listing the valid forms', () => {
+    expect(() => parseDataSpec('cifar10')).toThrow(InvalidArgumentError);
+    expect(() => parseDataSpec('cifar10')).toThrow(/data spec "cifar10": unknown data source; use mnist\[:train\|:test\]/);
+    expect(() => parseDataSpec('idx:onlyone')).toThrow(/two files separated by a comma/);
+  });
+
+  it('a missing Fashion-MNIST directory says how to install it', async () => {
+    await expect(loadDataset('fashion-mnist', { dataDir: path.join(dir, 'none') })).rejects.toThrow(/apt-get install dataset-fashion-mnist/);
+  });
+});
+
+describe('IDX files', () => {
+  it('reads gzipped and raw IDX pairs as [0,1] floats', async () => {
+    const images = idx([2, 2, 2], [0, 255, 51, 102, 255, 0, 0, 0]);
+    const labels = idx([2], [1, 0]);
+    await fsp.writeFile(path.join(dir, 'img.idx.gz'), gzipSync(images));
+    await fsp.writeFile(path.join(dir, 'lab.idx'), labels);
+    const ds = await loadDataset(`idx:${path.join(dir, 'img.idx.gz')},${path.join(dir, 'lab.idx')}`);
+    expect(ds.shape).toEqual([2, 2, 1]);
+    expect(Array.from(ds.images)).toEqual([0, 1, 0.2, 0.4, 1, 0, 0, 0].map((v) => Math.fround(v)));
+    expect(Array.from(ds.labels)).toEqual([1, 0]);
+  });
+
+  it('reports truncated, corrupt and missing IDX files as DataError', async () => {
+    const good = idx([2, 2, 2], [1, 2, 3, 4, 5, 6, 7, 8]);
+    await fsp.writeFile(path.join(dir, 'trunc.idx'), good.subarray(0, good.length - 3));
+    await fsp.writeFile(path.join(dir, 'junk.idx'), new Uint8Array([1, 2, 3, 4, 5]));
+    await fsp.writeFile(path.join(dir, 'badgz.idx'), gzipSync(good).subarray(0, 12));
+    await fsp.writeFile(path.join(dir, 'l2.idx'), idx([2], [0, 1]));
+    const l = path.join(dir, 'l2.idx');
+    await expect(loadDataset(`idx:${path.join(dir, 'trunc.idx')},${l}`)).rejects.toThrow(/holds 5; the file is truncated or corrupt/);
+    await expect(loadDataset(`idx:${path.join(dir, 'junk.idx')},${l}`)).rejects.toThrow(/bad magic number/);
+    await expect(loadDataset(`idx:${path.join(dir, 'badgz.idx')},${l}`)).rejects.toThrow(/does not decompress/);
+    await expect(loadDataset(`idx:${path.join(dir, 'missing.idx')},${l}`)).rejects.toBeInstanceOf(DataError);
+  });
+});
+
+describe('npy files', () => {
+  it('round-trips float32 and int32 arrays through the NumPy format', () => {
+    const x = Float32Array.from([0, 0.25, 0.5, 1]);
+    const back = parseNpy(encodeNpy(x, [1, 2, 2]), 'x.npy');
+    expect(back.dtype).toBe('<f4');
+    expect(back.shape).toEqual([1, 2, 2]);
+    expect(Array.from(back.data)).toEqual([0, 0.25, 0.5, 1]);
+    const bytes = encodeNpy(Int32Array.from([3, 1]), [2]);
+    expect(new TextDecoder().decode(bytes.subarray(10, 90))).toContain("'shape': (2,)");
+    expect((10 + new DataView(bytes.buffer).getUint16(8, true)) % 64).toBe(0);
+  });
+
+  it('loads npy image/label pairs (uint8 images scaled to [0,1]) and rejects a length mismatch', async () => {
+    await fsp.writeFile(path.join(dir, 'x.npy'), encodeNpy(Uint8Array.from([0, 255, 255, 0]), [2, 1, 2]));
+    await fsp.writeFile(path.join(dir, 'y.npy'), encodeNpy(Int32Array.from([0, 1]), [2]));
+    await fsp.writeFile(path.join(dir, 'y3.npy'), encodeNpy(Int32Array.from([0, 1, 1]), [3]));
+    const ds = await loadDataset(`npy:${path.join(dir, 'x.npy')},${path.join(dir, 'y.npy')}`);
+    expect(Array.from(ds.images)).toEqual([0, 1, 1, 0]);
+    expect(ds.shape).toEqual([1, 2, 1]);
+    await expect(loadDataset(`npy:${path.join(dir, 'x.npy')},${path.join(dir, 'y3.npy')}`)).rejects.toThrow(/expected shape \(2,\)/);
+  });
+});
+
+describe('image folders', () => {
+  it('reads dir/<class>/*.png with class names from folder names, and rejects a non-image file', async () => {
+    const root = path.join(dir, 'folder');
+    for (const [cls, value] of [['cat', 0], ['dog', 255]] as const) {
+      await fsp.mkdir(path.join(root, cls), { recursive: true });
+      for (let i = 0; i < 2; i++) {
+        await sharp(Buffer.alloc(4 * 4 * 3, value), { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(path.join(root, cls, `${i}.png`));
+      }
+    }
+    const ds = await loadDataset(root, { channels: 1 });
+    expect(ds.classNames).toEqual(['cat', 'dog']);
+    expect(Array.from(ds.labels)).toEqual([0, 0, 1, 1]);
+    expect(ds.shape).toEqual([4, 4, 1]);
+    expect(ds.images[16 * 2]).toBeCloseTo(1, 5);
+    const resized = await loadDataset(`folder:${root}`, { resize: [2, 3] });
+    expect(resized.shape).toEqual([2, 3, 3]);
+    await fsp.writeFile(path.join(root, 'dog', 'notes.txt'), 'hello');
+    await expect(loadDataset(root)).rejects.toThrow(/notes.txt is not an image/);
+    await fsp.writeFile(path.join(root, 'dog', 'fake.png'), 'not a png');
+    await fsp.rm(path.join(root, 'dog', 'notes.txt'));
+    await expect(loadDataset(root)).rejects.toThrow(/fake.png could not be decoded/);
+  });
+});
+
+describe('shuffle, split and batches', () => {
+  it('are seeded, keep every example once and stream tensors batch by batch', () => {
+    const ds = loadMnist('test');
+    const a = shuffle(ds, 3);
+    const b = shuffle(ds, 3);
+    expect(Array.from(a.ids)).toEqual(Array.from(b.ids));
+    expect(Array.from(shuffle(ds, 4).ids)).not.toEqual(Array.from(a.ids));
+    const [rest, held] = split(ds, 0.25, 1);
+    expect(size(rest) + size(held)).toBe(size(ds));
+    expect(new Set([...rest.ids, ...held.ids]).size).toBe(size(ds));
+    const before = tf.memory().numTensors;
+    let seen = 0;
+    for (const batch of batches(ds, 500, { seed: 2 })) {
+      expect(batch.x.shape.slice(1)).toEqual([28, 28, 1]);
+      seen += batch.x.shape[0];
+      tf.dispose([batch.x, batch.y]);
+    }
+    expect(seen).toBe(size(ds));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});

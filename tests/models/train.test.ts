@@ -1,0 +1,102 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { loadMnist, take } from '../../src/data/index.js';
+import { buildArchitecture } from '../../src/models/architectures.js';
+import { accuracy, randomShift, trainClassifier } from '../../src/models/train.js';
+import { Rng } from '../../src/util/random.js';
+import { useBackend } from '../helpers.js';
+
+/** All weights as bytes: equal buffers mean bit-identical weights. */
+async function weightsOf(model: tf.LayersModel): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for (const w of model.getWeights()) {
+    const d = (await w.data()) as Float32Array;
+    parts.push(Buffer.from(d.buffer, d.byteOffset, d.byteLength));
+  }
+  return Buffer.concat(parts);
+}
+
+describe('training on wasm', () => {
+  it('model.fit works on the wasm backend with conv and max-pool layers', async () => {
+    await useBackend('wasm');
+    const model = buildArchitecture('mnist-cnn', { seed: 1 });
+    model.compile({ optimizer: tf.train.sgd(0.05), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
+    const data = take(loadMnist('train'), 64);
+    const x = tf.tensor4d(data.images, [64, 28, 28, 1]);
+    const y = tf.oneHot(tf.tensor1d(data.labels, 'int32'), 10);
+    const h = await model.fit(x, y, { epochs: 3, batchSize: 32, shuffle: false });
+    const losses = h.history.loss as number[];
+    expect(losses[2]!).toBeLessThan(losses[0]!);
+    tf.dispose([x, y]);
+    model.dispose();
+  });
+
+  it('trainClassifier learns, leaks no tensors, and is deterministic for a seed', async () => {
+    await useBackend('wasm');
+    const data = take(loadMnist('train'), 512);
+    const test = take(loadMnist('test'), 256);
+    const before = tf.memory().numTensors;
+    const run = async () => {
+      const model = buildArchitecture('mnist-cnn', { seed: 2 });
+      const r = await trainClassifier(model, data, { epochs: 2, batchSize: 32, seed: 4, validation: test });
+      const w = await weightsOf(model);
+      model.dispose();
+      return { r, w };
+    };
+    const a = await run();
+    expect(tf.memory().numTensors).toBe(before);
+    const b = await run();
+    expect(b.w.equals(a.w)).toBe(true);
+    expect(a.r.history[1]!.valAccuracy!).toBeGreaterThan(0.6);
+    expect(a.r.history[1]!.loss).toBeLessThan(a.r.history[0]!.loss);
+  });
+
+  it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
+    await useBackend('wasm');
+    const data = take(loadMnist('train'), 256);
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-ckpt-'));
+    const opts = { batchSize: 32, seed: 9, schedule: 'constant' as const };
+    const full = buildArchitecture('mlp', { seed: 1 });
+    await trainClassifier(full, data, { ...opts, epochs: 3 });
+    // "Interrupted" after 2 epochs: a checkpoint exists; a new process resumes for the third.
+    const first = buildArchitecture('mlp', { seed: 1 });
+    await trainClassifier(first, data, { ...opts, epochs: 2, checkpointDir: dir });
+    const resumedModel = buildArchitecture('mlp', { seed: 1 });
+    const resumed = await trainClassifier(resumedModel, data, { ...opts, epochs: 3, checkpointDir: dir });
+    expect(resumed.resumedFrom).toBe(2);
+    expect((await weightsOf(resumedModel)).equals(await weightsOf(full))).toBe(true);
+    [full, first, resumedModel].forEach((m) => m.dispose());
+  });
+
+  it('a checkpoint of another configuration is refused, not silently resumed', async () => {
+    await useBackend('wasm');
+    const data = take(loadMnist('train'), 64);
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-ckpt-'));
+    const m = buildArchitecture('mlp', { seed: 1 });
+    await trainClassifier(m, data, { epochs: 1, batchSize: 32, seed: 1, checkpointDir: dir });
+    await expect(trainClassifier(m, data, { epochs: 2, batchSize: 16, seed: 1, checkpointDir: dir })).rejects.toThrow(/checkpoint of another run/);
+    m.dispose();
+  });
+
+  it('accuracy of a constant classifier is the frequency of its class', async () => {
+    await useBackend('wasm');
+    const test = take(loadMnist('test'), 200);
+    const acc = await accuracy((x) => tf.tidy(() => tf.oneHot(tf.fill([x.shape[0]], 3, 'int32') as tf.Tensor1D, 10).toFloat() as tf.Tensor2D), test);
+    expect(acc).toBeCloseTo(Array.from(test.labels).filter((l) => l === 3).length / 200, 10);
+  });
+
+  it('randomShift translates images with zero fill and keeps shift 0 as identity', () => {
+    const img = Float32Array.from({ length: 9 }, (_, i) => i + 1);
+    expect(Array.from(randomShift(img, [3, 3, 1], 0, new Rng(1)))).toEqual(Array.from(img));
+    for (let s = 0; s < 20; s++) {
+      const out = randomShift(img, [3, 3, 1], 1, new Rng(s));
+      const kept = Array.from(out).filter((v) => v !== 0);
+      // Every kept value is an original value, in the same relative order.
+      expect(kept.every((v, i) => i === 0 || v > kept[i - 1]!)).toBe(true);
+      expect(kept.length === 9 || kept.length === 6 || kept.length === 4).toBe(true);
+    }
+  });
+});
