@@ -1,0 +1,67 @@
+/**
+ * Attacks over a whole Dataset in streamed batches. Each batch gets its own seed derived from
+ * the run's seed and the batch's first index, so any batch can be recomputed alone (resume,
+ * sharding) and gives the same bytes.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
+import type { Classifier } from '../models/classifier.js';
+import { check, checkFiniteNumber } from '../util/errors.js';
+import { deriveSeed } from '../util/random.js';
+import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
+import { fixedTargets, leastLikelyTargets, randomTargets, targeted, type Labels } from './targets.js';
+
+export type TargetMode = 'random' | 'least-likely' | number;
+
+export interface DatasetAttackOptions {
+  batchSize?: number;
+  /** Index of the first example to attack (to resume). Must be a multiple of batchSize. */
+  from?: number;
+  /** Targeted attack: random (seeded) targets, least-likely targets, or one class for all. */
+  target?: TargetMode;
+  /** Called after each batch with the number of examples done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface DatasetAttackBatch {
+  start: number;
+  end: number;
+  x: tf.Tensor4D;
+  labels: Int32Array;
+  targets?: Int32Array;
+  cleanPredictions: Int32Array;
+  result: AttackResult;
+}
+
+type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions) => Promise<AttackResult>;
+
+/**
+ * Yields one attacked batch at a time; the caller disposes `x` and `result.adversarial`.
+ */
+export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
+  const batchSize = checkFiniteNumber('attackDataset', 'batchSize', run.batchSize ?? 128, { integer: true, min: 1 });
+  const from = checkFiniteNumber('attackDataset', 'from', run.from ?? 0, { integer: true, min: 0 });
+  check(from % batchSize === 0, 'attackDataset', () => `from (${from}) must be a multiple of batchSize (${batchSize}) so batches line up with an uninterrupted run.`);
+  checkShapes('attackDataset', model.inputShape, ds);
+  const labelsMax = ds.labels.reduce((a, b) => Math.max(a, b), 0);
+  check(labelsMax < model.numClasses, 'attackDataset', () => `the data has label ${labelsMax} but the model has ${model.numClasses} classes (0..${model.numClasses - 1}).`);
+  const seed = (options as GradientAttackOptions).seed ?? 0;
+  const total = size(ds);
+  for (const b of batches(ds, batchSize, { from })) {
+    const labels = ds.labels.slice(b.start, b.end);
+    let targets: Int32Array | undefined;
+    if (run.target !== undefined) {
+      if (run.target === 'random') targets = randomTargets(labels, model.numClasses, deriveSeed(seed, b.start, 7));
+      else if (run.target === 'least-likely') targets = leastLikelyTargets(model, b.x);
+      else targets = fixedTargets(labels.length, run.target, model.numClasses);
+    }
+    const clean = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
+    const cleanPredictions = Int32Array.from(await clean.data());
+    clean.dispose();
+    b.y.dispose();
+    const opts = { ...(options as object), seed: deriveSeed(seed, b.start) % 2147483647, ...(targets ? { goal: targeted(targets) } : {}) } as GradientAttackOptions;
+    const result = await (attack as unknown as AnyAttack)(model, b.x, labels, opts);
+    run.onProgress?.(b.end, total);
+    yield { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, result };
+  }
+}

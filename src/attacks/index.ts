@@ -1,0 +1,10 @@
+export { fgsm, FGSM_DEFAULTS, type FgsmOptions } from './fgsm.js';
+export { bim, BIM_DEFAULTS, type BimOptions } from './bim.js';
+export { pgd, PGD_DEFAULTS, type PgdOptions } from './pgd.js';
+export { mifgsm, MIFGSM_DEFAULTS, type MifgsmOptions } from './mifgsm.js';
+export { runGradientAttack, validateAttack, goalMet, type AttackResult, type GradientAttackOptions, type Attack } from './gradient_descent.js';
+export { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
+export { objective, LOSSES, type LossName } from './losses.js';
+export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, labelsToArray, type Goal, type Labels } from './targets.js';
+export { sweep, type SweepResult } from './sweep.js';
+export { attackDataset, type DatasetAttackOptions, type DatasetAttackBatch } from './dataset.js';

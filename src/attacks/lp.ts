@@ -1,0 +1,63 @@
+/**
+ * Norm geometry for Lp threat models: all the Lp math of advkit lives here, so the attack
+ * loop never asks which norm it runs under.
+ *
+ * Each norm supplies
+ * - `randomStart(shape, eps, seed)`: a perturbation drawn uniformly from the eps-ball;
+ * - `normalize(g)`: the steepest-ascent direction of unit norm (sign for L∞, g/‖g‖₂ for L2);
+ * - `project(xAdv, x, eps, bounds)`: the closest point of the eps-ball around x, inside bounds;
+ * - `distance(a, b)`: per-sample distances [N].
+ * Shapes: images [N, H, W, C]; per-sample values [N].
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Bounds } from '../models/classifier.js';
+
+export interface Norm {
+  readonly name: 'linf' | 'l2';
+  randomStart(shape: readonly [number, number, number, number], eps: number, seed: number): tf.Tensor4D;
+  normalize(g: tf.Tensor4D): tf.Tensor4D;
+  project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, bounds: Bounds): tf.Tensor4D;
+  distance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D;
+}
+
+const TINY = 1e-12;
+
+function perSample(t: tf.Tensor4D): tf.Tensor2D {
+  return tf.reshape(t, [t.shape[0], -1]);
+}
+
+/** Per-sample L2 norms [N, 1, 1, 1], for broadcasting against images. */
+function l2Norms(t: tf.Tensor4D): tf.Tensor4D {
+  return tf.reshape(tf.sqrt(tf.sum(tf.square(perSample(t)), 1)), [t.shape[0], 1, 1, 1]);
+}
+
+export const linf: Norm = {
+  name: 'linf',
+  randomStart: (shape, eps, seed) => tf.randomUniform(shape as [number, number, number, number], -eps, eps, 'float32', seed),
+  normalize: (g) => tf.sign(g) as tf.Tensor4D,
+  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => tf.clipByValue(tf.minimum(tf.maximum(xAdv, tf.sub(x, eps)), tf.add(x, eps)), lo, hi) as tf.Tensor4D),
+  distance: (a, b) => tf.max(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D,
+};
+
+export const l2: Norm = {
+  name: 'l2',
+  // Uniform in the ball: a uniform direction (normalized Gaussian) at radius eps * u^(1/d).
+  randomStart: (shape, eps, seed) => tf.tidy(() => {
+    const [n] = shape;
+    const d = shape[1] * shape[2] * shape[3];
+    const dir = tf.randomNormal(shape as [number, number, number, number], 0, 1, 'float32', seed);
+    const unit = tf.div(dir, tf.add(l2Norms(dir as tf.Tensor4D), TINY));
+    const u = tf.randomUniform([n, 1, 1, 1], 0, 1, 'float32', seed + 1);
+    return tf.mul(unit, tf.mul(tf.pow(u, 1 / d), eps)) as tf.Tensor4D;
+  }),
+  normalize: (g) => tf.tidy(() => tf.div(g, tf.add(l2Norms(g), TINY))),
+  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
+    const delta = tf.sub(xAdv, x) as tf.Tensor4D;
+    const scale = tf.minimum(1, tf.div(eps, tf.add(l2Norms(delta), TINY)));
+    return tf.clipByValue(tf.add(x, tf.mul(delta, scale)), lo, hi) as tf.Tensor4D;
+  }),
+  distance: (a, b) => tf.tidy(() => tf.sqrt(tf.sum(tf.square(perSample(tf.sub(a, b))), 1)) as tf.Tensor1D),
+};
+
+export const NORMS = { linf, l2 } as const;
+export type NormName = keyof typeof NORMS;

@@ -1,0 +1,29 @@
+/**
+ * MI-FGSM — Momentum Iterative FGSM (Dong, Liao, Pang, Su, Zhu, Hu, Li 2018, "Boosting
+ * Adversarial Attacks with Momentum", arXiv:1710.06081).
+ *
+ * Threat model: white-box, L∞ (or L2) ball of radius eps, untargeted or targeted.
+ * Accumulates g ← μ·g + ∇ℓ/‖∇ℓ‖₁ and steps along the normalized g (sign for L∞), projecting
+ * onto the ball each step. Momentum stabilizes the direction and helps transfer.
+ *
+ * Options (defaults in MIFGSM_DEFAULTS): eps (required), steps 10, relStepSize 1/steps
+ * (α = eps/steps, as in the paper) or absStepSize, momentum (μ) 1.0, norm 'linf', loss 'ce',
+ * goal untargeted, earlyStop false, seed 0.
+ * Shapes: x [N, H, W, C] in the model's bounds; y [N] integer labels.
+ *
+ * @example
+ * const r = await mifgsm(model, x, y, { eps: 16 / 255, momentum: 1.0 });
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../models/classifier.js';
+import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
+import type { Labels } from './targets.js';
+
+export type MifgsmOptions = Omit<GradientAttackOptions, 'randomStart' | 'restarts'>;
+
+export const MIFGSM_DEFAULTS = Object.freeze({ steps: 10, momentum: 1.0, norm: 'linf' as const, loss: 'ce' as const, earlyStop: false, seed: 0 });
+
+export function mifgsm(model: Classifier, x: tf.Tensor4D, y: Labels, options: MifgsmOptions): Promise<AttackResult> {
+  const o = { ...MIFGSM_DEFAULTS, ...options };
+  return runGradientAttack('mifgsm', model, x, y, { relStepSize: 1 / o.steps, ...o, randomStart: false, restarts: 1 });
+}

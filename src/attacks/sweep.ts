@@ -1,0 +1,54 @@
+/**
+ * Epsilon sweeps, as Foolbox does them: one call, many epsilons, a success matrix
+ * (epsilons x samples) and the adversarial batch per epsilon. Results are re-projected onto
+ * each eps-ball and the bounds and re-checked against the model rather than trusted.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Classifier } from '../models/classifier.js';
+import { check } from '../util/errors.js';
+import { goalMet, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
+import { NORMS } from './lp.js';
+import { labelsToArray, type Labels } from './targets.js';
+
+export interface SweepResult {
+  epsilons: number[];
+  /** success[i][j]: sample j meets the goal at epsilons[i]. */
+  success: Uint8Array[];
+  /** Fraction of samples that do not meet the goal, per epsilon (robust accuracy when every sample starts correctly classified). */
+  robustAccuracy: number[];
+  /** The adversarial batch per epsilon (caller disposes). */
+  adversarials: tf.Tensor4D[];
+  /** The attacks' own results (adversarial tensors are the same objects as above). */
+  results: AttackResult[];
+}
+
+type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions) => Promise<AttackResult>;
+
+export async function sweep<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { epsilons: readonly number[] }): Promise<SweepResult> {
+  const { epsilons, ...rest } = options;
+  check(Array.isArray(epsilons) && epsilons.length > 0, 'sweep', () => 'epsilons must be a non-empty array of numbers.');
+  const norm = NORMS[(rest as GradientAttackOptions).norm ?? 'linf'];
+  const goal = (rest as GradientAttackOptions).goal;
+  const isTargeted = goal?.kind === 'targeted';
+  const goalLabels = tf.tensor1d(isTargeted && goal?.kind === 'targeted' ? labelsToArray(goal.labels) : labelsToArray(y), 'int32');
+  const out: SweepResult = { epsilons: [...epsilons], success: [], robustAccuracy: [], adversarials: [], results: [] };
+  for (const eps of epsilons) {
+    const r = await (attack as unknown as AnyAttack)(model, x, y, { ...(rest as object), eps } as GradientAttackOptions);
+    // Re-project and re-check instead of trusting the attack.
+    const checked = tf.tidy(() => {
+      const adv = norm.project(r.adversarial, x, eps, model.bounds);
+      return { adv, success: goalMet(model.logits(adv), goalLabels, isTargeted) };
+    });
+    r.adversarial.dispose();
+    r.adversarial = checked.adv;
+    const success = Uint8Array.from(await checked.success.data());
+    checked.success.dispose();
+    r.success = success;
+    out.success.push(success);
+    out.robustAccuracy.push(1 - success.reduce((a, b) => a + b, 0) / success.length);
+    out.adversarials.push(checked.adv);
+    out.results.push(r);
+  }
+  goalLabels.dispose();
+  return out;
+}
