@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /** The `advkit` bin: builds the commander program, nothing else. */
 import { Command, CommanderError } from 'commander';
+import { attackCommand } from './cli/attack.js';
 import { infoCommand } from './cli/info.js';
 import { trainCommand } from './cli/train.js';
 import { ADVKIT_VERSION } from './util/version.js';
@@ -10,7 +11,7 @@ export function buildProgram(): Command {
     .description('adversarial-ML attacks, defenses and robustness evaluation on TensorFlow.js')
     .version(ADVKIT_VERSION)
     .showHelpAfterError('(run with --help for usage)');
-  for (const cmd of [infoCommand(), trainCommand()]) program.addCommand(cmd);
+  for (const cmd of [infoCommand(), trainCommand(), attackCommand()]) program.addCommand(cmd);
   program.commands.forEach((c) => c.showHelpAfterError('(run with --help for usage)'));
   program.exitOverride();
   program.commands.forEach((c) => c.exitOverride());

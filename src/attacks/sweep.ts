@@ -24,16 +24,17 @@ export interface SweepResult {
 
 type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions) => Promise<AttackResult>;
 
-export async function sweep<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { epsilons: readonly number[] }): Promise<SweepResult> {
-  const { epsilons, ...rest } = options;
+export async function sweep<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, x: tf.Tensor4D, y: Labels, options: Omit<O, 'eps'> & { epsilons: readonly number[] }): Promise<SweepResult> {
+  const { epsilons, ...restOptions } = options;
+  const rest = restOptions as unknown as Partial<GradientAttackOptions>;
   check(Array.isArray(epsilons) && epsilons.length > 0, 'sweep', () => 'epsilons must be a non-empty array of numbers.');
-  const norm = NORMS[(rest as GradientAttackOptions).norm ?? 'linf'];
-  const goal = (rest as GradientAttackOptions).goal;
+  const norm = NORMS[rest.norm ?? 'linf'];
+  const goal = rest.goal;
   const isTargeted = goal?.kind === 'targeted';
   const goalLabels = tf.tensor1d(isTargeted && goal?.kind === 'targeted' ? labelsToArray(goal.labels) : labelsToArray(y), 'int32');
   const out: SweepResult = { epsilons: [...epsilons], success: [], robustAccuracy: [], adversarials: [], results: [] };
   for (const eps of epsilons) {
-    const r = await (attack as unknown as AnyAttack)(model, x, y, { ...(rest as object), eps } as GradientAttackOptions);
+    const r = await (attack as unknown as AnyAttack)(model, x, y, { ...rest, eps });
     // Re-project and re-check instead of trusting the attack.
     const checked = tf.tidy(() => {
       const adv = norm.project(r.adversarial, x, eps, model.bounds);
