@@ -1,7 +1,8 @@
 /**
- * Attacks over a whole Dataset in streamed batches. Each batch gets its own seed derived from
- * the run's seed and the batch's first index, so any batch can be recomputed alone (resume,
- * sharding) and gives the same bytes.
+ * Attacks over a whole Dataset in streamed batches. Every random draw of an example (its random
+ * start, its random target) is seeded from the run's seed and the example's id, so an example's
+ * result does not depend on the batch it lands in: a resumed run, a shard, or an evaluator that
+ * attacks only the points still robust all get the same per-example results.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
@@ -45,13 +46,15 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   checkShapes('attackDataset', model.inputShape, ds);
   const labelsMax = ds.labels.reduce((a, b) => Math.max(a, b), 0);
   check(labelsMax < model.numClasses, 'attackDataset', () => `the data has label ${labelsMax} but the model has ${model.numClasses} classes (0..${model.numClasses - 1}).`);
-  const seed = (options as GradientAttackOptions).seed ?? 0;
+  const seedOpt = (options as GradientAttackOptions).seed ?? 0;
+  check(typeof seedOpt === 'number', 'attackDataset', () => 'seed must be one number here; per-example seeds are derived from it and the example ids.');
+  const seed = seedOpt as number;
   const total = size(ds);
   for (const b of batches(ds, batchSize, { from })) {
     const labels = ds.labels.slice(b.start, b.end);
     let targets: Int32Array | undefined;
     if (run.target !== undefined) {
-      if (run.target === 'random') targets = randomTargets(labels, model.numClasses, deriveSeed(seed, b.start, 7));
+      if (run.target === 'random') targets = Int32Array.from(labels, (l, k) => randomTargets([l], model.numClasses, deriveSeed(seed, ds.ids[b.start + k]!, 7))[0]!);
       else if (run.target === 'least-likely') targets = leastLikelyTargets(model, b.x);
       else targets = fixedTargets(labels.length, run.target, model.numClasses);
     }
@@ -59,7 +62,8 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     const cleanPredictions = Int32Array.from(await clean.data());
     clean.dispose();
     b.y.dispose();
-    const opts = { ...(options as object), seed: deriveSeed(seed, b.start) % 2147483647, ...(targets ? { goal: targeted(targets) } : {}) } as GradientAttackOptions;
+    const seeds = Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
+    const opts = { ...(options as GradientAttackOptions), seed: seeds, ...(targets ? { goal: targeted(targets) } : {}) };
     const result = await (attack as unknown as AnyAttack)(model, b.x, labels, opts);
     run.onProgress?.(b.end, total);
     yield { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, result };

@@ -35,8 +35,12 @@ export interface GradientAttackOptions {
   loss?: LossName;
   /** Untargeted (default) or targeted with labels. */
   goal?: Goal;
-  /** Seed for the random start (and anything else random). Default 0. */
-  seed?: number;
+  /**
+   * Seed for the random start: one number for the batch (sample i uses a seed derived from it
+   * and i), or one seed per sample, which makes each sample's result independent of the batch
+   * it is in (attackDataset passes seeds derived from example ids). Default 0.
+   */
+  seed?: number | ArrayLike<number>;
   /** Samples that already meet the goal stop moving (per-sample early stopping). */
   earlyStop?: boolean;
   /** Momentum decay μ (MI-FGSM); 0 turns momentum off. */
@@ -71,7 +75,7 @@ interface Resolved {
   restarts: number;
   loss: LossName;
   targets?: Int32Array;
-  seed: number;
+  seeds: Int32Array;
   earlyStop: boolean;
   momentum: number;
 }
@@ -89,7 +93,15 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   const eps = checkFiniteNumber(fn, 'eps', o.eps, { min: 0 });
   const steps = checkFiniteNumber(fn, 'steps', o.steps, { integer: true, min: 1 });
   const restarts = checkFiniteNumber(fn, 'restarts', o.restarts ?? 1, { integer: true, min: 1 });
-  const seed = checkFiniteNumber(fn, 'seed', o.seed ?? 0, { integer: true, min: 0 });
+  const seedOpt = o.seed ?? 0;
+  let seeds: Int32Array;
+  if (typeof seedOpt === 'number') {
+    const seed = checkFiniteNumber(fn, 'seed', seedOpt, { integer: true, min: 0 });
+    seeds = Int32Array.from({ length: labels.length }, (_, i) => deriveSeed(seed, i) & 0x7fffffff);
+  } else {
+    check(seedOpt.length === labels.length, fn, () => `seed has ${seedOpt.length} per-sample seeds but x has ${labels.length} images.`);
+    seeds = Int32Array.from(seedOpt, (v) => checkFiniteNumber(fn, 'seed[i]', v, { integer: true, min: 0 }) & 0x7fffffff);
+  }
   const momentum = checkFiniteNumber(fn, 'momentum', o.momentum ?? 0, { min: 0 });
   const normName = o.norm ?? 'linf';
   check(normName in NORMS, fn, () => `norm must be 'linf' or 'l2', but got ${show(normName)}.`);
@@ -120,7 +132,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   }
   return {
     labels,
-    resolved: { eps, norm: NORMS[normName as NormName], steps, stepSize, randomStart: o.randomStart ?? false, restarts, loss, targets, seed, earlyStop: o.earlyStop ?? false, momentum },
+    resolved: { eps, norm: NORMS[normName as NormName], steps, stepSize, randomStart: o.randomStart ?? false, restarts, loss, targets, seeds, earlyStop: o.earlyStop ?? false, momentum },
   };
 }
 
@@ -175,7 +187,7 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
   let best: { adv: tf.Tensor4D; success: tf.Tensor1D; loss: tf.Tensor1D } | undefined;
   for (let restart = 0; restart < r.restarts; restart++) {
     let adv = r.randomStart
-      ? tf.tidy(() => r.norm.project(tf.add(x, r.norm.randomStart(x.shape, r.eps, deriveSeed(r.seed, restart) % 2147483646 + 1)) as tf.Tensor4D, x, r.eps, model.bounds))
+      ? tf.tidy(() => r.norm.project(tf.add(x, r.norm.randomStart(x.shape, r.eps, restart === 0 ? r.seeds : r.seeds.map((s) => deriveSeed(s, restart) & 0x7fffffff))) as tf.Tensor4D, x, r.eps, model.bounds))
       : tf.clone(x);
     let m = r.momentum > 0 ? tf.zerosLike(x) : undefined;
     let done = r.earlyStop ? (tf.zeros([n], 'bool') as tf.Tensor1D) : undefined;
