@@ -8,3 +8,5 @@ export { objective, LOSSES, type LossName } from './losses.js';
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, labelsToArray, type Goal, type Labels } from './targets.js';
 export { sweep, type SweepResult } from './sweep.js';
 export { attackDataset, type DatasetAttackOptions, type DatasetAttackBatch } from './dataset.js';
+export { square, SQUARE_DEFAULTS, type SquareOptions } from './square.js';
+export { ATTACKS, ATTACK_NAMES, GRADIENT_ATTACKS, type AttackName, type AnyAttackFn } from './registry.js';

@@ -12,7 +12,8 @@ import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { attackDataset, bim, fgsm, mifgsm, pgd, type AttackResult, type GradientAttackOptions } from '../attacks/index.js';
+import { attackDataset, type AttackResult, type GradientAttackOptions } from '../attacks/index.js';
+import { ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
 import type { TargetMode } from '../attacks/dataset.js';
 import { checkShapes, loadDataset, parseDataSpec, size, take, type Dataset } from '../data/index.js';
 import { encodeNpy } from '../data/npy.js';
@@ -24,8 +25,7 @@ import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
 
-export const ATTACKS = { fgsm, bim, pgd, mifgsm } as const;
-export type AttackName = keyof typeof ATTACKS;
+type AttackName = 'fgsm' | 'bim' | 'pgd' | 'mifgsm';
 
 export interface AttackCliOptions {
   model: string;
@@ -188,7 +188,7 @@ export function attackCommand(): Command {
     .requiredOption('--model <dir>', 'model directory (model.json + weights)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')
-    .addOption(new Option('--attack <name>', 'attack').choices(Object.keys(ATTACKS)).default('pgd'))
+    .addOption(new Option('--attack <name>', 'attack').choices([...GRADIENT_ATTACKS]).default('pgd'))
     .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images)', floatOption(0))
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
     .option('--steps <n>', 'gradient steps (bim, pgd, mifgsm)', intOption(1, 100_000))

@@ -1,0 +1,75 @@
+/**
+ * `advkit demo`, the main job on the embedded default backend: trains mnist-cnn (or reuses the
+ * cached one), evaluates FGSM and PGD over an L∞ epsilon sweep on held-out digits with the
+ * sanity checks, prints the table and writes the HTML report.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { Command } from 'commander';
+import { loadMnist, take } from '../data/index.js';
+import { evaluateRobustness } from '../eval/evaluate.js';
+import { renderTable } from '../eval/render.js';
+import { buildArchitecture } from '../models/architectures.js';
+import { fromLayersModel } from '../models/classifier.js';
+import { loadClassifier, METADATA_JSON, saveLayersModel } from '../models/io.js';
+import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
+import { exists } from '../util/fs.js';
+import { progressBar } from '../util/progress.js';
+import { ADVKIT_VERSION } from '../util/version.js';
+import { action, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { writeReportFiles } from './report_files.js';
+
+export const DEMO = Object.freeze({ epochs: 3, seed: 0, epsilons: [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], pgdSteps: 20, limit: 500 });
+
+function defaultCache(): string {
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(base, 'advkit');
+}
+
+export function demoCommand(): Command {
+  return withCommonOptions(new Command('demo').description('train (or reuse) mnist-cnn, evaluate FGSM and PGD over an eps sweep, print the table and write the HTML report'))
+    .option('--out <dir>', 'where to write the report', 'advkit-demo')
+    .option('--cache <dir>', 'where the trained model is kept between runs (default $XDG_CACHE_HOME/advkit or ~/.cache/advkit)')
+    .option('--limit <n>', 'held-out digits to evaluate', intOption(1, 2004), DEMO.limit)
+    .action(action(async (o: { out: string; cache?: string; limit: number; backend?: string; json?: boolean }) => {
+      const t0 = performance.now();
+      const status = await startBackend(o.backend);
+      const modelDir = path.join(o.cache ?? defaultCache(), `mnist-cnn-seed${DEMO.seed}-e${DEMO.epochs}`);
+      if (!(await exists(path.join(modelDir, 'model.json'))) || !(await exists(path.join(modelDir, METADATA_JSON)))) {
+        log(`advkit: training mnist-cnn on mnist:train (${DEMO.epochs} epochs; cached in ${modelDir} for next time)`);
+        const net = buildArchitecture('mnist-cnn', { seed: DEMO.seed });
+        const train = loadMnist('train');
+        const bar = progressBar('train epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | ETA {eta_formatted}');
+        let epochShown = 0;
+        const nBatches = Math.ceil(train.labels.length / TRAIN_DEFAULTS.batchSize);
+        const result = await trainClassifier(net, train, {
+          epochs: DEMO.epochs, seed: DEMO.seed, validation: loadMnist('test'), checkpointDir: path.join(modelDir, '.checkpoints'), config: { arch: 'mnist-cnn', data: 'mnist' },
+          onBatch: (p) => {
+            if (p.epoch !== epochShown) { bar.stop(); bar.start(nBatches, { epoch: p.epoch, epochs: p.epochs, loss: '-' }); epochShown = p.epoch; }
+            bar.update(p.batch, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4) });
+          },
+          onEpoch: (r) => { bar.stop(); epochShown = 0; log(`advkit: epoch ${r.epoch}/${DEMO.epochs}: held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}% (${r.seconds.toFixed(1)} s)`); },
+        });
+        await saveLayersModel(result.model, modelDir, { advkitVersion: ADVKIT_VERSION, architecture: 'mnist-cnn', data: 'mnist', inputShape: [28, 28, 1], numClasses: 10, bounds: [0, 1], training: { kind: 'natural', epochs: DEMO.epochs, seed: DEMO.seed, history: result.history } });
+        net.dispose();
+      } else {
+        log(`advkit: reusing the trained mnist-cnn in ${modelDir}`);
+      }
+      const { classifier } = await loadClassifier(modelDir);
+      const data = take(loadMnist('test'), o.limit);
+      log(`advkit: evaluating FGSM and PGD-${DEMO.pgdSteps} at L∞ eps ${DEMO.epsilons.join(', ')} on ${data.labels.length} held-out digits (${status.name} backend)`);
+      const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
+      bar.start(DEMO.epsilons.length * 2, { step: '' });
+      const evaluation = await evaluateRobustness(classifier, data, {
+        attacks: [{ name: 'fgsm' }, { name: 'pgd', options: { steps: DEMO.pgdSteps } }],
+        epsilons: [...DEMO.epsilons], seed: DEMO.seed, checksLimit: 50, squareQueries: 200, keepExamples: 8, modelName: 'mnist-cnn (demo)',
+        onProgress: (step, done) => bar.update(done, { step }),
+      });
+      bar.stop();
+      const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
+      const seconds = (performance.now() - t0) / 1000;
+      if (o.json) return printJson({ report: evaluation.report, files, seconds });
+      process.stdout.write(renderTable(evaluation.report));
+      process.stdout.write(`\nreport: ${files.find((f) => f.endsWith('.html'))} (${seconds.toFixed(0)} s in all)\n`);
+    }));
+}

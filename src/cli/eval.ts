@@ -1,0 +1,175 @@
+/**
+ * `advkit eval`: evaluates a model's robustness (attacks x epsilons, cascade worst case, sanity
+ * checks), prints a table (or --json), writes report files with --out, and gates CI with
+ * --assert, --baseline/--max-drop and --junit. Exit codes: 0 all gates pass, 1 a gate
+ * failed, 2 bad usage or input.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
+import { loadDataset, parseDataSpec, take } from '../data/index.js';
+import { evaluateRobustness, validateEvaluateOptions, type AttackSpec, type EvaluateOptions } from '../eval/evaluate.js';
+import { checkAssertions, checkBaseline, junitXml, parseAssertion, type GateResult } from '../eval/gate.js';
+import { renderTable } from '../eval/render.js';
+import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { loadClassifier } from '../models/io.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { progressBar } from '../util/progress.js';
+import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { writeReportFiles } from './report_files.js';
+
+interface EvalCliOptions {
+  model?: string;
+  data?: string;
+  attacks?: string;
+  eps?: string;
+  norm?: 'linf' | 'l2';
+  steps?: number;
+  restarts?: number;
+  loss?: string;
+  squareQueries?: number;
+  seed?: number;
+  limit?: number;
+  batchSize?: number;
+  cascade?: boolean;
+  checks?: boolean;
+  checksLimit?: number;
+  out?: string;
+  assert: string[];
+  baseline?: string;
+  maxDrop: number;
+  junit?: string;
+  config?: string;
+  dataDir?: string;
+  backend?: string;
+  json?: boolean;
+}
+
+/** Keys a --config file may hold (the long option names in camelCase). */
+const CONFIG_KEYS = ['model', 'data', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
+
+async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in --config: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+  }
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in --config: ${file} is not valid JSON (${(err as Error).message}).`);
+  }
+  const unknown = Object.keys(json).filter((k) => !(CONFIG_KEYS as readonly string[]).includes(k));
+  if (unknown.length) throw new InvalidArgumentError(`Error in --config: ${file} has unknown key(s) ${unknown.join(', ')}; allowed: ${CONFIG_KEYS.join(', ')}.`);
+  const out = { ...json } as Record<string, unknown>;
+  // Lists may be arrays in JSON.
+  for (const k of ['attacks', 'eps'] as const) if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).join(',');
+  if (typeof out.assert === 'string') out.assert = [out.assert];
+  return out as Partial<EvalCliOptions>;
+}
+
+function parseEpsilons(text: string): number[] {
+  const vals = text.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!vals.length || vals.some((v) => !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`Error in --eps: ${JSON.stringify(text)} must be a comma list of numbers >= 0, e.g. 0,0.1,0.2,0.3.`);
+  return vals;
+}
+
+function parseAttacks(text: string, o: EvalCliOptions): AttackSpec[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const bad = names.find((n) => !(ATTACK_NAMES as string[]).includes(n));
+  if (bad !== undefined || names.length === 0) throw new InvalidArgumentError(`Error in --attacks: unknown attack ${JSON.stringify(bad ?? text)}; use a comma list of ${ATTACK_NAMES.join(', ')}.`);
+  return names.map((name) => {
+    const options: Record<string, unknown> = {};
+    if (name !== 'fgsm' && name !== 'square' && o.steps !== undefined) options.steps = o.steps;
+    if (name === 'pgd' && o.restarts !== undefined) options.restarts = o.restarts;
+    if (name !== 'square' && o.loss !== undefined) options.loss = o.loss;
+    if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
+    return { name: name as AttackName, options };
+  });
+}
+
+export function evalCommand(): Command {
+  return withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
+    .option('--model <dir>', 'model directory')
+    .option('--data <spec>', 'data spec (default split: test)')
+    .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')} (run in this order; default fgsm,pgd)`)
+    .option('--eps <list>', 'comma list of epsilons, e.g. 0,0.1,0.2,0.3')
+    .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
+    .option('--steps <n>', 'steps of the iterative attacks', intOption(1, 100_000))
+    .option('--restarts <n>', 'restarts of pgd', intOption(1, 1000))
+    .addOption(new Option('--loss <loss>', 'objective of the gradient attacks').choices(['ce', 'margin', 'dlr']))
+    .option('--square-queries <n>', 'queries of the square attack', intOption(1, 1_000_000))
+    .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1))
+    .option('--limit <n>', 'evaluate the first n examples', intOption(1))
+    .option('--batch-size <n>', 'batch size', intOption(1, 65_536))
+    .option('--no-cascade', 'run every attack on every clean-correct point (slower; exact per-attack figures)')
+    .option('--no-checks', 'skip the sanity checks')
+    .option('--checks-limit <n>', 'examples the sanity checks use', intOption(1))
+    .option('--out <dir>', 'write report.json, report.md, report.html and examples.png here')
+    .option('--assert <gate>', 'gate, e.g. "pgd@0.3>=0.85", "worst@0.3>=80%", "clean>=0.98" (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--baseline <report.json>', 'fail when an accuracy drops more than --max-drop below this report')
+    .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
+    .option('--junit <file>', 'write the gate results as JUnit XML')
+    .option('--config <file>', 'robustness.json with any of the options above (flags win)')
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .action(action(async (flags: EvalCliOptions, cmd: Command) => {
+      // Flags given on the command line win over the config file.
+      const fromConfig = flags.config ? await readConfig(flags.config) : {};
+      const o = { ...flags } as EvalCliOptions;
+      for (const [k, v] of Object.entries(fromConfig)) {
+        const src = cmd.getOptionValueSource(k);
+        if (src === undefined || src === 'default') (o as unknown as Record<string, unknown>)[k] = v;
+      }
+      if (!o.model) throw new InvalidArgumentError('Error in --model: required (give --model DIR or "model" in --config).');
+      if (!o.data) throw new InvalidArgumentError('Error in --data: required (give --data SPEC or "data" in --config).');
+      if (!o.eps) throw new InvalidArgumentError('Error in --eps: required (give --eps 0,0.1,0.2,0.3 or "eps" in --config).');
+      parseDataSpec(o.data);
+      const assertions = (o.assert ?? []).map(parseAssertion);
+      const epsilons = parseEpsilons(o.eps);
+      const attacks = parseAttacks(o.attacks ?? 'fgsm,pgd', o);
+      const evalOptions: EvaluateOptions = { attacks, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
+      validateEvaluateOptions('advkit eval', evalOptions);
+      let baseline: RobustnessReport | undefined;
+      if (o.baseline) {
+        try {
+          baseline = JSON.parse(await fsp.readFile(o.baseline, 'utf8')) as RobustnessReport;
+        } catch (err) {
+          throw new InvalidArgumentError(`Error in --baseline: cannot read ${o.baseline} as JSON (${(err as Error).message}).`);
+        }
+        if (baseline.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${o.baseline} is not an advkit robustness report (schema ${JSON.stringify(baseline.schema)}).`);
+      }
+      const status = await startBackend(o.backend);
+      const { classifier } = await loadClassifier(o.model);
+      let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir });
+      if (o.limit !== undefined) data = take(data, o.limit);
+      const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
+      bar.start(epsilons.length * attacks.length, { step: '' });
+      let evaluation;
+      try {
+        evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+      } finally {
+        bar.stop();
+      }
+      const { report } = evaluation;
+      if (o.out) {
+        const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
+        log(`advkit: wrote ${files.join(', ')}`);
+      }
+      const gates: GateResult[] = [...checkAssertions(report, assertions), ...(baseline ? checkBaseline(report, baseline, o.maxDrop) : [])];
+      if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
+      if (o.json) printJson({ report, gates });
+      else {
+        process.stdout.write(renderTable(report));
+        for (const g of gates) process.stdout.write(`${g.passed ? 'PASS' : 'FAIL'} ${g.name}: ${g.message}\n`);
+      }
+      log(`advkit: evaluated ${data.name} on the ${status.name} backend in ${report.timing.seconds.toFixed(1)} s`);
+      if (gates.some((g) => !g.passed)) {
+        process.exitCode = 1;
+        log(`advkit: ${gates.filter((g) => !g.passed).length} of ${gates.length} gate(s) failed`);
+      }
+    }));
+}

@@ -1,0 +1,135 @@
+/**
+ * Sanity checks on an evaluation, after Carlini et al. 2019 ("On Evaluating Adversarial
+ * Robustness", arXiv:1902.06705) and AutoAttack's flags. Each runs on a subset of
+ * clean-correct examples and reports `pass` or `warn` with what was measured and what to do:
+ *
+ * - `probabilities`: the model outputs probabilities instead of logits;
+ * - `randomized`: two identical calls give different logits (use EOT);
+ * - `zero-gradients`: zero or non-finite input gradients on many points (masking);
+ * - `monotone`: worst-case accuracy rises with eps;
+ * - `iterative-vs-single-step`: PGD leaves more points robust than FGSM;
+ * - `convergence`: twice the steps and more restarts lower accuracy materially;
+ * - `large-eps`: accuracy does not fall to chance when eps covers the whole input range;
+ * - `gradient-free`: the Square attack (black-box) breaks points the gradient attacks did not.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { attackDataset } from '../attacks/dataset.js';
+import { ATTACKS, type AttackName } from '../attacks/registry.js';
+import { size, subset, type Dataset } from '../data/dataset.js';
+import type { Classifier } from '../models/classifier.js';
+import type { AttackSpec } from './evaluate.js';
+import type { EpsilonResult, SanityCheck } from './report.js';
+
+interface CheckOptions {
+  attacks: AttackSpec[];
+  norm: 'linf' | 'l2';
+  seed: number;
+  batchSize: number;
+  epsilons: number[];
+  checksLimit: number;
+  squareQueries: number;
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+
+async function robustMask(model: Classifier, ds: Dataset, name: AttackName, options: Record<string, unknown>, batchSize: number): Promise<Uint8Array> {
+  const robust = new Uint8Array(size(ds)).fill(1);
+  for await (const b of attackDataset(ATTACKS[name] as never, model, ds, options as never, { batchSize })) {
+    b.result.success.forEach((s, j) => { if (s) robust[b.start + j] = 0; });
+    tf.dispose([b.x, b.result.adversarial]);
+  }
+  return robust;
+}
+
+const count = (m: Uint8Array) => m.reduce((a, b) => a + b, 0);
+
+export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: Uint8Array, results: EpsilonResult[], o: CheckOptions): Promise<SanityCheck[]> {
+  const checks: SanityCheck[] = [];
+  const picked: number[] = [];
+  for (let i = 0; i < cleanCorrect.length && picked.length < o.checksLimit; i++) if (cleanCorrect[i]) picked.push(i);
+  const ds = subset(data, picked);
+  const m = picked.length;
+  const x = tf.tensor4d(ds.images, [m, ...ds.shape]);
+  const y = tf.tensor1d(ds.labels, 'int32');
+
+  // Probabilities instead of logits.
+  checks.push(model.warnings.length
+    ? { id: 'probabilities', status: 'warn', message: model.warnings.join(' '), suggestion: 'Give advkit the logits (the model without its final softmax): gradients of saturated probabilities vanish and make the model look robust.' }
+    : { id: 'probabilities', status: 'pass', message: 'The model outputs logits.' });
+
+  if (m === 0) {
+    checks.push({ id: 'subset', status: 'warn', message: 'No example is classified correctly, so no attack-based check could run.', suggestion: 'Check that the model and the data match (classes, scaling to [0, 1]).' });
+    tf.dispose([x, y]);
+    return checks;
+  }
+
+  // Randomness: two identical calls.
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(model.logits(x), model.logits(x)))));
+  const maxDiff = (await diff.data())[0]!;
+  diff.dispose();
+  checks.push(maxDiff > 0 || model.randomized
+    ? { id: 'randomized', status: 'warn', message: `Two identical calls gave logits differing by up to ${maxDiff.toPrecision(3)}: the model is randomized.`, suggestion: 'Attack it with EOT (the mean gradient over many draws) and report accuracy over several draws.', details: { maxDifference: maxDiff } }
+    : { id: 'randomized', status: 'pass', message: 'Two identical calls gave identical logits.' });
+
+  // Zero or non-finite gradients.
+  const g = tf.tidy(() => {
+    const grad = tf.grad((xx: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(y, model.numClasses), model.logits(xx as tf.Tensor4D), undefined, tf.Reduction.SUM))(x);
+    const flat = tf.reshape(grad, [m, -1]);
+    const bad = tf.logicalOr(tf.equal(tf.max(tf.abs(flat), 1), 0), tf.logicalNot(tf.all(tf.isFinite(flat), 1)));
+    return tf.sum(tf.cast(bad, 'int32'));
+  });
+  const badGrads = (await g.data())[0]!;
+  g.dispose();
+  checks.push(badGrads / m > 0.1
+    ? { id: 'zero-gradients', status: 'warn', message: `${badGrads} of ${m} examples (${pct(badGrads / m)}) have zero or non-finite input gradients.`, suggestion: 'Gradients are masked (rounding, quantization, non-differentiable preprocessing, saturated softmax): use BPDA for non-differentiable steps and trust the gradient-free attack over the gradient ones.', details: { examples: m, bad: badGrads } }
+    : { id: 'zero-gradients', status: 'pass', message: `${badGrads} of ${m} examples have zero or non-finite input gradients.` });
+
+  // Monotonicity of the worst case.
+  const rising = results.filter((r, i) => i > 0 && r.worstCase.robustAccuracy > results[i - 1]!.worstCase.robustAccuracy + 1e-12);
+  checks.push(rising.length
+    ? { id: 'monotone', status: 'warn', message: `Worst-case robust accuracy rises with eps at eps ${rising.map((r) => r.eps).join(', ')}.`, suggestion: 'A larger budget can never help the model: the attack is failing to optimize (more steps, restarts, another loss).' }
+    : { id: 'monotone', status: 'pass', message: 'Worst-case robust accuracy never rises with eps.' });
+
+  const nonzero = o.epsilons.filter((e) => e > 0);
+  const midEps = nonzero.length ? nonzero[Math.floor((nonzero.length - 1) / 2)]! : 0;
+  const pgdSpec = o.attacks.find((a) => a.name === 'pgd');
+  const pgdOpts = { steps: 20, ...(pgdSpec?.options ?? {}), norm: o.norm, seed: o.seed };
+  const base = { norm: o.norm, seed: o.seed };
+  if (midEps > 0) {
+    const pgdRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps }, o.batchSize);
+    const fgsmRobust = await robustMask(model, ds, 'fgsm', { ...base, eps: midEps }, o.batchSize);
+    checks.push(count(pgdRobust) > count(fgsmRobust)
+      ? { id: 'iterative-vs-single-step', status: 'warn', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust but single-step FGSM only ${count(fgsmRobust)}.`, suggestion: 'An iterative attack weaker than one step means its optimization fails: check the step size and the loss, and look for gradient masking.', details: { eps: midEps, pgd: count(pgdRobust), fgsm: count(fgsmRobust) } }
+      : { id: 'iterative-vs-single-step', status: 'pass', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust, FGSM ${count(fgsmRobust)}.` });
+
+    const steps = Number(pgdOpts.steps);
+    const restarts = Number((pgdOpts as { restarts?: number }).restarts ?? 1);
+    const strong = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps, steps: 2 * steps, restarts: restarts + 2 }, o.batchSize);
+    const drop = count(pgdRobust) - count(strong);
+    checks.push(drop > Math.max(2, 0.02 * m)
+      ? { id: 'convergence', status: 'warn', message: `At eps ${midEps}, PGD with ${2 * steps} steps and ${restarts + 2} restarts leaves ${count(strong)} of ${m} robust, ${drop} fewer than PGD-${steps} with ${restarts}.`, suggestion: 'The attack had not converged: raise steps and restarts until accuracy stops falling, and report those settings.', details: { eps: midEps, base: count(pgdRobust), stronger: count(strong) } }
+      : { id: 'convergence', status: 'pass', message: `At eps ${midEps}, doubling PGD's steps and adding restarts changes robust points by ${drop} of ${m}.` });
+
+    if (o.norm === 'linf') {
+      const sq = await robustMask(model, ds, 'square', { eps: midEps, queries: o.squareQueries, seed: o.seed }, o.batchSize);
+      const gradRobust = Uint8Array.from(pgdRobust, (v, i) => v & fgsmRobust[i]! & strong[i]!);
+      const onlySquare = gradRobust.reduce((a, v, i) => a + (v && !sq[i] ? 1 : 0), 0);
+      checks.push(onlySquare > Math.max(1, 0.02 * m)
+        ? { id: 'gradient-free', status: 'warn', message: `At eps ${midEps}, the gradient-free Square attack (${o.squareQueries} queries) broke ${onlySquare} of ${m} examples that FGSM and PGD could not.`, suggestion: 'A black-box attack beating white-box ones is the signature of gradient masking: the gradient-based figures overstate robustness.', details: { eps: midEps, onlySquare, squareRobust: count(sq), gradientRobust: count(gradRobust) } }
+        : { id: 'gradient-free', status: 'pass', message: `At eps ${midEps}, the Square attack broke ${onlySquare} examples the gradient attacks could not (of ${m}).` });
+    }
+  }
+
+  // Huge budget: everything in the input range is reachable.
+  const [lo, hi] = model.bounds;
+  const dim = data.shape[0] * data.shape[1] * data.shape[2];
+  const huge = o.norm === 'linf' ? hi - lo : (hi - lo) * Math.sqrt(dim);
+  const hugeRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: huge }, o.batchSize);
+  const chance = 1 / model.numClasses;
+  checks.push(count(hugeRobust) / m > chance
+    ? { id: 'large-eps', status: 'warn', message: `With eps ${huge.toPrecision(3)} (the whole input range) PGD leaves ${pct(count(hugeRobust) / m)} robust, above chance (${pct(chance)}).`, suggestion: 'Any input is reachable at this budget, so the attack should reach (near) zero: gradients are masked or the attack is broken.', details: { eps: huge, robust: count(hugeRobust), examples: m } }
+    : { id: 'large-eps', status: 'pass', message: `With eps ${huge.toPrecision(3)} (the whole input range) PGD leaves ${pct(count(hugeRobust) / m)} robust.` });
+
+  tf.dispose([x, y]);
+  return checks;
+}

@@ -1,0 +1,199 @@
+/**
+ * The robustness report: plain, JSON-serializable data with a versioned schema
+ * (`advkit.robustness-report`, version 1). Renderers turn it into text, Markdown and HTML;
+ * gates read it. Fractions are in [0, 1]; norms in pixel units.
+ */
+
+export const REPORT_SCHEMA_ID = 'advkit.robustness-report';
+export const REPORT_VERSION = 1;
+
+export interface Stats {
+  mean: number | null;
+  median: number | null;
+  max: number | null;
+}
+
+export interface AttackOutcome {
+  /** Attack name as configured (fgsm, bim, pgd, mifgsm, square). */
+  attack: string;
+  /** Points this attack was run on (cascade: those still robust). */
+  attacked: number;
+  /** Points this attack broke. */
+  successes: number;
+  /** successes / attacked (null when nothing was attacked). */
+  successRate: number | null;
+  /**
+   * Robust accuracy against this attack alone, over all examples; known when the attack ran
+   * on every clean-correct point (the first attack of a cascade, or cascade off), else null.
+   */
+  robustAccuracy: number | null;
+  /** Robust accuracy after this attack and all before it in the cascade. */
+  robustAccuracyAfter: number;
+  /** Perturbations of the examples this attack broke. */
+  perturbation: { linf: Stats; l2: Stats };
+  seconds: number;
+}
+
+export interface EpsilonResult {
+  eps: number;
+  attacks: AttackOutcome[];
+  /** The per-example worst case over all attacks. */
+  worstCase: {
+    robustAccuracy: number;
+    perClass: Array<{ label: number; name: string; examples: number; robustAccuracy: number | null }>;
+  };
+}
+
+export interface SanityCheck {
+  id: string;
+  status: 'pass' | 'warn';
+  /** What was measured. */
+  message: string;
+  /** What to do about a warning. */
+  suggestion?: string;
+  details?: Record<string, number | string | boolean | null>;
+}
+
+export interface RobustnessReport {
+  schema: typeof REPORT_SCHEMA_ID;
+  version: typeof REPORT_VERSION;
+  createdBy: { advkit: string; tfjs: string; backend: string; node: string };
+  model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[] };
+  data: { name: string; examples: number; classNames: string[] };
+  config: {
+    attacks: Array<{ name: string; options: Record<string, unknown> }>;
+    epsilons: number[];
+    norm: 'linf' | 'l2';
+    seed: number;
+    batchSize: number;
+    cascade: boolean;
+    checks: boolean;
+  };
+  threatModel: {
+    description: string;
+    knowledge: 'white-box';
+    norm: 'linf' | 'l2';
+    epsilons: number[];
+    targeted: false;
+    catalogue: Array<{ source: string; id: string; name: string }>;
+  };
+  cleanAccuracy: number;
+  results: EpsilonResult[];
+  checks: SanityCheck[];
+  timing: { seconds: number; examplesPerSecond: number };
+}
+
+/** JSON Schema (draft 2020-12) of the report. */
+export const REPORT_JSON_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://advkit.dev/schemas/robustness-report-1.json',
+  title: 'advkit robustness report, version 1',
+  type: 'object',
+  required: ['schema', 'version', 'createdBy', 'model', 'data', 'config', 'threatModel', 'cleanAccuracy', 'results', 'checks', 'timing'],
+  additionalProperties: false,
+  $defs: {
+    fraction: { type: 'number', minimum: 0, maximum: 1 },
+    stats: {
+      type: 'object', required: ['mean', 'median', 'max'], additionalProperties: false,
+      properties: { mean: { type: ['number', 'null'] }, median: { type: ['number', 'null'] }, max: { type: ['number', 'null'] } },
+    },
+  },
+  properties: {
+    schema: { const: REPORT_SCHEMA_ID },
+    version: { const: REPORT_VERSION },
+    createdBy: {
+      type: 'object', required: ['advkit', 'tfjs', 'backend', 'node'],
+      properties: { advkit: { type: 'string' }, tfjs: { type: 'string' }, backend: { type: 'string' }, node: { type: 'string' } },
+    },
+    model: {
+      type: 'object', required: ['name', 'numClasses', 'inputShape', 'bounds', 'randomized', 'warnings'],
+      properties: {
+        name: { type: 'string' }, numClasses: { type: 'integer', minimum: 2 },
+        inputShape: { type: 'array', items: { type: 'integer' }, minItems: 3, maxItems: 3 },
+        bounds: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+        randomized: { type: 'boolean' }, warnings: { type: 'array', items: { type: 'string' } },
+      },
+    },
+    data: {
+      type: 'object', required: ['name', 'examples', 'classNames'],
+      properties: { name: { type: 'string' }, examples: { type: 'integer', minimum: 0 }, classNames: { type: 'array', items: { type: 'string' } } },
+    },
+    config: {
+      type: 'object', required: ['attacks', 'epsilons', 'norm', 'seed', 'batchSize', 'cascade', 'checks'],
+      properties: {
+        attacks: { type: 'array', minItems: 1, items: { type: 'object', required: ['name', 'options'], properties: { name: { type: 'string' }, options: { type: 'object' } } } },
+        epsilons: { type: 'array', minItems: 1, items: { type: 'number', minimum: 0 } },
+        norm: { enum: ['linf', 'l2'] }, seed: { type: 'integer' }, batchSize: { type: 'integer', minimum: 1 },
+        cascade: { type: 'boolean' }, checks: { type: 'boolean' },
+      },
+    },
+    threatModel: {
+      type: 'object', required: ['description', 'knowledge', 'norm', 'epsilons', 'targeted', 'catalogue'],
+      properties: {
+        description: { type: 'string' }, knowledge: { const: 'white-box' }, norm: { enum: ['linf', 'l2'] },
+        epsilons: { type: 'array', items: { type: 'number' } }, targeted: { const: false },
+        catalogue: { type: 'array', items: { type: 'object', required: ['source', 'id', 'name'], properties: { source: { type: 'string' }, id: { type: 'string' }, name: { type: 'string' } } } },
+      },
+    },
+    cleanAccuracy: { $ref: '#/$defs/fraction' },
+    results: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['eps', 'attacks', 'worstCase'], additionalProperties: false,
+        properties: {
+          eps: { type: 'number', minimum: 0 },
+          attacks: {
+            type: 'array',
+            items: {
+              type: 'object', additionalProperties: false,
+              required: ['attack', 'attacked', 'successes', 'successRate', 'robustAccuracy', 'robustAccuracyAfter', 'perturbation', 'seconds'],
+              properties: {
+                attack: { type: 'string' }, attacked: { type: 'integer', minimum: 0 }, successes: { type: 'integer', minimum: 0 },
+                successRate: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
+                robustAccuracy: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
+                robustAccuracyAfter: { $ref: '#/$defs/fraction' },
+                perturbation: { type: 'object', required: ['linf', 'l2'], properties: { linf: { $ref: '#/$defs/stats' }, l2: { $ref: '#/$defs/stats' } } },
+                seconds: { type: 'number', minimum: 0 },
+              },
+            },
+          },
+          worstCase: {
+            type: 'object', required: ['robustAccuracy', 'perClass'],
+            properties: {
+              robustAccuracy: { $ref: '#/$defs/fraction' },
+              perClass: {
+                type: 'array',
+                items: {
+                  type: 'object', required: ['label', 'name', 'examples', 'robustAccuracy'],
+                  properties: { label: { type: 'integer' }, name: { type: 'string' }, examples: { type: 'integer' }, robustAccuracy: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] } },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    checks: {
+      type: 'array',
+      items: {
+        type: 'object', required: ['id', 'status', 'message'],
+        properties: { id: { type: 'string' }, status: { enum: ['pass', 'warn'] }, message: { type: 'string' }, suggestion: { type: 'string' }, details: { type: 'object' } },
+      },
+    },
+    timing: {
+      type: 'object', required: ['seconds', 'examplesPerSecond'],
+      properties: { seconds: { type: 'number', minimum: 0 }, examplesPerSecond: { type: 'number', minimum: 0 } },
+    },
+  },
+} as const;
+
+export function stats(values: ArrayLike<number>): Stats {
+  if (values.length === 0) return { mean: null, median: null, max: null };
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return {
+    mean: sorted.reduce((a, b) => a + b, 0) / sorted.length,
+    median: sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2,
+    max: sorted[sorted.length - 1]!,
+  };
+}
