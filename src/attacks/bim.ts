@@ -16,11 +16,12 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import type { Labels } from './targets.js';
+import { defined } from '../util/errors.js';
 
 export type BimOptions = Omit<GradientAttackOptions, 'randomStart' | 'restarts' | 'momentum'>;
 
 export const BIM_DEFAULTS = Object.freeze({ steps: 10, relStepSize: 0.2, norm: 'linf' as const, loss: 'ce' as const, earlyStop: false, seed: 0 });
 
 export function bim(model: Classifier, x: tf.Tensor4D, y: Labels, options: BimOptions): Promise<AttackResult> {
-  return runGradientAttack('bim', model, x, y, { ...BIM_DEFAULTS, ...options, randomStart: false, restarts: 1 });
+  return runGradientAttack('bim', model, x, y, { ...BIM_DEFAULTS, ...defined(options), randomStart: false, restarts: 1 });
 }

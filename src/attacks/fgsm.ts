@@ -18,12 +18,13 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import type { Labels } from './targets.js';
+import { defined } from '../util/errors.js';
 
 export type FgsmOptions = Omit<GradientAttackOptions, 'steps' | 'relStepSize' | 'absStepSize' | 'restarts' | 'momentum' | 'earlyStop'>;
 
 export const FGSM_DEFAULTS = Object.freeze({ norm: 'linf' as const, loss: 'ce' as const, randomStart: false, seed: 0 });
 
 export function fgsm(model: Classifier, x: tf.Tensor4D, y: Labels, options: FgsmOptions): Promise<AttackResult> {
-  const o = { ...FGSM_DEFAULTS, ...options };
+  const o = { ...FGSM_DEFAULTS, ...defined(options) };
   return runGradientAttack('fgsm', model, x, y, { ...o, steps: 1, absStepSize: o.eps });
 }

@@ -18,12 +18,13 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import type { Labels } from './targets.js';
+import { defined } from '../util/errors.js';
 
 export type MifgsmOptions = Omit<GradientAttackOptions, 'randomStart' | 'restarts'>;
 
 export const MIFGSM_DEFAULTS = Object.freeze({ steps: 10, momentum: 1.0, norm: 'linf' as const, loss: 'ce' as const, earlyStop: false, seed: 0 });
 
 export function mifgsm(model: Classifier, x: tf.Tensor4D, y: Labels, options: MifgsmOptions): Promise<AttackResult> {
-  const o = { ...MIFGSM_DEFAULTS, ...options };
+  const o = { ...MIFGSM_DEFAULTS, ...defined(options) };
   return runGradientAttack('mifgsm', model, x, y, { relStepSize: 1 / o.steps, ...o, randomStart: false, restarts: 1 });
 }

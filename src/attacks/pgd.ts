@@ -20,11 +20,12 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import type { Labels } from './targets.js';
+import { defined } from '../util/errors.js';
 
 export type PgdOptions = Omit<GradientAttackOptions, 'momentum'>;
 
 export const PGD_DEFAULTS = Object.freeze({ steps: 40, randomStart: true, restarts: 1, norm: 'linf' as const, loss: 'ce' as const, earlyStop: false, seed: 0 });
 
 export function pgd(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOptions): Promise<AttackResult> {
-  return runGradientAttack('pgd', model, x, y, { ...PGD_DEFAULTS, ...options });
+  return runGradientAttack('pgd', model, x, y, { ...PGD_DEFAULTS, ...defined(options) });
 }

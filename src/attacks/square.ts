@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkFiniteNumber } from '../util/errors.js';
+import { checkFiniteNumber, defined } from '../util/errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import { validateAttack, type AttackResult } from './gradient_descent.js';
 import { linf, l2 } from './lp.js';
@@ -56,7 +56,7 @@ async function margins(model: Classifier, xs: Float32Array, shape: [number, numb
 
 export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, options: SquareOptions): Promise<AttackResult> {
   const fn = 'square';
-  const o = { ...SQUARE_DEFAULTS, ...options };
+  const o = { ...SQUARE_DEFAULTS, ...defined(options) };
   const queries = checkFiniteNumber(fn, 'queries', o.queries, { integer: true, min: 1 });
   const pInit = checkFiniteNumber(fn, 'pInit', o.pInit, { min: 0, minExclusive: true, max: 1 });
   const { labels, resolved } = validateAttack(fn, model, x, y, { eps: o.eps, steps: 1, seed: o.seed, norm: 'linf' });

@@ -19,7 +19,7 @@ import { ATTACK_NAMES, ATTACKS, type AttackName } from '../attacks/registry.js';
 import { backendStatus } from '../backend/index.js';
 import { batches, checkShapes, size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber, show } from '../util/errors.js';
+import { check, checkFiniteNumber, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
 import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type RobustnessReport } from './report.js';
@@ -97,7 +97,7 @@ export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
 export async function evaluateRobustness(model: Classifier, data: Dataset, options: EvaluateOptions): Promise<Evaluation> {
   const fn = 'evaluateRobustness';
   validateEvaluateOptions(fn, options);
-  const o = { ...EVALUATE_DEFAULTS, ...options };
+  const o = { ...EVALUATE_DEFAULTS, ...defined(options) };
   const seed = checkFiniteNumber(fn, 'seed', o.seed, { integer: true, min: 0 });
   const batchSize = checkFiniteNumber(fn, 'batchSize', o.batchSize, { integer: true, min: 1 });
   checkShapes(fn, model.inputShape, data);

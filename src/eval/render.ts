@@ -147,7 +147,7 @@ export async function examplesGridPng(examples: KeptExample[], shape: readonly [
     const texts = [`true: ${label(ex.label)}`, `${ex.attack} eps ${ex.eps}`, `pred: ${label(ex.prediction)}`];
     texts.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="${y + ch + 14}" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#222">${t.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`));
   }
-  const titles = ['original', 'perturbation (amplified)', 'adversarial'];
+  const titles = ['original', 'perturbation', 'adversarial'];
   titles.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="16" font-family="DejaVu Sans, sans-serif" font-size="12" font-weight="bold" fill="#222">${t}</text>`));
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="${width}" height="${height}"><rect width="100%" height="100%" fill="white"/>${parts.join('')}</svg>`;
   return sharp(Buffer.from(svg)).png().toBuffer();

@@ -75,3 +75,8 @@ export function checkFiniteNumber(fn: string, name: string, value: unknown, opts
   if (opts.max !== undefined) check(v <= opts.max, fn, () => `${name} must be <= ${opts.max}, but got ${v}.`);
   return v;
 }
+
+/** A copy of `o` without its undefined values, so `{ ...DEFAULTS, ...defined(o) }` keeps defaults. */
+export function defined<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,116 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import * as tf from '@tensorflow/tfjs';
+import { loadMnist, take } from '../../src/data/index.js';
+import { evaluateRobustness } from '../../src/eval/evaluate.js';
+import { checkAssertions, checkBaseline, junitXml, parseAssertion } from '../../src/eval/gate.js';
+import { examplesGridPng, renderHtml, renderMarkdown, renderTable } from '../../src/eval/render.js';
+import { REPORT_JSON_SCHEMA, type RobustnessReport } from '../../src/eval/report.js';
+import { buildArchitecture } from '../../src/models/architectures.js';
+import { fromFunction, fromLayersModel, type Classifier } from '../../src/models/classifier.js';
+import { trainClassifier } from '../../src/models/train.js';
+import { useBackend } from '../helpers.js';
+
+let model: Classifier;
+let net: tf.LayersModel;
+const data = take(loadMnist('test'), 60);
+
+beforeAll(async () => {
+  await useBackend('wasm');
+  net = buildArchitecture('mnist-cnn', { seed: 1 });
+  await trainClassifier(net, take(loadMnist('train'), 3000), { epochs: 2, batchSize: 32, seed: 1, shift: 0 });
+  model = fromLayersModel(net);
+});
+
+const byId = (r: RobustnessReport, id: string) => r.checks.find((c) => c.id === id)!;
+
+describe('evaluateRobustness', () => {
+  let report: RobustnessReport;
+  it('reports clean, per-attack and worst-case accuracy; a normal model passes every sanity check', async () => {
+    const before = tf.memory().numTensors;
+    const ev = await evaluateRobustness(model, data, { attacks: [{ name: 'fgsm' }, { name: 'pgd', options: { steps: 10 } }], epsilons: [0, 0.1, 0.3], seed: 1, checksLimit: 40, squareQueries: 150, keepExamples: 4 });
+    expect(tf.memory().numTensors).toBe(before);
+    report = ev.report;
+    expect(report.results.map((r) => r.eps)).toEqual([0, 0.1, 0.3]);
+    expect(report.results[0]!.worstCase.robustAccuracy).toBe(report.cleanAccuracy);
+    for (let i = 1; i < 3; i++) expect(report.results[i]!.worstCase.robustAccuracy).toBeLessThanOrEqual(report.results[i - 1]!.worstCase.robustAccuracy);
+    const r = report.results[2]!;
+    // Cascade: the worst case is the accuracy after the last attack, and never above the first's.
+    expect(r.worstCase.robustAccuracy).toBe(r.attacks[1]!.robustAccuracyAfter);
+    expect(r.attacks[1]!.robustAccuracyAfter).toBeLessThanOrEqual(r.attacks[0]!.robustAccuracy!);
+    expect(r.attacks[1]!.attacked).toBe(Math.round(r.attacks[0]!.robustAccuracy! * 60));
+    expect(r.attacks[1]!.robustAccuracy).toBeNull();
+    const perClassTotal = r.worstCase.perClass.reduce((a, c) => a + c.examples, 0);
+    expect(perClassTotal).toBe(60);
+    expect(r.attacks[0]!.perturbation.linf.max!).toBeLessThanOrEqual(0.3 + 1e-6);
+    expect(report.threatModel.catalogue.map((c) => c.id)).toEqual(['AML.T0043', 'ML01']);
+    expect(report.threatModel.description).toMatch(/White-box.*L∞ ball/);
+    const warnings = report.checks.filter((c) => c.status === 'warn');
+    expect(warnings, JSON.stringify(warnings)).toEqual([]);
+    expect(report.checks.map((c) => c.id).sort()).toEqual(['convergence', 'gradient-free', 'iterative-vs-single-step', 'large-eps', 'monotone', 'probabilities', 'randomized', 'zero-gradients']);
+    expect(ev.examples.length).toBe(4);
+  });
+
+  it('the report validates against its JSON schema', () => {
+    const ajv = new Ajv2020({ strict: false });
+    const validate = ajv.compile(REPORT_JSON_SCHEMA);
+    expect(validate(JSON.parse(JSON.stringify(report))), JSON.stringify(validate.errors)).toBe(true);
+    expect(validate({ ...report, cleanAccuracy: 1.5 })).toBe(false);
+  });
+
+  it('renders a table, Markdown, HTML with an SVG chart, and a PNG grid', async () => {
+    expect(renderTable(report)).toMatch(/eps\s+FGSM\s+\+PGD\s+worst case/);
+    expect(renderMarkdown(report)).toMatch(/\| eps \| FGSM \| \+PGD \| worst case \|/);
+    const html = await renderHtml(report);
+    expect(html).toMatch(/<svg[^>]*class="marks"/);
+    expect(html).toMatch(/AML\.T0043/);
+    const png = await examplesGridPng([{ index: 0, label: 1, prediction: 2, attack: 'pgd', eps: 0.3, x: data.images.slice(0, 784), adversarial: data.images.slice(784, 1568) }], [28, 28, 1], data.classNames);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('gates: assertions, baseline drops and JUnit XML', () => {
+    const pgdAt = report.results[1]!.attacks[1]!.robustAccuracyAfter;
+    expect(checkAssertions(report, [parseAssertion('clean>=0.5')])[0]!.passed).toBe(true);
+    expect(checkAssertions(report, [parseAssertion('worst@0.1>=100%')])[0]!.passed).toBe(pgdAt >= 1);
+    expect(() => parseAssertion('pgd>=0.5')).toThrow(/needs an epsilon/);
+    expect(() => parseAssertion('pgd@0.3 = 0.5')).toThrow(/cannot parse/);
+    expect(() => checkAssertions(report, [parseAssertion('cw@0.1>=0.5')])).toThrow(/names attack cw/);
+    const worse = JSON.parse(JSON.stringify(report)) as RobustnessReport;
+    worse.results[1]!.worstCase.robustAccuracy = Math.max(0, worse.results[1]!.worstCase.robustAccuracy - 0.1);
+    expect(checkBaseline(worse, report, 0.02).some((g) => !g.passed)).toBe(true);
+    expect(checkBaseline(report, report, 0).every((g) => g.passed)).toBe(true);
+    const xml = junitXml([{ name: 'a<b', passed: false, message: 'x & y' }, { name: 'ok', passed: true, message: '' }]);
+    expect(xml).toMatch(/tests="2" failures="1"/);
+    expect(xml).toMatch(/name="a&lt;b"/);
+  });
+});
+
+describe('sanity checks flag gradient masking', () => {
+  it('a model whose logits pass through a rounding step is flagged (zero gradients, gradient-free attack wins)', async () => {
+    await useBackend('wasm');
+    const masked = fromFunction((x) => tf.round(tf.mul(net.predict(x) as tf.Tensor2D, 4)) as tf.Tensor2D, { numClasses: 10, inputShape: [28, 28, 1] });
+    const { report } = await evaluateRobustness(masked, data, { attacks: [{ name: 'pgd', options: { steps: 5 } }], epsilons: [0.2], checksLimit: 30, squareQueries: 150 });
+    expect(byId(report, 'zero-gradients').status).toBe('warn');
+    expect(byId(report, 'large-eps').status).toBe('warn');
+    expect(byId(report, 'gradient-free').status).toBe('warn');
+  });
+
+  it('a model that outputs saturated probabilities is flagged', async () => {
+    await useBackend('wasm');
+    const probs = fromFunction((x) => tf.softmax(tf.mul(net.predict(x) as tf.Tensor2D, 50)) as tf.Tensor2D, { numClasses: 10, inputShape: [28, 28, 1] });
+    const wrapped = fromLayersModel(tf.sequential({ layers: [tf.layers.inputLayer({ inputShape: [28, 28, 1] }), tf.layers.flatten(), tf.layers.dense({ units: 10 }), tf.layers.softmax()] }));
+    expect(wrapped.warnings.length).toBe(1);
+    const { report } = await evaluateRobustness(wrapped, data, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], checksLimit: 20, squareQueries: 50 });
+    expect(byId(report, 'probabilities').status).toBe('warn');
+    const r2 = await evaluateRobustness(probs, data, { attacks: [{ name: 'pgd', options: { steps: 5 } }], epsilons: [0.2], checksLimit: 30, squareQueries: 150 });
+    expect(r2.report.checks.filter((c) => c.status === 'warn').length).toBeGreaterThan(0);
+  });
+
+  it('a randomized model is flagged', async () => {
+    await useBackend('wasm');
+    let calls = 0;
+    const noisy = fromFunction((x) => tf.add(net.predict(x) as tf.Tensor2D, tf.randomNormal([x.shape[0], 10], 0, 0.5, 'float32', ++calls)) as tf.Tensor2D, { numClasses: 10, inputShape: [28, 28, 1] });
+    const { report } = await evaluateRobustness(noisy, data, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], checksLimit: 20, squareQueries: 20 });
+    expect(byId(report, 'randomized').status).toBe('warn');
+  });
+});
