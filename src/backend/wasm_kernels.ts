@@ -105,6 +105,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
   const bottom = H + pt - ((Ho - 1) * sh + 1);
   const right = W + pl - ((Wo - 1) * sw + 1);
 
+  if (info.inChannels <= COL2IM_MAX_CHANNELS) return conv2DBackpropInputCol2Im(backend, dy, filter, info);
   const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
   const wT = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
   free(backend, flipped);
@@ -119,6 +120,44 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
     free(backend, padded);
   }
   free(backend, wT);
+  return out;
+}
+
+/**
+ * With few input channels (a network's first layer, where the input gradient is the one an
+ * attack needs), a conv with that few output channels is a poor fit for XNNPACK. Instead:
+ * cols = dy · Wᵀ as one matrix product [N·Ho·Wo, Co] x [Co, kh·kw·Ci], then col2im, a scatter-add
+ * of each column back to the input position it came from.
+ */
+const COL2IM_MAX_CHANNELS = 4;
+function conv2DBackpropInputCol2Im(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const K = kh * kw * Ci;
+  const cols = run('BatchMatMul', { a: view(dy, [1, N * Ho * Wo, Co]), b: view(filter, [1, K, Co]) }, { transposeA: false, transposeB: true }, backend);
+  const out = backend.makeOutput([N, H, W, Ci], 'float32') as TensorInfo;
+  const dx = heap(backend, out);
+  const cv = heap(backend, cols);
+  dx.fill(0);
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        let k = ((b * Ho + i) * Wo + j) * K;
+        for (let p = 0; p < kh; p++) {
+          const r = i * sh + p - pt;
+          if (r < 0 || r >= H) { k += kw * Ci; continue; }
+          for (let q = 0; q < kw; q++) {
+            const c0 = j * sw + q - pl;
+            if (c0 < 0 || c0 >= W) { k += Ci; continue; }
+            const base = ((b * H + r) * W + c0) * Ci;
+            for (let c = 0; c < Ci; c++, k++) dx[base + c] = dx[base + c]! + cv[k]!;
+          }
+        }
+      }
+    }
+  }
+  free(backend, cols);
   return out;
 }
 
@@ -259,6 +298,10 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const g = heap(backend, dy);
   const xv = heap(backend, x);
   dx.fill(0);
+  if (pt === 0 && pl === 0 && kh === sh && kw === sw && Ho * sh <= H && Wo * sw <= W) {
+    maxPoolGradTiled(xv, g, dx, N, H, W, C, Ho, Wo, kh, kw);
+    return out;
+  }
   const best = new Float32Array(C);
   const where = new Int32Array(C);
   for (let b = 0; b < N; b++) {
@@ -293,6 +336,93 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return out;
 }
 
+/**
+ * BatchMatMul with a transposed operand: stock tfjs-wasm leaves XNNPACK for a slow loop, so the
+ * operand is transposed explicitly (a fast copy) and the product runs untransposed.
+ */
+let stockBatchMatMul: tf.KernelFunc | undefined;
+function batchMatMul({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const stock = stockBatchMatMul!;
+  const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
+  if (!transposeA && !transposeB) return stock({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
+  const swapLast = (t: TensorInfo) => {
+    const r = t.shape.length;
+    const perm = Array.from({ length: r }, (_, i) => i);
+    perm[r - 1] = r - 2;
+    perm[r - 2] = r - 1;
+    return run('Transpose', { x: t }, { perm }, backend);
+  };
+  const a = transposeA ? swapLast(inputs.a!) : inputs.a!;
+  const b = transposeB ? swapLast(inputs.b!) : inputs.b!;
+  const out = stock({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;
+  if (transposeA) free(backend, a);
+  if (transposeB) free(backend, b);
+  return out;
+}
+
+/**
+ * MaxPoolGrad for windows that tile the input (stride = window, no padding: the common 2x2/2
+ * pool): each input element belongs to at most one window, so no accumulation is needed.
+ */
+function maxPoolGradTiled(xv: Float32Array, g: Float32Array, dx: Float32Array, N: number, H: number, W: number, C: number, Ho: number, Wo: number, kh: number, kw: number): void {
+  if (kh === 2 && kw === 2) {
+    maxPoolGrad2x2(xv, g, dx, N, H, W, C, Ho, Wo);
+    return;
+  }
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const gBase = ((b * Ho + i) * Wo + j) * C;
+        const base0 = ((b * H + i * kh) * W + j * kw) * C;
+        for (let c = 0; c < C; c++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let p = 0; p < kh; p++) {
+            let k = base0 + p * W * C + c;
+            for (let q = 0; q < kw; q++, k += C) {
+              const v = xv[k]!;
+              if (v > best) {
+                best = v;
+                at = k;
+              }
+            }
+          }
+          if (at >= 0) dx[at] = g[gBase + c]!;
+        }
+      }
+    }
+  }
+}
+
+/** The 2x2/2 case unrolled: first maximum in row-major order, as the cpu backend picks. */
+function maxPoolGrad2x2(xv: Float32Array, g: Float32Array, dx: Float32Array, N: number, H: number, W: number, C: number, Ho: number, Wo: number): void {
+  const row = W * C;
+  for (let b = 0; b < N; b++) {
+    for (let i = 0; i < Ho; i++) {
+      for (let j = 0; j < Wo; j++) {
+        const gBase = ((b * Ho + i) * Wo + j) * C;
+        const k00 = ((b * H + 2 * i) * W + 2 * j) * C;
+        const k01 = k00 + C;
+        const k10 = k00 + row;
+        const k11 = k10 + C;
+        for (let c = 0; c < C; c++) {
+          let at = -1;
+          let best = -Infinity;
+          let v = xv[k00 + c]!;
+          if (v > best) { best = v; at = k00 + c; }
+          v = xv[k01 + c]!;
+          if (v > best) { best = v; at = k01 + c; }
+          v = xv[k10 + c]!;
+          if (v > best) { best = v; at = k10 + c; }
+          v = xv[k11 + c]!;
+          if (v > best) { best = v; at = k11 + c; }
+          if (at >= 0) dx[at] = g[gBase + c]!;
+        }
+      }
+    }
+  }
+}
+
 let registered = false;
 
 /**
@@ -307,10 +437,15 @@ export function registerWasmKernels(): void {
     ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput],
     ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
     ['MaxPoolGrad', maxPoolGrad],
+    ['BatchMatMul', batchMatMul],
   ];
+  stockBatchMatMul = tf.getKernel('BatchMatMul', WASM)?.kernelFunc;
   for (const [kernelName, fn] of kernels) {
-    if (tf.getKernel(kernelName, WASM)) tf.unregisterKernel(kernelName, WASM);
-    tf.registerKernel({ kernelName, backendName: WASM, kernelFunc: fn as unknown as tf.KernelFunc });
+    const stock = tf.getKernel(kernelName, WASM);
+    if (stock) tf.unregisterKernel(kernelName, WASM);
+    // A wrapper that calls the stock kernel keeps its setup (cwrap of the wasm function).
+    const setupFunc = kernelName === 'BatchMatMul' ? stock?.setupFunc : undefined;
+    tf.registerKernel({ kernelName, backendName: WASM, kernelFunc: fn as unknown as tf.KernelFunc, ...(setupFunc ? { setupFunc } : {}) });
   }
   registered = true;
 }
@@ -318,5 +453,5 @@ export function registerWasmKernels(): void {
 /** Names of the kernels advkit registers for wasm (reported by `advkit info`). */
 export const WASM_KERNELS = [
   'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad',
+  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul',
 ] as const;
