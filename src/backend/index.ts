@@ -10,6 +10,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidArgumentError, show } from '../util/errors.js';
 import { registerWasmKernels, WASM_KERNELS } from './wasm_kernels.js';
+export { setWasmKernelMode, type WasmKernelMode } from './wasm_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;

@@ -30,6 +30,25 @@ type Pad4 = [[number, number], [number, number], [number, number], [number, numb
 
 const WASM = 'wasm';
 
+/**
+ * 'advkit' (default): the fast kernels. 'baseline': the slow but correct set a backend needs to
+ * train at all (stock Conv2DBackpropInput and BatchMatMul, the generic max-pool gradient); the
+ * benchmarks measure the plain loop against it in the same run.
+ */
+export type WasmKernelMode = 'advkit' | 'baseline';
+let mode: WasmKernelMode = 'advkit';
+const stockKernels = new Map<string, tf.KernelFunc>();
+
+export function setWasmKernelMode(m: WasmKernelMode): void {
+  mode = m;
+}
+
+function stock(name: string): tf.KernelFunc {
+  const k = stockKernels.get(name);
+  if (!k) throw new Error(`advkit: the stock wasm ${name} kernel is not available`);
+  return k;
+}
+
 /** Runs a registered wasm kernel directly (no engine bookkeeping: the caller disposes). */
 function run(name: string, inputs: NamedInputs, attrs: Attrs, backend: BackendWasm): TensorInfo {
   const kernel = tf.getKernel(name, WASM);
@@ -105,6 +124,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
   const bottom = H + pt - ((Ho - 1) * sh + 1);
   const right = W + pl - ((Wo - 1) * sw + 1);
 
+  if (mode === 'baseline') return stock('Conv2DBackpropInput')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
   if (info.inChannels <= COL2IM_MAX_CHANNELS) return conv2DBackpropInputCol2Im(backend, dy, filter, info);
   const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
   const wT = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
@@ -298,7 +318,7 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const g = heap(backend, dy);
   const xv = heap(backend, x);
   dx.fill(0);
-  if (pt === 0 && pl === 0 && kh === sh && kw === sw && Ho * sh <= H && Wo * sw <= W) {
+  if (mode === 'advkit' && pt === 0 && pl === 0 && kh === sh && kw === sw && Ho * sh <= H && Wo * sw <= W) {
     maxPoolGradTiled(xv, g, dx, N, H, W, C, Ho, Wo, kh, kw);
     return out;
   }
@@ -340,11 +360,10 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
  * BatchMatMul with a transposed operand: stock tfjs-wasm leaves XNNPACK for a slow loop, so the
  * operand is transposed explicitly (a fast copy) and the product runs untransposed.
  */
-let stockBatchMatMul: tf.KernelFunc | undefined;
 function batchMatMul({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const stock = stockBatchMatMul!;
+  const stockMatMul = stock('BatchMatMul');
   const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
-  if (!transposeA && !transposeB) return stock({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
+  if (mode === 'baseline' || (!transposeA && !transposeB)) return stockMatMul({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
   const swapLast = (t: TensorInfo) => {
     const r = t.shape.length;
     const perm = Array.from({ length: r }, (_, i) => i);
@@ -354,7 +373,7 @@ function batchMatMul({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   };
   const a = transposeA ? swapLast(inputs.a!) : inputs.a!;
   const b = transposeB ? swapLast(inputs.b!) : inputs.b!;
-  const out = stock({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;
+  const out = stockMatMul({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;
   if (transposeA) free(backend, a);
   if (transposeB) free(backend, b);
   return out;
@@ -439,12 +458,14 @@ export function registerWasmKernels(): void {
     ['MaxPoolGrad', maxPoolGrad],
     ['BatchMatMul', batchMatMul],
   ];
-  stockBatchMatMul = tf.getKernel('BatchMatMul', WASM)?.kernelFunc;
   for (const [kernelName, fn] of kernels) {
-    const stock = tf.getKernel(kernelName, WASM);
-    if (stock) tf.unregisterKernel(kernelName, WASM);
-    // A wrapper that calls the stock kernel keeps its setup (cwrap of the wasm function).
-    const setupFunc = kernelName === 'BatchMatMul' ? stock?.setupFunc : undefined;
+    const stockConfig = tf.getKernel(kernelName, WASM);
+    if (stockConfig) {
+      stockKernels.set(kernelName, stockConfig.kernelFunc);
+      tf.unregisterKernel(kernelName, WASM);
+    }
+    // Keeping the stock setup (cwrap of the wasm function) lets the wrappers call the stock kernel.
+    const setupFunc = stockConfig?.setupFunc;
     tf.registerKernel({ kernelName, backendName: WASM, kernelFunc: fn as unknown as tf.KernelFunc, ...(setupFunc ? { setupFunc } : {}) });
   }
   registered = true;

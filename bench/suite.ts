@@ -1,0 +1,151 @@
+/**
+ * The benchmark suite for the performance-critical gradient loops (tinybench). Fixed seeds and
+ * shapes; the reference CNN of DESIGN.md (mnist-cnn) and the Madry CNN. Every advkit loop is
+ * measured beside the same loop written plainly, as a user would (tf.grad of the loss, sign,
+ * step, clip, per iteration), on the slow-but-correct "baseline" wasm kernels, in the same run;
+ * ratios are taken within the run, never against remembered figures.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Bench } from 'tinybench';
+import { pgd } from '../src/attacks/pgd.js';
+import { fgsm } from '../src/attacks/fgsm.js';
+import { initBackend, setWasmKernelMode, type BackendName } from '../src/backend/index.js';
+import { buildArchitecture } from '../src/models/architectures.js';
+import { fromLayersModel, type Classifier } from '../src/models/classifier.js';
+import { Rng } from '../src/util/random.js';
+
+export interface BenchRow {
+  backend: BackendName;
+  model: string;
+  loop: string;
+  batch: number;
+  /** Images processed per second times gradient steps (image-steps/s); images/s for forward passes. */
+  imageStepsPerSecond: number;
+  msPerStep: number;
+  /** This loop's throughput over the plain baseline loop's, same model, batch and backend. */
+  ratio: number | null;
+  peakRssMb: number;
+}
+
+export interface BenchOptions {
+  backends?: BackendName[];
+  models?: string[];
+  batches?: number[];
+  /** Gradient steps per measured PGD run. */
+  steps?: number;
+  /** Measured iterations per case (after one warm-up). */
+  iterations?: number;
+  onRow?: (row: BenchRow) => void;
+}
+
+const EPS = 0.3;
+
+function fixedBatch(n: number, seed: number): { x: tf.Tensor4D; y: Int32Array } {
+  const rng = new Rng(seed);
+  const data = new Float32Array(n * 784);
+  for (let i = 0; i < data.length; i++) data[i] = rng.next();
+  return { x: tf.tensor4d(data, [n, 28, 28, 1]), y: Int32Array.from({ length: n }, (_, i) => i % 10) };
+}
+
+/** The PGD loop as the one-image browser demos write it. */
+async function plainPgd(net: tf.LayersModel, x: tf.Tensor4D, y: Int32Array, steps: number): Promise<void> {
+  const labels = tf.oneHot(tf.tensor1d(y, 'int32'), 10);
+  let adv = tf.clone(x);
+  for (let s = 0; s < steps; s++) {
+    const next = tf.tidy(() => {
+      const g = tf.grad((a: tf.Tensor) => tf.losses.softmaxCrossEntropy(labels, net.predict(a) as tf.Tensor))(adv);
+      const stepped = tf.add(adv, tf.mul(tf.sign(g), (2.5 * EPS) / steps));
+      return tf.clipByValue(tf.minimum(tf.maximum(stepped, tf.sub(x, EPS)), tf.add(x, EPS)), 0, 1);
+    });
+    adv.dispose();
+    adv = next as tf.Tensor4D;
+  }
+  await adv.data();
+  tf.dispose([adv, labels]);
+}
+
+async function measure(name: string, fn: () => Promise<void>, iterations: number): Promise<{ ms: number; peakRssMb: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 10);
+  const bench = new Bench({ iterations, time: 0, warmupIterations: 1, warmupTime: 0 });
+  bench.add(name, fn);
+  await bench.run();
+  clearInterval(timer);
+  const task = bench.tasks[0]!;
+  if (task.result?.error) throw task.result.error;
+  return { ms: task.result!.latency.mean, peakRssMb: peak / 2 ** 20 };
+}
+
+export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> {
+  const backends = options.backends ?? ['wasm'];
+  const models = options.models ?? ['mnist-cnn', 'madry-cnn'];
+  const steps = options.steps ?? 10;
+  const iterations = options.iterations ?? 3;
+  const rows: BenchRow[] = [];
+  const push = (r: BenchRow) => { rows.push(r); options.onRow?.(r); };
+  for (const backend of backends) {
+    await initBackend(backend);
+    const batches = options.batches ?? (backend === 'cpu' ? [32] : [1, 32, 128, 256]);
+    for (const arch of models) {
+      const net = buildArchitecture(arch, { seed: 0 });
+      const model: Classifier = fromLayersModel(net);
+      for (const batch of batches) {
+        const { x, y } = fixedBatch(batch, batch);
+        const perRun = batch * steps;
+        const row = (loop: string, ms: number, peakRssMb: number, base?: number): BenchRow => ({
+          backend, model: arch, loop, batch, imageStepsPerSecond: perRun / (ms / 1000), msPerStep: ms / steps,
+          ratio: base === undefined ? null : base / ms, peakRssMb,
+        });
+        if (backend === 'wasm') setWasmKernelMode('baseline');
+        const plain = await measure('plain', () => plainPgd(net, x, y, steps), iterations);
+        if (backend === 'wasm') setWasmKernelMode('advkit');
+        push(row(`plain PGD loop${backend === 'wasm' ? ' (baseline kernels)' : ''}`, plain.ms, plain.peakRssMb, plain.ms));
+        if (backend === 'wasm') {
+          const plainFast = await measure('plain-fast', () => plainPgd(net, x, y, steps), iterations);
+          push(row('plain PGD loop (advkit kernels)', plainFast.ms, plainFast.peakRssMb, plain.ms));
+        }
+        const ours = await measure('advkit', async () => { const r = await pgd(model, x, y, { eps: EPS, steps, seed: 1 }); r.adversarial.dispose(); }, iterations);
+        push(row('advkit pgd', ours.ms, ours.peakRssMb, plain.ms));
+        if (batch === 128) {
+          const f = await measure('fgsm', async () => { const r = await fgsm(model, x, y, { eps: EPS }); r.adversarial.dispose(); }, iterations);
+          push({ ...row('advkit fgsm (1 step)', f.ms * steps, f.peakRssMb), ratio: null });
+          const fwd = await measure('forward', async () => { const p = tf.tidy(() => tf.argMax(model.logits(x), 1)); await p.data(); p.dispose(); }, iterations);
+          push({ ...row('evaluation (forward, images/s)', fwd.ms * steps, fwd.peakRssMb), ratio: null });
+          const opt = tf.train.adam(1e-3);
+          const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 10);
+          const trainStep = async (inputs: tf.Tensor4D) => {
+            const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(oneHot, net.apply(inputs, { training: true }) as tf.Tensor) as tf.Scalar, true);
+            await loss!.data();
+            loss!.dispose();
+          };
+          for (const m of backend === 'wasm' ? (['baseline', 'advkit'] as const) : (['advkit'] as const)) {
+            if (backend === 'wasm') setWasmKernelMode(m);
+            const t = await measure('train', () => trainStep(x), iterations);
+            const a = await measure('adv-train', async () => {
+              const r = await fgsm(model, x, y, { eps: EPS, randomStart: true, seed: 2 });
+              await trainStep(r.adversarial);
+              r.adversarial.dispose();
+            }, iterations);
+            const tag = backend === 'wasm' ? ` (${m} kernels)` : '';
+            push({ ...row(`natural training step${tag}`, t.ms * steps, t.peakRssMb), ratio: null });
+            push({ ...row(`adversarial training step, FGSM-RS${tag}`, a.ms * steps, a.peakRssMb), ratio: null });
+          }
+          setWasmKernelMode('advkit');
+          tf.dispose([oneHot]);
+          opt.dispose();
+        }
+        x.dispose();
+      }
+      net.dispose();
+    }
+  }
+  return rows;
+}
+
+export function renderBenchTable(rows: BenchRow[]): string {
+  const header = ['backend', 'model', 'loop', 'batch', 'image-steps/s', 'ms/step', 'ratio', 'peak RSS MB'];
+  const body = rows.map((r) => [r.backend, r.model, r.loop, String(r.batch), r.imageStepsPerSecond.toFixed(0), r.msPerStep.toFixed(2), r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`, r.peakRssMb.toFixed(0)]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const fmt = (cells: string[]) => cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  return [fmt(header), fmt(widths.map((w) => '-'.repeat(w))), ...body.map(fmt)].join('\n') + '\n';
+}

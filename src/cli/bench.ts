@@ -1,0 +1,28 @@
+/** `advkit bench`: the benchmark suite of bench/ (the same as `npm run bench`). */
+import { Command } from 'commander';
+import { renderBenchTable, runBench } from '../../bench/suite.js';
+import type { BackendName } from '../backend/index.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { action, intOption, log, printJson } from './common.js';
+
+const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
+
+export function benchCommand(): Command {
+  return new Command('bench').description('benchmark the gradient loops (PGD, FGSM, training steps, evaluation) against the plain loop, in one run')
+    .option('--backends <list>', 'comma list of wasm, cpu, tensorflow', 'wasm')
+    .option('--models <list>', 'comma list of architectures', 'mnist-cnn,madry-cnn')
+    .option('--batches <list>', 'comma list of batch sizes (default 1,32,128,256; cpu 32)')
+    .option('--steps <n>', 'gradient steps per measured PGD run', intOption(1, 1000), 10)
+    .option('--iterations <n>', 'measured runs per case', intOption(1, 1000), 3)
+    .option('--json', 'print the rows as JSON')
+    .action(action(async (o: { backends: string; models: string; batches?: string; steps: number; iterations: number; json?: boolean }) => {
+      const backends = list(o.backends) as BackendName[];
+      const bad = backends.find((b) => !['wasm', 'cpu', 'tensorflow'].includes(b));
+      if (bad) throw new InvalidArgumentError(`Error in --backends: unknown backend ${JSON.stringify(bad)}; use wasm, cpu or tensorflow.`);
+      const batches = list(o.batches)?.map(Number);
+      if (batches?.some((b) => !Number.isInteger(b) || b < 1)) throw new InvalidArgumentError(`Error in --batches: ${JSON.stringify(o.batches)} must be a comma list of positive integers.`);
+      const rows = await runBench({ backends, models: list(o.models), batches, steps: o.steps, iterations: o.iterations, onRow: (r) => log(`bench: ${r.backend} ${r.model} ${r.loop} batch ${r.batch}: ${r.imageStepsPerSecond.toFixed(0)} image-steps/s`) });
+      if (o.json) printJson(rows);
+      else process.stdout.write(renderBenchTable(rows));
+    }));
+}
