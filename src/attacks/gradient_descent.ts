@@ -162,18 +162,13 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
       z = tf.keep(logits);
       return tf.sum(objective(r.loss, logits, goalT, isTargeted, yT));
     })(adv) as tf.Tensor4D;
-    // Components that would push a pixel already at a bound further out are dropped before
-    // normalizing: clipping would undo them, and under L2 they would eat the step's length.
-    const [lo, hi] = model.bounds;
-    const blocked = tf.logicalOr(tf.logicalAnd(tf.lessEqual(adv, lo), tf.less(g, 0)), tf.logicalAnd(tf.greaterEqual(adv, hi), tf.greater(g, 0)));
-    const gFree = tf.where(blocked, tf.zerosLike(g), g) as tf.Tensor4D;
-    let dir: tf.Tensor4D = gFree;
+    let dir: tf.Tensor4D = g;
     let mNext: tf.Tensor4D | undefined;
     if (m) {
-      mNext = tf.add(tf.mul(m, r.momentum), l1Normalize(gFree)) as tf.Tensor4D;
+      mNext = tf.add(tf.mul(m, r.momentum), l1Normalize(g)) as tf.Tensor4D;
       dir = mNext;
     }
-    let next = r.norm.project(tf.add(adv, tf.mul(r.norm.normalize(dir), r.stepSize)) as tf.Tensor4D, x, r.eps, model.bounds);
+    let next = r.norm.project(tf.add(adv, tf.mul(r.norm.normalize(dir, adv, model.bounds), r.stepSize)) as tf.Tensor4D, x, r.eps, model.bounds);
     let doneNext: tf.Tensor1D | undefined;
     if (done) {
       // Samples meeting the goal at the current iterate stay where they are.

@@ -5,7 +5,9 @@
  * Each norm supplies
  * - `randomStart(shape, eps, seeds)`: a perturbation drawn uniformly from the eps-ball, one
  *   seed per sample (so a sample's draw does not depend on which batch it is in);
- * - `normalize(g)`: the steepest-ascent direction of unit norm (sign for L∞, g/‖g‖₂ for L2);
+ * - `normalize(g, xAdv, bounds)`: the steepest-ascent direction of unit norm (sign for L∞;
+ *   for L2, g/‖g‖₂ after dropping the components that push a pixel already at a bound further
+ *   out, which clipping would undo and which would otherwise eat the step's length);
  * - `project(xAdv, x, eps, bounds)`: the closest point of the eps-ball around x, inside bounds;
  * - `distance(a, b)`: per-sample distances [N].
  * Shapes: images [N, H, W, C]; per-sample values [N].
@@ -16,7 +18,7 @@ import type { Bounds } from '../models/classifier.js';
 export interface Norm {
   readonly name: 'linf' | 'l2';
   randomStart(shape: readonly [number, number, number, number], eps: number, seeds: ArrayLike<number>): tf.Tensor4D;
-  normalize(g: tf.Tensor4D): tf.Tensor4D;
+  normalize(g: tf.Tensor4D, xAdv: tf.Tensor4D, bounds: Bounds): tf.Tensor4D;
   project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, bounds: Bounds): tf.Tensor4D;
   distance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D;
 }
@@ -59,7 +61,11 @@ export const l2: Norm = {
     const u = tf.randomUniform([1, 1, 1, 1], 0, 1, 'float32', seed + 1);
     return tf.mul(unit, tf.mul(tf.pow(u, 1 / d), eps));
   }),
-  normalize: (g) => tf.tidy(() => tf.div(g, tf.add(l2Norms(g), TINY))),
+  normalize: (g, xAdv, [lo, hi]) => tf.tidy(() => {
+    const blocked = tf.logicalOr(tf.logicalAnd(tf.lessEqual(xAdv, lo), tf.less(g, 0)), tf.logicalAnd(tf.greaterEqual(xAdv, hi), tf.greater(g, 0)));
+    const free = tf.where(blocked, tf.zerosLike(g), g) as tf.Tensor4D;
+    return tf.div(free, tf.add(l2Norms(free), TINY));
+  }),
   project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
     const delta = tf.sub(xAdv, x) as tf.Tensor4D;
     const scale = tf.minimum(1, tf.div(eps, tf.add(l2Norms(delta), TINY)));

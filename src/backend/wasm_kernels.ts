@@ -442,6 +442,17 @@ function maxPoolGrad2x2(xv: Float32Array, g: Float32Array, dx: Float32Array, N: 
   }
 }
 
+/**
+ * Identity shares the input's data (a reference count), as the cpu and webgl backends do;
+ * stock wasm copies it, and tfjs clones every tensor it saves for the backward pass.
+ */
+function identity({ inputs, backend }: KernelArgs): TensorInfo {
+  const x = inputs.x!;
+  if (mode === 'baseline') return stock('Identity')({ inputs, backend, attrs: {} }) as TensorInfo;
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+}
+
 let registered = false;
 
 /**
@@ -457,6 +468,7 @@ export function registerWasmKernels(): void {
     ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter],
     ['MaxPoolGrad', maxPoolGrad],
     ['BatchMatMul', batchMatMul],
+    ['Identity', identity],
   ];
   for (const [kernelName, fn] of kernels) {
     const stockConfig = tf.getKernel(kernelName, WASM);
@@ -474,5 +486,5 @@ export function registerWasmKernels(): void {
 /** Names of the kernels advkit registers for wasm (reported by `advkit info`). */
 export const WASM_KERNELS = [
   'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul',
+  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Identity',
 ] as const;

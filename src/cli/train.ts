@@ -109,7 +109,7 @@ export function trainCommand(): Command {
       });
       if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
       const last = result.history[result.history.length - 1];
-      const heldOutAccuracy = last?.valAccuracy ?? (await accuracy((x) => model.predict(x) as never, heldOut));
+      const heldOutAccuracy = last?.valAccuracy ?? (await accuracy((x) => model.apply(x, { training: false }) as never, heldOut));
       const seconds = (performance.now() - t0) / 1000;
       const metadata: ModelMetadata = {
         advkitVersion: ADVKIT_VERSION,

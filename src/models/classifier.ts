@@ -140,7 +140,9 @@ export function fromLayersModel(model: tf.LayersModel, options: ClassifierOption
   const bounds = checkBounds(fn, options.bounds ?? DEFAULT_BOUNDS);
   const warnings: string[] = [];
   const mode = options.output ?? 'auto';
-  let run: (x: tf.Tensor4D) => tf.Tensor2D = (x) => model.predict(x) as tf.Tensor2D;
+  // apply, not predict: predict splits the batch into chunks of 32 and concatenates them,
+  // which costs copies and extra ops in every attack step.
+  let run: (x: tf.Tensor4D) => tf.Tensor2D = (x) => model.apply(x, { training: false }) as tf.Tensor2D;
 
   const last = model.layers[model.layers.length - 1]!;
   if (mode !== 'logits' && layerActivation(last) === 'softmax') {
@@ -148,11 +150,11 @@ export function fromLayersModel(model: tf.LayersModel, options: ClassifierOption
     if (className === 'Activation' || className === 'Dense') {
       const penultimate = tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor });
       if (className === 'Activation') {
-        run = (x) => penultimate.predict(x) as tf.Tensor2D;
+        run = (x) => penultimate.apply(x, { training: false }) as tf.Tensor2D;
       } else {
         const useBias = (last.getConfig() as { useBias?: boolean }).useBias !== false;
         run = (x) => tf.tidy(() => {
-          const h = penultimate.predict(x) as tf.Tensor2D;
+          const h = penultimate.apply(x, { training: false }) as tf.Tensor2D;
           const [kernel, bias] = last.getWeights() as [tf.Tensor2D, tf.Tensor1D | undefined];
           const z = tf.matMul(h, kernel);
           return (useBias && bias ? tf.add(z, bias) : z) as tf.Tensor2D;

@@ -180,7 +180,7 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       options.onBatch?.({ epoch: epoch + 1, epochs, batch: k, batches: nBatches, loss: lossSum / seen, accuracy: correct / seen });
     }
     const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - t0) / 1000 };
-    if (options.validation) record.valAccuracy = await accuracy((x) => model.predict(x) as tf.Tensor2D, options.validation);
+    if (options.validation) record.valAccuracy = await accuracy((x) => model.apply(x, { training: false }) as tf.Tensor2D, options.validation);
     history.push(record);
     if (options.checkpointDir) await saveCheckpoint(options.checkpointDir, model, optimizer, { epochsDone: epoch + 1, history, config });
     options.onEpoch?.(record);
