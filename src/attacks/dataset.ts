@@ -9,7 +9,9 @@ import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
+import type { AttackPool } from '../backend/pool.js';
 import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
+import { ATTACK_NAMES, ATTACKS } from './registry.js';
 import { fixedTargets, leastLikelyTargets, randomTargets, targeted, type Labels } from './targets.js';
 
 export type TargetMode = 'random' | 'least-likely' | number;
@@ -22,6 +24,11 @@ export interface DatasetAttackOptions {
   target?: TargetMode;
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Worker threads to run the batches on (AttackPool.create with the model's directory); the
+   * results are the same as without. The attack must be one of the registry's.
+   */
+  pool?: AttackPool;
 }
 
 export interface DatasetAttackBatch {
@@ -50,7 +57,11 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   check(typeof seedOpt === 'number', 'attackDataset', () => 'seed must be one number here; per-example seeds are derived from it and the example ids.');
   const seed = seedOpt as number;
   const total = size(ds);
-  for (const b of batches(ds, batchSize, { from })) {
+  const pool = run.pool;
+  const poolName = pool ? ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown)) : undefined;
+  check(!pool || poolName !== undefined, 'attackDataset', () => 'a worker pool runs only the registry attacks (fgsm, bim, pgd, mifgsm, square).');
+
+  const prepare = async (b: { x: tf.Tensor4D; y: tf.Tensor1D; start: number; end: number }) => {
     const labels = ds.labels.slice(b.start, b.end);
     let targets: Int32Array | undefined;
     if (run.target !== undefined) {
@@ -62,10 +73,59 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     const cleanPredictions = Int32Array.from(await clean.data());
     clean.dispose();
     b.y.dispose();
-    const seeds = Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
-    const opts = { ...(options as GradientAttackOptions), seed: seeds, ...(targets ? { goal: targeted(targets) } : {}) };
-    const result = await (attack as unknown as AnyAttack)(model, b.x, labels, opts);
-    run.onProgress?.(b.end, total);
-    yield { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, result };
+    const seeds = Int32Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
+    return { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, seeds };
+  };
+  type Prepared = Awaited<ReturnType<typeof prepare>>;
+  const attackHere = async (p: Prepared): Promise<AttackResult> => {
+    const opts = { ...(options as GradientAttackOptions), seed: p.seeds, ...(p.targets ? { goal: targeted(p.targets) } : {}) };
+    return (attack as unknown as AnyAttack)(model, p.x, p.labels, opts);
+  };
+  const attackOnPool = async (p: Prepared): Promise<AttackResult> => {
+    const images = Float32Array.from(await p.x.data());
+    const reply = await pool!.run({ attack: poolName!, options: { ...(options as object) }, images, shape: p.x.shape as [number, number, number, number], labels: p.labels, seeds: p.seeds, targets: p.targets });
+    return {
+      adversarial: tf.tensor4d(reply.adversarial!, p.x.shape as [number, number, number, number]),
+      success: reply.success!, predictions: reply.predictions!, norms: { linf: reply.linf!, l2: reply.l2! },
+      steps: reply.steps!, restarts: reply.restarts!, loss: reply.loss!,
+    };
+  };
+
+  if (!pool) {
+    for (const b of batches(ds, batchSize, { from })) {
+      const p = await prepare(b);
+      const result = await attackHere(p);
+      run.onProgress?.(p.end, total);
+      yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: p.cleanPredictions, result };
+    }
+    return;
+  }
+  // With a pool: keep every worker busy, yield in order.
+  const inFlight: Array<{ p: Prepared; result: Promise<AttackResult> }> = [];
+  const it = batches(ds, batchSize, { from });
+  const fill = async () => {
+    while (inFlight.length < pool.size * 2) {
+      const next = it.next();
+      if (next.done) return;
+      const p = await prepare(next.value);
+      const result = attackOnPool(p);
+      result.catch(() => undefined); // surfaced when awaited in order
+      inFlight.push({ p, result });
+    }
+  };
+  try {
+    await fill();
+    while (inFlight.length) {
+      const { p, result } = inFlight.shift()!;
+      const r = await result;
+      await fill();
+      run.onProgress?.(p.end, total);
+      yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: p.cleanPredictions, result: r };
+    }
+  } finally {
+    for (const { p, result } of inFlight) {
+      p.x.dispose();
+      void result.then((r) => r.adversarial.dispose(), () => undefined);
+    }
   }
 }

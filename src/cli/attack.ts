@@ -23,7 +23,7 @@ import { AdvkitError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { action, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
 
 type AttackName = 'fgsm' | 'bim' | 'pgd' | 'mifgsm';
 
@@ -48,6 +48,7 @@ export interface AttackCliOptions {
   format: Array<'png' | 'npy'>;
   dataDir?: string;
   force?: boolean;
+  workers?: number;
   backend?: string;
   json?: boolean;
 }
@@ -184,7 +185,7 @@ export function summarize(lines: ManifestLine[], o: Pick<AttackCliOptions, 'atta
 }
 
 export function attackCommand(): Command {
-  return withCommonOptions(new Command('attack').description('attack a model on a data set and write an adversarial example set (PNG/NPY + manifest)'))
+  return withWorkersOption(withCommonOptions(new Command('attack').description('attack a model on a data set and write an adversarial example set (PNG/NPY + manifest)'))
     .requiredOption('--model <dir>', 'model directory (model.json + weights)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')
@@ -205,7 +206,7 @@ export function attackCommand(): Command {
     .option('--format <list>', 'outputs besides the manifest: png, npy or png,npy', formatOption, ['png'] as Array<'png' | 'npy'>)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
     .option('--force', 'overwrite an output directory holding another run')
-    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.')
+    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.'))
     .action(action(async (o: AttackCliOptions) => {
       checkCompatible(o);
       parseDataSpec(o.data);
@@ -254,8 +255,9 @@ export function attackCommand(): Command {
       let fooled = 0;
       let seen = 0;
       const attack = ATTACKS[o.attack] as unknown as Parameters<typeof attackDataset>[0];
+      const pool = await startPool(o.model, o.workers, total - from, o.batchSize, status.name);
       try {
-        for await (const b of attackDataset(attack, model, ds, attackOptions(o) as never, { batchSize: o.batchSize, from, target: o.targeted })) {
+        for await (const b of attackDataset(attack, model, ds, attackOptions(o) as never, { batchSize: o.batchSize, from, target: o.targeted, pool })) {
           const { state, xAdv, x } = await processBatch(model, ds, o, b, out);
           tf.dispose([b.x, b.result.adversarial]);
           if (o.format.includes('npy')) {
@@ -270,6 +272,7 @@ export function attackCommand(): Command {
         }
       } finally {
         bar.stop();
+        await pool?.close();
       }
 
       // Assemble the final files from the per-batch state, in order.

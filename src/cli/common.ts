@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
 import { initBackend, parseBackend, type BackendStatus } from '../backend/index.js';
+import { AttackPool, defaultWorkers } from '../backend/pool.js';
 import { AdvkitError } from '../util/errors.js';
 
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -75,4 +76,21 @@ export function reportError(err: unknown): number {
   log(`advkit: internal error: ${e?.message ?? String(err)}`);
   if (process.env.ADVKIT_DEBUG) log(e?.stack ?? '');
   return 1;
+}
+
+/** Adds --workers (default: the number of cores). */
+export function withWorkersOption(cmd: Command): Command {
+  return cmd.option('--workers <n>', `worker threads for the attacks (default: the ${defaultWorkers()} cores here); results do not depend on it`, intOption(1, 256));
+}
+
+/**
+ * Starts a worker pool when it can help: more than one worker and more than one batch of work.
+ * The caller closes it.
+ */
+export async function startPool(modelDir: string, workers: number | undefined, examples: number, batchSize: number, backend: string): Promise<AttackPool | undefined> {
+  const n = Math.min(workers ?? defaultWorkers(), Math.ceil(examples / batchSize));
+  if (n <= 1) return undefined;
+  const pool = await AttackPool.create(modelDir, { workers: n, backend });
+  log(`advkit: attacking on ${n} worker threads`);
+  return pool;
 }

@@ -16,7 +16,7 @@ import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
 import { exists } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { action, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
 
 export const DEMO = Object.freeze({ epochs: 3, seed: 0, epsilons: [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], pgdSteps: 20, limit: 500 });
@@ -27,11 +27,11 @@ function defaultCache(): string {
 }
 
 export function demoCommand(): Command {
-  return withCommonOptions(new Command('demo').description('train (or reuse) mnist-cnn, evaluate FGSM and PGD over an eps sweep, print the table and write the HTML report'))
+  return withWorkersOption(withCommonOptions(new Command('demo').description('train (or reuse) mnist-cnn, evaluate FGSM and PGD over an eps sweep, print the table and write the HTML report'))
     .option('--out <dir>', 'where to write the report', 'advkit-demo')
     .option('--cache <dir>', 'where the trained model is kept between runs (default $XDG_CACHE_HOME/advkit or ~/.cache/advkit)')
-    .option('--limit <n>', 'held-out digits to evaluate', intOption(1, 2004), DEMO.limit)
-    .action(action(async (o: { out: string; cache?: string; limit: number; backend?: string; json?: boolean }) => {
+    .option('--limit <n>', 'held-out digits to evaluate', intOption(1, 2004), DEMO.limit))
+    .action(action(async (o: { out: string; cache?: string; limit: number; workers?: number; backend?: string; json?: boolean }) => {
       const t0 = performance.now();
       const status = await startBackend(o.backend);
       const modelDir = path.join(o.cache ?? defaultCache(), `mnist-cnn-seed${DEMO.seed}-e${DEMO.epochs}`);
@@ -60,12 +60,19 @@ export function demoCommand(): Command {
       log(`advkit: evaluating FGSM and PGD-${DEMO.pgdSteps} at L∞ eps ${DEMO.epsilons.join(', ')} on ${data.labels.length} held-out digits (${status.name} backend)`);
       const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
       bar.start(DEMO.epsilons.length * 2, { step: '' });
-      const evaluation = await evaluateRobustness(classifier, data, {
+      const pool = await startPool(modelDir, o.workers, data.labels.length, 128, status.name);
+      let evaluation;
+      try {
+      evaluation = await evaluateRobustness(classifier, data, {
+        pool,
         attacks: [{ name: 'fgsm' }, { name: 'pgd', options: { steps: DEMO.pgdSteps } }],
         epsilons: [...DEMO.epsilons], seed: DEMO.seed, checksLimit: 50, squareQueries: 200, keepExamples: 8, modelName: 'mnist-cnn (demo)',
         onProgress: (step, done) => bar.update(done, { step }),
       });
-      bar.stop();
+      } finally {
+        bar.stop();
+        await pool?.close();
+      }
       const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
       const seconds = (performance.now() - t0) / 1000;
       if (o.json) return printJson({ report: evaluation.report, files, seconds });

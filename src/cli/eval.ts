@@ -17,7 +17,7 @@ import { loadClassifier } from '../models/io.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
-import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { action, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
 
 interface EvalCliOptions {
@@ -42,6 +42,7 @@ interface EvalCliOptions {
   maxDrop: number;
   junit?: string;
   config?: string;
+  workers?: number;
   dataDir?: string;
   backend?: string;
   json?: boolean;
@@ -93,7 +94,7 @@ function parseAttacks(text: string, o: EvalCliOptions): AttackSpec[] {
 }
 
 export function evalCommand(): Command {
-  return withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
+  return withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')} (run in this order; default fgsm,pgd)`)
@@ -115,7 +116,7 @@ export function evalCommand(): Command {
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
     .option('--junit <file>', 'write the gate results as JUnit XML')
     .option('--config <file>', 'robustness.json with any of the options above (flags win)')
-    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))
     .action(action(async (flags: EvalCliOptions, cmd: Command) => {
       // Flags given on the command line win over the config file.
       const fromConfig = flags.config ? await readConfig(flags.config) : {};
@@ -148,11 +149,13 @@ export function evalCommand(): Command {
       if (o.limit !== undefined) data = take(data, o.limit);
       const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
       bar.start(epsilons.length * attacks.length, { step: '' });
+      const pool = await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
       let evaluation;
       try {
-        evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+        evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, onProgress: (msg, done) => bar.update(done, { step: msg }) });
       } finally {
         bar.stop();
+        await pool?.close();
       }
       const { report } = evaluation;
       if (o.out) {

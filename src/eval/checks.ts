@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
+import type { AttackPool } from '../backend/pool.js';
 import { ATTACKS, type AttackName } from '../attacks/registry.js';
 import { size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -28,13 +29,14 @@ interface CheckOptions {
   epsilons: number[];
   checksLimit: number;
   squareQueries: number;
+  pool?: AttackPool;
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
-async function robustMask(model: Classifier, ds: Dataset, name: AttackName, options: Record<string, unknown>, batchSize: number): Promise<Uint8Array> {
+async function robustMask(model: Classifier, ds: Dataset, name: AttackName, options: Record<string, unknown>, batchSize: number, pool?: AttackPool): Promise<Uint8Array> {
   const robust = new Uint8Array(size(ds)).fill(1);
-  for await (const b of attackDataset(ATTACKS[name] as never, model, ds, options as never, { batchSize })) {
+  for await (const b of attackDataset(ATTACKS[name] as never, model, ds, options as never, { batchSize, pool })) {
     b.result.success.forEach((s, j) => { if (s) robust[b.start + j] = 0; });
     tf.dispose([b.x, b.result.adversarial]);
   }
@@ -96,22 +98,22 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
   const pgdOpts = { steps: 20, ...(pgdSpec?.options ?? {}), norm: o.norm, seed: o.seed };
   const base = { norm: o.norm, seed: o.seed };
   if (midEps > 0) {
-    const pgdRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps }, o.batchSize);
-    const fgsmRobust = await robustMask(model, ds, 'fgsm', { ...base, eps: midEps }, o.batchSize);
+    const pgdRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps }, o.batchSize, o.pool);
+    const fgsmRobust = await robustMask(model, ds, 'fgsm', { ...base, eps: midEps }, o.batchSize, o.pool);
     checks.push(count(pgdRobust) > count(fgsmRobust)
       ? { id: 'iterative-vs-single-step', status: 'warn', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust but single-step FGSM only ${count(fgsmRobust)}.`, suggestion: 'An iterative attack weaker than one step means its optimization fails: check the step size and the loss, and look for gradient masking.', details: { eps: midEps, pgd: count(pgdRobust), fgsm: count(fgsmRobust) } }
       : { id: 'iterative-vs-single-step', status: 'pass', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust, FGSM ${count(fgsmRobust)}.` });
 
     const steps = Number(pgdOpts.steps);
     const restarts = Number((pgdOpts as { restarts?: number }).restarts ?? 1);
-    const strong = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps, steps: 2 * steps, restarts: restarts + 2 }, o.batchSize);
+    const strong = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps, steps: 2 * steps, restarts: restarts + 2 }, o.batchSize, o.pool);
     const drop = count(pgdRobust) - count(strong);
     checks.push(drop > Math.max(2, 0.02 * m)
       ? { id: 'convergence', status: 'warn', message: `At eps ${midEps}, PGD with ${2 * steps} steps and ${restarts + 2} restarts leaves ${count(strong)} of ${m} robust, ${drop} fewer than PGD-${steps} with ${restarts}.`, suggestion: 'The attack had not converged: raise steps and restarts until accuracy stops falling, and report those settings.', details: { eps: midEps, base: count(pgdRobust), stronger: count(strong) } }
       : { id: 'convergence', status: 'pass', message: `At eps ${midEps}, doubling PGD's steps and adding restarts changes robust points by ${drop} of ${m}.` });
 
     if (o.norm === 'linf') {
-      const sq = await robustMask(model, ds, 'square', { eps: midEps, queries: o.squareQueries, seed: o.seed }, o.batchSize);
+      const sq = await robustMask(model, ds, 'square', { eps: midEps, queries: o.squareQueries, seed: o.seed }, o.batchSize, o.pool);
       const gradRobust = Uint8Array.from(pgdRobust, (v, i) => v & fgsmRobust[i]! & strong[i]!);
       const onlySquare = gradRobust.reduce((a, v, i) => a + (v && !sq[i] ? 1 : 0), 0);
       checks.push(onlySquare > Math.max(1, 0.02 * m)
@@ -124,7 +126,7 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
   const [lo, hi] = model.bounds;
   const dim = data.shape[0] * data.shape[1] * data.shape[2];
   const huge = o.norm === 'linf' ? hi - lo : (hi - lo) * Math.sqrt(dim);
-  const hugeRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: huge }, o.batchSize);
+  const hugeRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: huge }, o.batchSize, o.pool);
   const chance = 1 / model.numClasses;
   checks.push(count(hugeRobust) / m > chance
     ? { id: 'large-eps', status: 'warn', message: `With eps ${huge.toPrecision(3)} (the whole input range) PGD leaves ${pct(count(hugeRobust) / m)} robust, above chance (${pct(chance)}).`, suggestion: 'Any input is reachable at this budget, so the attack should reach (near) zero: gradients are masked or the attack is broken.', details: { eps: huge, robust: count(hugeRobust), examples: m } }

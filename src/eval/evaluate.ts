@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
+import type { AttackPool } from '../backend/pool.js';
 import { ATTACK_NAMES, ATTACKS, type AttackName } from '../attacks/registry.js';
 import { backendStatus } from '../backend/index.js';
 import { batches, checkShapes, size, subset, type Dataset } from '../data/dataset.js';
@@ -47,6 +48,8 @@ export interface EvaluateOptions {
   /** Adversarial examples to keep for the example grid (default 0). */
   keepExamples?: number;
   modelName?: string;
+  /** Worker threads for the attacks (see AttackPool); results are the same without. */
+  pool?: AttackPool;
   onProgress?: (message: string, done: number, total: number) => void;
 }
 
@@ -126,7 +129,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
         const sub = subset(data, pool);
         const attack = ATTACKS[spec.name];
         const opts = { ...(spec.options ?? {}), eps, norm: o.norm, seed };
-        for await (const b of attackDataset(attack as never, model, sub, opts as never, { batchSize })) {
+        for await (const b of attackDataset(attack as never, model, sub, opts as never, { batchSize, pool: o.pool })) {
           const r = b.result;
           const wantKeep = o.keepExamples > 0 && eps === epsilons[epsilons.length - 1] && kept.length < o.keepExamples && r.success.some((s) => s === 1);
           const [xs, adv] = wantKeep ? await Promise.all([b.x.data(), r.adversarial.data()]) : [undefined, undefined];
@@ -166,7 +169,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
     results.push({ eps, attacks: outcomes, worstCase: { robustAccuracy: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0, perClass } });
   }
 
-  const checks = o.checks ? await runChecks(model, data, cleanCorrect, results, { ...o, seed, batchSize, epsilons }) : [];
+  const checks = o.checks ? await runChecks(model, data, cleanCorrect, results, { ...o, seed, batchSize, epsilons, pool: o.pool }) : [];
   const seconds = (performance.now() - t0) / 1000;
   const report: RobustnessReport = {
     schema: REPORT_SCHEMA_ID,

@@ -1,0 +1,67 @@
+/**
+ * A worker thread of the attack pool (pool.ts): its own tfjs backend and its own copy of the
+ * model, running whole attack batches sent by the main thread. Runs as compiled JS
+ * (dist/src/backend/worker.js).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { ATTACKS, type AttackName } from '../attacks/registry.js';
+import { fromGraphModel, fromLayersModel, type ClassifierOptions } from '../models/classifier.js';
+import { initBackend } from './index.js';
+
+export interface WorkerInit {
+  backend: string;
+  format: 'layers-model' | 'graph-model';
+  artifacts: tf.io.ModelArtifacts;
+  classifierOptions: ClassifierOptions;
+}
+
+export interface WorkerJob {
+  id: number;
+  attack: AttackName;
+  options: Record<string, unknown>;
+  images: Float32Array;
+  shape: [number, number, number, number];
+  labels: Int32Array;
+  seeds: Int32Array;
+  targets?: Int32Array;
+}
+
+export interface WorkerReply {
+  id: number;
+  error?: { message: string; name: string; code?: string; exitCode?: number };
+  adversarial?: Float32Array;
+  success?: Uint8Array;
+  predictions?: Int32Array;
+  linf?: Float32Array;
+  l2?: Float32Array;
+  loss?: Float32Array;
+  steps?: number;
+  restarts?: number;
+}
+
+const init = workerData as WorkerInit;
+await initBackend(init.backend);
+const model = init.format === 'graph-model'
+  ? fromGraphModel(await tf.loadGraphModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions)
+  : fromLayersModel(await tf.loadLayersModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions);
+
+parentPort!.on('message', (job: WorkerJob) => {
+  void (async () => {
+    const x = tf.tensor4d(job.images, job.shape);
+    try {
+      const opts = { ...job.options, seed: job.seeds, ...(job.targets ? { goal: { kind: 'targeted', labels: job.targets } } : {}) } as unknown as { eps: number } & Record<string, unknown>;
+      const r = await ATTACKS[job.attack](model, x, job.labels, opts);
+      const adversarial = (await r.adversarial.data()) as Float32Array;
+      r.adversarial.dispose();
+      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts };
+      parentPort!.postMessage(reply, [adversarial.buffer as ArrayBuffer]);
+    } catch (err) {
+      const e = err as Error & { code?: string; exitCode?: number };
+      parentPort!.postMessage({ id: job.id, error: { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode } } satisfies WorkerReply);
+    } finally {
+      x.dispose();
+    }
+  })();
+});
+parentPort!.postMessage({ ready: true });

@@ -1,0 +1,57 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { attackDataset, pgd } from '../../src/attacks/index.js';
+import { AttackPool } from '../../src/backend/pool.js';
+import { loadMnist, take } from '../../src/data/index.js';
+import { buildArchitecture } from '../../src/models/architectures.js';
+import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
+import { useBackend } from '../helpers.js';
+
+describe('AttackPool', () => {
+  it('gives the same adversarials, byte for byte, with 1 or 2 worker threads as in the main thread', async () => {
+    await useBackend('wasm');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
+    const net = buildArchitecture('mnist-cnn', { seed: 4 });
+    await saveLayersModel(net, dir);
+    net.dispose();
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 40);
+    const run = async (pool?: AttackPool) => {
+      const chunks: Buffer[] = [];
+      for await (const b of attackDataset(pgd, classifier, ds, { eps: 0.2, steps: 4, seed: 9 }, { batchSize: 16, pool, target: 'random' })) {
+        const a = (await b.result.adversarial.data()) as Float32Array;
+        chunks.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.result.success));
+        tf.dispose([b.x, b.result.adversarial]);
+      }
+      return Buffer.concat(chunks);
+    };
+    const before = tf.memory().numTensors;
+    const main = await run();
+    for (const workers of [1, 2]) {
+      const pool = await AttackPool.create(dir, { workers, backend: 'wasm' });
+      try {
+        expect((await run(pool)).equals(main)).toBe(true);
+      } finally {
+        await pool.close();
+      }
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('reports an attack error from a worker as an error of the run', async () => {
+    await useBackend('wasm');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
+    const net = buildArchitecture('mlp', { seed: 1 });
+    await saveLayersModel(net, dir);
+    net.dispose();
+    const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
+    try {
+      await expect(pool.run({ attack: 'pgd', options: { eps: -1 }, images: new Float32Array(784), shape: [1, 28, 28, 1], labels: Int32Array.from([0]), seeds: Int32Array.from([1]) })).rejects.toThrow(/eps must be >= 0/);
+    } finally {
+      await pool.close();
+    }
+  });
+});
