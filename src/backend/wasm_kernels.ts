@@ -453,6 +453,13 @@ function identity({ inputs, backend }: KernelArgs): TensorInfo {
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }
 
+/** Cast to the same dtype shares the data too (stock wasm copies; ReLU's gradient casts every step). */
+function cast({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const x = inputs.x!;
+  if (mode === 'advkit' && attrs.dtype === x.dtype) return identity({ inputs, backend, attrs: {} });
+  return stock('Cast')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
+}
+
 let registered = false;
 
 /**
@@ -469,6 +476,7 @@ export function registerWasmKernels(): void {
     ['MaxPoolGrad', maxPoolGrad],
     ['BatchMatMul', batchMatMul],
     ['Identity', identity],
+    ['Cast', cast],
   ];
   for (const [kernelName, fn] of kernels) {
     const stockConfig = tf.getKernel(kernelName, WASM);
@@ -486,5 +494,5 @@ export function registerWasmKernels(): void {
 /** Names of the kernels advkit registers for wasm (reported by `advkit info`). */
 export const WASM_KERNELS = [
   'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Identity',
+  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Identity', 'Cast',
 ] as const;
