@@ -5,7 +5,14 @@
  * step, clip, per iteration), on the slow-but-correct "baseline" wasm kernels, in the same run;
  * ratios are taken within the run, never against remembered figures.
  */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { attackDataset } from '../src/attacks/dataset.js';
+import { AttackPool } from '../src/backend/pool.js';
+import { makeDataset } from '../src/data/dataset.js';
+import { loadClassifier, saveLayersModel } from '../src/models/io.js';
 import { Bench } from 'tinybench';
 import { pgd } from '../src/attacks/pgd.js';
 import { fgsm } from '../src/attacks/fgsm.js';
@@ -35,6 +42,8 @@ export interface BenchOptions {
   steps?: number;
   /** Measured iterations per case (after one warm-up). */
   iterations?: number;
+  /** Measure data-set attacks on 1 and 2 worker threads (default true). */
+  workerScaling?: boolean;
   onRow?: (row: BenchRow) => void;
 }
 
@@ -136,10 +145,37 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
         }
         x.dispose();
       }
+      if (backend !== 'cpu' && options.workerScaling !== false) await workerScaling(net, arch, backend, steps, push);
       net.dispose();
     }
   }
   return rows;
+}
+
+/** A data-set PGD attack (512 images, batch 128) in the main thread and on 1 and 2 worker threads. */
+async function workerScaling(net: tf.LayersModel, arch: string, backend: BackendName, steps: number, push: (r: BenchRow) => void): Promise<void> {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-bench-'));
+  await saveLayersModel(net, dir);
+  const { classifier } = await loadClassifier(dir);
+  const rng = new Rng(5);
+  const n = 512;
+  const images = Float32Array.from({ length: n * 784 }, () => rng.next());
+  const ds = makeDataset('bench', images, Int32Array.from({ length: n }, (_, i) => i % 10), [28, 28, 1], Array.from({ length: 10 }, (_, i) => String(i)));
+  const runOnce = async (pool?: AttackPool) => {
+    for await (const b of attackDataset(pgd, classifier, ds, { eps: EPS, steps, seed: 1 }, { batchSize: 128, pool })) tf.dispose([b.x, b.result.adversarial]);
+  };
+  let base: number | undefined;
+  for (const workers of [1, 2]) {
+    const pool = await AttackPool.create(dir, { workers, backend });
+    try {
+      const m = await measure(`workers-${workers}`, () => runOnce(pool), 2);
+      base ??= m.ms;
+      push({ backend, model: arch, loop: `data-set PGD, ${workers} worker thread${workers > 1 ? "s" : ""} (ratio: vs 1 thread)`, batch: 128, imageStepsPerSecond: (n * steps) / (m.ms / 1000), msPerStep: m.ms / steps, ratio: base / m.ms, peakRssMb: m.peakRssMb });
+    } finally {
+      await pool.close();
+    }
+  }
+  await fsp.rm(dir, { recursive: true, force: true });
 }
 
 export function renderBenchTable(rows: BenchRow[]): string {

@@ -7,7 +7,7 @@ import { useBackend } from '../helpers.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { saveLayersModel } from '../../src/models/io.js';
 import { parseNpy } from '../../src/data/npy.js';
-import { advkit, CLI } from './run.js';
+import { advkit, CLI, expectUsageError } from './run.js';
 
 let dir: string;
 let model: string;
@@ -34,13 +34,6 @@ async function snapshot(root: string): Promise<Map<string, Buffer>> {
   return out;
 }
 
-function expectUsageError(args: string[], pattern: RegExp) {
-  const r = advkit(args);
-  expect(r.code, r.stderr).toBe(2);
-  const lines = r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('advkit: note:') && !l.startsWith('(run with'));
-  expect(lines.length, r.stderr).toBe(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('advkit attack', () => {
   it('writes PNGs, a manifest, npy files and a summary', async () => {

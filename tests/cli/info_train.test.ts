@@ -5,22 +5,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { encodeNpy } from '../../src/data/npy.js';
 import { loadMnist, take } from '../../src/data/index.js';
-import { advkit } from './run.js';
+import { advkit, expectUsageError } from './run.js';
 
 let dir: string;
 beforeAll(async () => {
   dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-cli-'));
 });
 
-/** Every bad input gives one line on stderr that names the problem, and exit code 2. */
-function expectUsageError(args: string[], pattern: RegExp, env: Record<string, string> = {}) {
-  const r = advkit(args, env);
-  expect(r.code, r.stderr).toBe(2);
-  expect(r.stdout).toBe('');
-  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('advkit: note:') && !l.startsWith('(run with --help'));
-  expect(lines.length, r.stderr).toBe(1);
-  expect(lines[0]).toMatch(pattern);
-}
 
 describe('advkit info', () => {
   it('reports the wasm backend in use, SIMD, cores and available backends (--json)', () => {

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { expect } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,4 +16,14 @@ export interface CliResult {
 export function advkit(args: string[], env: Record<string, string> = {}, timeoutMs = 300_000): CliResult {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: timeoutMs });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A bad input gives exit code 2, nothing on stdout, and one line on stderr that names the problem. */
+export function expectUsageError(args: string[], pattern: RegExp, env: Record<string, string> = {}): void {
+  const r = advkit(args, env);
+  expect(r.code, r.stderr).toBe(2);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('advkit: note:') && !l.startsWith('(run with --help'));
+  expect(lines.length, r.stderr).toBe(1);
+  expect(lines[0]).toMatch(pattern);
 }
