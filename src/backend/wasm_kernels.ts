@@ -196,6 +196,10 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInf
   let bottom = (kh - 1) + (Ho - 1) * sh + 1 - H - pt;
   let right = (kw - 1) + (Wo - 1) * sw + 1 - W - pl;
 
+  // Few input channels (a first layer): the transposed patch matrix and one GEMM. With many,
+  // XNNPACK's GEMM runs slowly on that shape and repacks the patch matrix every call, so the
+  // batch/channel-swapped convolution below wins.
+  if (mode === 'advkit' && info.inChannels <= COL2IM_MAX_CHANNELS) return conv2DBackpropFilterIm2Col(backend, x, dy, info, filterShape);
   let xT = run('Transpose', { x }, { perm: [3, 1, 2, 0] }, backend); // [Ci, H, W, N]
   if (bottom < 0 || right < 0) {
     const [ci, , , n] = xT.shape as [number, number, number, number];
@@ -212,6 +216,48 @@ function conv2DBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInf
   const out = run('Transpose', { x: conv }, { perm: [1, 2, 0, 3] }, backend); // [kh, kw, Ci, Co]
   free(backend, conv);
   return out;
+}
+
+/**
+ * dW as one matrix product: im2colᵀ [kh·kw·Ci, N·Ho·Wo] x dy [N·Ho·Wo, Co], with the patch matrix
+ * built transposed on the heap (so XNNPACK runs an untransposed GEMM). Faster than the
+ * batch/channel-swapped convolution, whose "filter" is the whole upstream gradient.
+ */
+function conv2DBackpropFilterIm2Col(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, info: tf.backend_util.Conv2DInfo, filterShape: number[]): TensorInfo {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: Ci, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const K = kh * kw * Ci;
+  const M = N * Ho * Wo;
+  const colsT = backend.makeOutput([1, K, M], 'float32') as TensorInfo;
+  const ct = heap(backend, colsT);
+  const xv = heap(backend, x);
+  for (let p = 0; p < kh; p++) {
+    for (let q = 0; q < kw; q++) {
+      for (let c = 0; c < Ci; c++) {
+        const row = ((p * kw + q) * Ci + c) * M;
+        let m = 0;
+        for (let b = 0; b < N; b++) {
+          for (let i = 0; i < Ho; i++) {
+            const r = i * sh + p - pt;
+            if (r < 0 || r >= H) {
+              ct.fill(0, row + m, row + m + Wo);
+              m += Wo;
+              continue;
+            }
+            const rowBase = (b * H + r) * W;
+            for (let j = 0; j < Wo; j++, m++) {
+              const col = j * sw + q - pl;
+              ct[row + m] = col < 0 || col >= W ? 0 : xv[(rowBase + col) * Ci + c]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  const dW = run('BatchMatMul', { a: colsT, b: view(dy, [1, M, Co]) }, { transposeA: false, transposeB: false }, backend);
+  free(backend, colsT);
+  return view(dW, filterShape);
 }
 
 function depthwiseInfo(xShape: number[], filterShape: number[], attrs: Attrs) {
@@ -460,6 +506,29 @@ function cast({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return stock('Cast')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
 }
 
+/**
+ * Sum over the leading axes (a bias gradient: dy summed over batch and space) as one pass of
+ * column sums; stock wasm transposes the whole tensor first.
+ */
+function sum({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const x = inputs.x!;
+  const rank = x.shape.length;
+  const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape).sort((a, b) => a - b);
+  const leading = axes.length > 0 && axes.length < rank && axes.every((a, i) => a === i);
+  if (mode === 'baseline' || x.dtype !== 'float32' || !leading) return stock('Sum')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
+  const kept = x.shape.slice(axes.length);
+  const cols = kept.reduce((a, b) => a * b, 1);
+  const rows = tf.util.sizeFromShape(x.shape) / cols;
+  const outShape = attrs.keepDims ? [...axes.map(() => 1), ...kept] : kept;
+  const out = backend.makeOutput(outShape, 'float32') as TensorInfo;
+  const o = heap(backend, out);
+  const v = heap(backend, x);
+  const acc = new Float64Array(cols);
+  for (let r = 0, k = 0; r < rows; r++) for (let c = 0; c < cols; c++, k++) acc[c] = acc[c]! + v[k]!;
+  o.set(acc);
+  return out;
+}
+
 let registered = false;
 
 /**
@@ -477,6 +546,7 @@ export function registerWasmKernels(): void {
     ['BatchMatMul', batchMatMul],
     ['Identity', identity],
     ['Cast', cast],
+    ['Sum', sum],
   ];
   for (const [kernelName, fn] of kernels) {
     const stockConfig = tf.getKernel(kernelName, WASM);
@@ -494,5 +564,5 @@ export function registerWasmKernels(): void {
 /** Names of the kernels advkit registers for wasm (reported by `advkit info`). */
 export const WASM_KERNELS = [
   'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropInput',
-  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Identity', 'Cast',
+  'DepthwiseConv2dNativeBackpropFilter', 'MaxPoolGrad', 'BatchMatMul', 'Identity', 'Cast', 'Sum',
 ] as const;
