@@ -93,3 +93,33 @@ describe('wasm max-pool gradient', () => {
     });
   }
 });
+
+describe('wasm forward kernels advkit replaces for speed', () => {
+  it('BatchMatMul with transposed operands, Sum over leading axes, Cast and Identity match the cpu backend', async () => {
+    const fn = () => {
+      const a = tf.tensor3d(uniform(2 * 5 * 7, 1), [2, 5, 7]);
+      const b = tf.tensor3d(uniform(2 * 6 * 7, 2), [2, 6, 7]);
+      const c = tf.tensor3d(uniform(2 * 5 * 6, 3), [2, 5, 6]);
+      const x = tf.tensor4d(uniform(3 * 4 * 5 * 6, 4), [3, 4, 5, 6]);
+      return [
+        tf.matMul(a, b, false, true), tf.matMul(c, a, true, false), tf.matMul(b, c, true, true),
+        tf.sum(x, [0, 1, 2]), tf.sum(x, [1, 0]), tf.sum(x, 0, true), tf.sum(x, [1, 3]), tf.sum(x),
+        tf.cast(x, 'float32'), tf.clone(x),
+      ];
+    };
+    const cpu = await onBackend('cpu', fn);
+    const wasm = await onBackend('wasm', fn);
+    cpu.forEach((c, i) => expect(relError(wasm[i]!, c), `output ${i}`).toBeLessThanOrEqual(1e-5));
+  });
+
+  it('shared data from Identity and Cast survives disposing the original', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor1d([1, 2, 3]);
+    const y = tf.clone(x);
+    const z = tf.cast(x, 'float32');
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual([1, 2, 3]);
+    expect(Array.from(await z.data())).toEqual([1, 2, 3]);
+    tf.dispose([y, z]);
+  });
+});
