@@ -5,7 +5,7 @@
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { Command, InvalidArgumentError as CommanderArgError } from 'commander';
+import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { loadDataset, parseDataSpec, size, split, take, type Dataset } from '../data/index.js';
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
@@ -25,8 +25,12 @@ interface TrainCliOptions {
   seed: number;
   out: string;
   valSplit: number;
-  schedule: 'cosine' | 'constant';
+  schedule: 'cosine' | 'constant' | 'cyclic';
   shift: number;
+  adv?: 'fgsm-rs' | 'pgd';
+  eps?: number;
+  advSteps?: number;
+  rampEpochs?: number;
   limit?: number;
   dataDir?: string;
   force?: boolean;
@@ -46,8 +50,8 @@ async function trainAndHeldOut(spec: string, o: TrainCliOptions): Promise<[Datas
   return split(all, o.valSplit, o.seed);
 }
 
-function scheduleOption(value: string): 'cosine' | 'constant' {
-  if (value !== 'cosine' && value !== 'constant') throw new CommanderArgError(`must be cosine or constant, got ${JSON.stringify(value)}.`);
+function scheduleOption(value: string): 'cosine' | 'constant' | 'cyclic' {
+  if (value !== 'cosine' && value !== 'constant' && value !== 'cyclic') throw new CommanderArgError(`must be cosine, cyclic or constant, got ${JSON.stringify(value)}.`);
   return value;
 }
 
@@ -60,7 +64,11 @@ export function trainCommand(): Command {
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536), TRAIN_DEFAULTS.batchSize)
     .option('--lr <rate>', 'Adam learning rate', floatOption(0, { exclusive: true, max: 10 }), TRAIN_DEFAULTS.learningRate)
     .option('--seed <n>', 'seed for weights and batch order', intOption(0, 2 ** 31 - 1), TRAIN_DEFAULTS.seed)
-    .option('--schedule <kind>', 'learning-rate schedule: cosine | constant', scheduleOption, TRAIN_DEFAULTS.schedule)
+    .option('--schedule <kind>', 'learning-rate schedule: cosine | cyclic | constant (default cosine; cyclic with --adv fgsm-rs)', scheduleOption)
+    .addOption(new Option('--adv <method>', 'adversarial training: fgsm-rs (fast FGSM, Wong et al. 2020) or pgd (Madry et al. 2018)').choices(['fgsm-rs', 'pgd']))
+    .option('--eps <eps>', 'L∞ radius of adversarial training (with --adv)', floatOption(0, { exclusive: true, max: 1 }))
+    .option('--adv-steps <n>', 'PGD steps per batch (--adv pgd)', intOption(1, 1000))
+    .option('--ramp-epochs <n>', 'ramp eps up linearly over this many epochs', floatOption(0))
     .option('--shift <px>', 'random-translation augmentation, in pixels (0 = off)', intOption(0, 64), TRAIN_DEFAULTS.shift)
     .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
@@ -72,6 +80,10 @@ export function trainCommand(): Command {
         throw new InvalidArgumentError(`Error in --arch: unknown architecture ${JSON.stringify(o.arch)}; use one of ${ARCHITECTURES.join(', ')}.`);
       }
       parseDataSpec(o.data);
+      if (o.adv && o.eps === undefined) throw new InvalidArgumentError('Error in --eps: --adv needs the training radius, e.g. --adv pgd --eps 0.3.');
+      if (!o.adv && (o.eps !== undefined || o.advSteps !== undefined || o.rampEpochs !== undefined)) throw new InvalidArgumentError('Error in --eps: --eps, --adv-steps and --ramp-epochs go with --adv fgsm-rs|pgd.');
+      const schedule = o.schedule ?? (o.adv === 'fgsm-rs' ? 'cyclic' : TRAIN_DEFAULTS.schedule);
+      const adversarial = o.adv ? { method: o.adv, eps: o.eps!, steps: o.advSteps, rampEpochs: o.rampEpochs } : undefined;
       const status = await startBackend(o.backend);
       let [train, heldOut] = await trainAndHeldOut(o.data, o);
       if (o.limit !== undefined) train = take(train, o.limit);
@@ -91,7 +103,7 @@ export function trainCommand(): Command {
       const t0 = performance.now();
       let barEpoch = 0;
       const result = await trainClassifier(model, train, {
-        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule: o.schedule, shift: o.shift, validation: heldOut,
+        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, adversarial, validation: heldOut,
         checkpointDir: checkpoints, config,
         onBatch: (p) => {
           if (p.epoch !== barEpoch) {
@@ -104,10 +116,12 @@ export function trainCommand(): Command {
         onEpoch: (r) => {
           bar.stop();
           barEpoch = 0;
-          log(`advkit: epoch ${r.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, train accuracy ${(100 * r.accuracy).toFixed(2)}%, held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}% (${r.seconds.toFixed(1)} s)`);
+          const robust = r.valRobustAccuracy !== undefined ? `, held-out PGD-10 accuracy at eps ${o.eps} ${(100 * r.valRobustAccuracy).toFixed(2)}% (trained at eps ${r.eps?.toFixed(3)})` : '';
+          log(`advkit: epoch ${r.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, train accuracy ${(100 * r.accuracy).toFixed(2)}%, held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}%${robust} (${r.seconds.toFixed(1)} s)`);
         },
       });
       if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
+      if (result.stoppedEarly) log(`advkit: PGD accuracy collapsed after epoch ${result.stoppedEarly} (catastrophic overfitting); kept the best epoch's weights and stopped`);
       const last = result.history[result.history.length - 1];
       const heldOutAccuracy = last?.valAccuracy ?? (await accuracy((x) => model.apply(x, { training: false }) as never, heldOut));
       const seconds = (performance.now() - t0) / 1000;
@@ -120,14 +134,15 @@ export function trainCommand(): Command {
         classNames: [...train.classNames],
         bounds: [0, 1],
         training: {
-          kind: 'natural', epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule: o.schedule, shift: o.shift, seed: o.seed, optimizer: 'adam',
+          kind: adversarial ? 'adversarial' : 'natural', ...(adversarial ? { adversarial, stoppedEarly: result.stoppedEarly ?? null } : {}),
+          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, seed: o.seed, optimizer: 'adam',
           trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
           history: result.history, backend: status.name, seconds,
         },
       };
       await saveLayersModel(result.model, out, metadata);
       await clearCheckpoints(checkpoints);
-      const summary = { model: out, architecture: o.arch, data: o.data, epochs: o.epochs, heldOutAccuracy, trainAccuracy: last?.accuracy ?? null, seconds, backend: status.name, resumedFrom: result.resumedFrom };
+      const summary = { model: out, architecture: o.arch, data: o.data, epochs: o.epochs, heldOutAccuracy, trainAccuracy: last?.accuracy ?? null, seconds, backend: status.name, resumedFrom: result.resumedFrom, heldOutRobustAccuracy: last?.valRobustAccuracy ?? null, stoppedEarly: result.stoppedEarly ?? null };
       if (o.json) printJson(summary);
       else process.stdout.write(`trained ${o.arch} on ${o.data}: held-out accuracy ${(100 * heldOutAccuracy).toFixed(2)}% after ${o.epochs} epochs (${seconds.toFixed(1)} s, ${status.name}); saved to ${out}\n`);
       model.dispose();

@@ -6,7 +6,11 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { batches, size, type Dataset } from '../data/dataset.js';
+import { attackDataset } from '../attacks/dataset.js';
+import { pgd } from '../attacks/pgd.js';
+import { batches, size, take, type Dataset } from '../data/dataset.js';
+import { adversarialBatch, rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
+import type { Classifier } from './classifier.js';
 import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { deriveSeed, Rng } from '../util/random.js';
@@ -17,6 +21,10 @@ export interface EpochRecord {
   loss: number;
   accuracy: number;
   valAccuracy?: number;
+  /** Held-out accuracy under PGD (adversarial training only). */
+  valRobustAccuracy?: number;
+  /** eps used for training in this epoch's last batch (adversarial training only). */
+  eps?: number;
   seconds: number;
 }
 
@@ -42,9 +50,20 @@ export interface TrainOptions {
   config?: Record<string, unknown>;
   /**
    * Learning-rate schedule: 'cosine' (default) decays from learningRate to 0 over the run
-   * (Loshchilov & Hutter 2017, arXiv:1608.03983, without restarts); 'constant' keeps it.
+   * (Loshchilov & Hutter 2017, arXiv:1608.03983, without restarts); 'cyclic' rises linearly
+   * to learningRate at 40% of the run and falls to 0 (one cycle, as fast adversarial training
+   * uses); 'constant' keeps it.
    */
-  schedule?: 'cosine' | 'constant';
+  schedule?: 'cosine' | 'constant' | 'cyclic';
+  /**
+   * Adversarial training (see defenses/adversarial_training.ts): every batch is replaced by
+   * adversarial examples against the current weights. Adds a PGD check on the validation data
+   * each epoch; with fgsm-rs, a collapse of that check (catastrophic overfitting) stops training
+   * and restores the best weights.
+   */
+  adversarial?: AdversarialTraining;
+  /** Validation examples and PGD steps of the per-epoch robustness check. Default 500 and 10. */
+  robustCheck?: { examples?: number; steps?: number };
   /** Random translations of up to this many pixels (zero fill), seeded. Default 2; 0 turns it off. */
   shift?: number;
   onBatch?: (p: BatchProgress) => void;
@@ -55,6 +74,8 @@ export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 32, learningRate: 2e-3,
 
 export interface TrainResult {
   history: EpochRecord[];
+  /** Epoch after which fast adversarial training stopped on catastrophic overfitting. */
+  stoppedEarly?: number;
   /** Epochs already done when this call started (0 for a fresh run). */
   resumedFrom: number;
   model: tf.LayersModel;
@@ -124,9 +145,10 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   const seed = checkFiniteNumber(fn, 'seed', options.seed ?? TRAIN_DEFAULTS.seed, { integer: true, min: 0 });
   const schedule = options.schedule ?? TRAIN_DEFAULTS.schedule;
   const shift = checkFiniteNumber(fn, 'shift', options.shift ?? TRAIN_DEFAULTS.shift, { integer: true, min: 0 });
-  if (schedule !== 'cosine' && schedule !== 'constant') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine' or 'constant', but got ${JSON.stringify(schedule)}.`);
+  if (schedule !== 'cosine' && schedule !== 'constant' && schedule !== 'cyclic') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine', 'cyclic' or 'constant', but got ${JSON.stringify(schedule)}.`);
+  const adv = options.adversarial ? validateAdversarial(fn, options.adversarial) : undefined;
   // The cosine schedule depends on the planned length, so epochs is part of the run's identity.
-  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, epochs: schedule === 'cosine' ? epochs : undefined, data: data.name, n: size(data) };
+  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, adversarial: adv, epochs: schedule !== 'constant' ? epochs : undefined, data: data.name, n: size(data) };
   const optimizer = tf.train.adam(lr);
   let history: EpochRecord[] = [];
   let start = 0;
@@ -150,6 +172,10 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
     }
   }
   const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const view = adv ? trainingView(model, data.shape, data.classNames.length) : undefined;
+  let epsNow = adv?.eps ?? 0;
+  let best: { robust: number; weights: tf.Tensor[] } | undefined;
+  let stoppedEarly: number | undefined;
   const nBatches = Math.ceil(size(data) / batchSize);
   for (let epoch = start; epoch < epochs; epoch++) {
     const t0 = performance.now();
@@ -160,13 +186,17 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
     const rng = new Rng(deriveSeed(seed, epoch, 1));
     const transform = shift > 0 ? (images: Float32Array) => randomShift(images, data.shape, shift, rng) : undefined;
     for (const b of batches(data, batchSize, { seed: deriveSeed(seed, epoch), transform })) {
-      if (schedule === 'cosine') {
-        const t = (epoch * nBatches + k) / (epochs * nBatches);
-        (optimizer as unknown as { learningRate: number }).learningRate = 0.5 * lr * (1 + Math.cos(Math.PI * t));
+      const t = (epoch * nBatches + k) / (epochs * nBatches);
+      if (schedule === 'cosine') (optimizer as unknown as { learningRate: number }).learningRate = 0.5 * lr * (1 + Math.cos(Math.PI * t));
+      if (schedule === 'cyclic') (optimizer as unknown as { learningRate: number }).learningRate = t < 0.4 ? (lr * t) / 0.4 : (lr * (1 - t)) / 0.6;
+      let xb = b.x;
+      if (adv && view) {
+        epsNow = rampedEps(adv, epoch + k / nBatches);
+        xb = await adversarialBatch(view, b.x, Int32Array.from(await b.y.data()), adv, epsNow, deriveSeed(seed, epoch, k, 3) & 0x7fffffff);
       }
       let hits: tf.Scalar | undefined;
       const loss = optimizer.minimize(() => {
-        const logits = model.apply(b.x, { training: true }) as tf.Tensor2D;
+        const logits = model.apply(xb, { training: true }) as tf.Tensor2D;
         hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), 'float32'))) as tf.Scalar;
         return tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, logits.shape[1]), logits) as unknown as tf.Scalar;
       }, true, vars)!;
@@ -176,17 +206,46 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       correct += h[0]!;
       seen += n;
       tf.dispose([loss, hits!, b.x, b.y]);
+      if (xb !== b.x) xb.dispose();
       k++;
       options.onBatch?.({ epoch: epoch + 1, epochs, batch: k, batches: nBatches, loss: lossSum / seen, accuracy: correct / seen });
     }
     const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - t0) / 1000 };
     if (options.validation) record.valAccuracy = await accuracy((x) => model.apply(x, { training: false }) as tf.Tensor2D, options.validation);
+    if (adv && view && options.validation) {
+      record.eps = epsNow;
+      record.valRobustAccuracy = await robustAccuracy(view, take(options.validation, options.robustCheck?.examples ?? 500), adv.eps, options.robustCheck?.steps ?? 10, seed);
+    }
     history.push(record);
+    // Catastrophic overfitting (fast FGSM): the PGD check collapses; keep the best weights and stop.
+    if (adv?.method === 'fgsm-rs' && record.valRobustAccuracy !== undefined) {
+      if (!best || record.valRobustAccuracy > best.robust) {
+        best?.weights.forEach((w) => w.dispose());
+        best = { robust: record.valRobustAccuracy, weights: model.getWeights().map((w) => tf.keep(w.clone())) };
+      } else if (record.valRobustAccuracy < best.robust - 0.2) {
+        model.setWeights(best.weights);
+        stoppedEarly = epoch + 1;
+        if (options.checkpointDir) await saveCheckpoint(options.checkpointDir, model, optimizer, { epochsDone: epochs, history, config });
+        options.onEpoch?.(record);
+        break;
+      }
+    }
     if (options.checkpointDir) await saveCheckpoint(options.checkpointDir, model, optimizer, { epochsDone: epoch + 1, history, config });
     options.onEpoch?.(record);
   }
   optimizer.dispose();
-  return { history, resumedFrom: start, model };
+  best?.weights.forEach((w) => w.dispose());
+  return { history, resumedFrom: start, model, ...(stoppedEarly ? { stoppedEarly } : {}) };
+}
+
+/** Accuracy under PGD (random start, 2.5·eps/steps) on a data set, for the per-epoch check. */
+async function robustAccuracy(view: Classifier, ds: Dataset, eps: number, steps: number, seed: number): Promise<number> {
+  let robust = 0;
+  for await (const b of attackDataset(pgd, view, ds, { eps, steps, seed }, { batchSize: 250 })) {
+    robust += b.result.predictions.filter((p, i) => p === b.labels[i]).length;
+    tf.dispose([b.x, b.result.adversarial]);
+  }
+  return size(ds) ? robust / size(ds) : 0;
 }
 
 /** Translates each image by a random (dy, dx) in [-max, max]^2, filling with zeros. */
