@@ -6,6 +6,8 @@
 import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
 import { initBackend, parseBackend, type BackendStatus } from '../backend/index.js';
 import { AttackPool, defaultWorkers } from '../backend/pool.js';
+import type { BatchProgress, EpochRecord } from '../models/train.js';
+import { progressBar } from '../util/progress.js';
 import { AdvkitError } from '../util/errors.js';
 
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -93,4 +95,27 @@ export async function startPool(modelDir: string, workers: number | undefined, e
   const pool = await AttackPool.create(modelDir, { workers: n, backend });
   log(`advkit: attacking on ${n} worker threads`);
   return pool;
+}
+
+/** Progress bar per epoch on stderr and one log line per finished epoch, for trainClassifier. */
+export function trainingCallbacks(nBatches: number, epochs: number, robustEps?: number): { onBatch: (p: BatchProgress) => void; onEpoch: (r: EpochRecord) => void } {
+  const bar = progressBar('epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | acc {acc} | ETA {eta_formatted}');
+  let shown = 0;
+  const pct = (v: number) => `${(100 * v).toFixed(2)}%`;
+  return {
+    onBatch: (p) => {
+      if (p.epoch !== shown) {
+        bar.stop();
+        bar.start(nBatches, { epoch: p.epoch, epochs: p.epochs, loss: '-', acc: '-' });
+        shown = p.epoch;
+      }
+      bar.update(p.batch, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4), acc: pct(p.accuracy) });
+    },
+    onEpoch: (r) => {
+      bar.stop();
+      shown = 0;
+      const robust = r.valRobustAccuracy !== undefined ? `, held-out PGD-10 accuracy at eps ${robustEps} ${pct(r.valRobustAccuracy)} (trained at eps ${r.eps?.toFixed(3)})` : '';
+      log(`advkit: epoch ${r.epoch}/${epochs}: loss ${r.loss.toFixed(4)}, train accuracy ${pct(r.accuracy)}, held-out accuracy ${pct(r.valAccuracy ?? 0)}${robust} (${r.seconds.toFixed(1)} s)`);
+    },
+  };
 }

@@ -16,7 +16,7 @@ import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
 import { exists } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
+import { action, intOption, log, printJson, startBackend, startPool, trainingCallbacks, withCommonOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
 
 export const DEMO = Object.freeze({ epochs: 3, seed: 0, epsilons: [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], pgdSteps: 20, limit: 500 });
@@ -39,16 +39,10 @@ export function demoCommand(): Command {
         log(`advkit: training mnist-cnn on mnist:train (${DEMO.epochs} epochs; cached in ${modelDir} for next time)`);
         const net = buildArchitecture('mnist-cnn', { seed: DEMO.seed });
         const train = loadMnist('train');
-        const bar = progressBar('train epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | ETA {eta_formatted}');
-        let epochShown = 0;
         const nBatches = Math.ceil(train.labels.length / TRAIN_DEFAULTS.batchSize);
         const result = await trainClassifier(net, train, {
           epochs: DEMO.epochs, seed: DEMO.seed, validation: loadMnist('test'), checkpointDir: path.join(modelDir, '.checkpoints'), config: { arch: 'mnist-cnn', data: 'mnist' },
-          onBatch: (p) => {
-            if (p.epoch !== epochShown) { bar.stop(); bar.start(nBatches, { epoch: p.epoch, epochs: p.epochs, loss: '-' }); epochShown = p.epoch; }
-            bar.update(p.batch, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4) });
-          },
-          onEpoch: (r) => { bar.stop(); epochShown = 0; log(`advkit: epoch ${r.epoch}/${DEMO.epochs}: held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}% (${r.seconds.toFixed(1)} s)`); },
+          ...trainingCallbacks(nBatches, DEMO.epochs),
         });
         await saveLayersModel(result.model, modelDir, { advkitVersion: ADVKIT_VERSION, architecture: 'mnist-cnn', data: 'mnist', inputShape: [28, 28, 1], numClasses: 10, bounds: [0, 1], training: { kind: 'natural', epochs: DEMO.epochs, seed: DEMO.seed, history: result.history } });
         net.dispose();

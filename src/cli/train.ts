@@ -12,9 +12,8 @@ import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js
 import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
 import { AdvkitError, InvalidArgumentError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
-import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { action, floatOption, intOption, log, printJson, startBackend, trainingCallbacks, withCommonOptions } from './common.js';
 
 interface TrainCliOptions {
   arch: string;
@@ -98,27 +97,11 @@ export function trainCommand(): Command {
       }
       const model = buildArchitecture(o.arch, { inputShape: train.shape, numClasses: train.classNames.length, seed: o.seed });
       const nBatches = Math.ceil(size(train) / o.batchSize);
-      const bar = progressBar('epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | acc {acc} | ETA {eta_formatted}');
       log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
       const t0 = performance.now();
-      let barEpoch = 0;
       const result = await trainClassifier(model, train, {
         epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, adversarial, validation: heldOut,
-        checkpointDir: checkpoints, config,
-        onBatch: (p) => {
-          if (p.epoch !== barEpoch) {
-            bar.stop();
-            bar.start(nBatches, { epoch: p.epoch, epochs: p.epochs, loss: '-', acc: '-' });
-            barEpoch = p.epoch;
-          }
-          bar.update(p.batch, { epoch: p.epoch, epochs: p.epochs, loss: p.loss.toFixed(4), acc: `${(100 * p.accuracy).toFixed(2)}%` });
-        },
-        onEpoch: (r) => {
-          bar.stop();
-          barEpoch = 0;
-          const robust = r.valRobustAccuracy !== undefined ? `, held-out PGD-10 accuracy at eps ${o.eps} ${(100 * r.valRobustAccuracy).toFixed(2)}% (trained at eps ${r.eps?.toFixed(3)})` : '';
-          log(`advkit: epoch ${r.epoch}/${o.epochs}: loss ${r.loss.toFixed(4)}, train accuracy ${(100 * r.accuracy).toFixed(2)}%, held-out accuracy ${(100 * (r.valAccuracy ?? 0)).toFixed(2)}%${robust} (${r.seconds.toFixed(1)} s)`);
-        },
+        checkpointDir: checkpoints, config, ...trainingCallbacks(nBatches, o.epochs, o.eps),
       });
       if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
       if (result.stoppedEarly) log(`advkit: PGD accuracy collapsed after epoch ${result.stoppedEarly} (catastrophic overfitting); kept the best epoch's weights and stopped`);
