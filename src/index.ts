@@ -4,6 +4,7 @@ export * from './models/index.js';
 export * from './data/index.js';
 export * from './attacks/index.js';
 export * from './eval/index.js';
+export * from './defenses/index.js';
 export * from './util/errors.js';
 export { Rng, deriveSeed, permutation } from './util/random.js';
 export { ADVKIT_VERSION } from './util/version.js';

@@ -1,0 +1,2 @@
+export * from './preprocess.js';
+export * from './adversarial_training.js';

@@ -1,0 +1,86 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { pgd } from '../../src/attacks/pgd.js';
+import { loadMnist, take } from '../../src/data/index.js';
+import { bitDepth, defend, gaussianNoise, medianSmoothing, withGradient } from '../../src/defenses/preprocess.js';
+import { buildArchitecture } from '../../src/models/architectures.js';
+import { fromLayersModel, type Classifier } from '../../src/models/classifier.js';
+import { trainClassifier } from '../../src/models/train.js';
+import { uniform, useBackend } from '../helpers.js';
+
+let model: Classifier;
+const test = take(loadMnist('test'), 64);
+beforeAll(async () => {
+  await useBackend('wasm');
+  const net = buildArchitecture('mnist-cnn', { seed: 2 });
+  await trainClassifier(net, take(loadMnist('train'), 2000), { epochs: 1, seed: 2, shift: 0 });
+  model = fromLayersModel(net);
+});
+
+describe('preprocessors', () => {
+  it('bit depth rounds to 2^bits - 1 levels', async () => {
+    const x = tf.tensor4d([0, 0.1, 0.5, 0.74, 1], [1, 1, 5, 1]);
+    expect(Array.from(await bitDepth(2).apply(x).data()).map((v) => Math.round(v * 3))).toEqual([0, 0, 2, 2, 3]);
+  });
+
+  it('median smoothing takes the median of each k x k window (reflected edges)', async () => {
+    const vals = uniform(5 * 6, 3, 0, 1);
+    const x = tf.tensor4d(vals, [1, 5, 6, 1]);
+    const out = await medianSmoothing(3).apply(x).data();
+    const at = (r: number, c: number) => vals[Math.abs(r >= 5 ? 8 - r : r) * 6 + Math.abs(c >= 6 ? 10 - c : c)]!;
+    for (let r = 0; r < 5; r++) for (let c = 0; c < 6; c++) {
+      const win: number[] = [];
+      for (let dr = -1; dr <= 1; dr++) for (let dc = -1; dc <= 1; dc++) win.push(at(r + dr, c + dc));
+      win.sort((a, b) => a - b);
+      expect(out[r * 6 + c]).toBeCloseTo(win[4]!, 6);
+    }
+  });
+
+  it('rejects even median windows, sigma <= 0 and bad bit depths with the value', () => {
+    expect(() => medianSmoothing(4)).toThrow(/k must be odd .* but got 4/);
+    expect(() => gaussianNoise(0)).toThrow(/sigma must be > 0, but got 0/);
+    expect(() => bitDepth(0)).toThrow(/bits must be >= 1, but got 0/);
+  });
+});
+
+describe('defend', () => {
+  it('BPDA passes the gradient at the preprocessed point straight through', async () => {
+    const d = defend(model, [bitDepth(3)]);
+    const x = tf.tensor4d(test.images.slice(0, 2 * 784), [2, 28, 28, 1]);
+    const r = tf.tensor2d(uniform(20, 4), [2, 10]);
+    const g = await tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(d.logits(xx as tf.Tensor4D), r)))(x).data();
+    const px = bitDepth(3).apply(x);
+    const ref = await tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(model.logits(xx as tf.Tensor4D), r)))(px).data();
+    expect(Array.from(g)).toEqual(Array.from(ref));
+    expect(d.describe()).toBe('bit-depth(3): BPDA (identity)');
+  });
+
+  it('an attack that differentiates the rounding sees zero gradients; BPDA-PGD breaks the defense like the undefended model', async () => {
+    const x = tf.tensor4d(test.images, [64, 28, 28, 1]);
+    const robust = async (m: Classifier) => {
+      const r = await pgd(m, x, test.labels, { eps: 0.3, steps: 10, seed: 1 });
+      r.adversarial.dispose();
+      return Array.from(r.predictions).filter((p, i) => p === test.labels[i]).length / 64;
+    };
+    const honest = await robust(defend(model, [bitDepth(4)]));
+    const naive = await robust(defend(model, [withGradient(bitDepth(4), 'exact')]));
+    expect(naive).toBeGreaterThan(honest + 0.3);
+    expect(honest).toBeLessThanOrEqual(0.1);
+    const med = await robust(defend(model, [medianSmoothing(3)]));
+    expect(med).toBeLessThanOrEqual(0.2);
+  });
+
+  it('a randomized preprocessor makes the classifier randomized and averages logits over EOT draws', async () => {
+    const d = defend(model, [gaussianNoise(0.2, 1)], { eot: 4 });
+    expect(d.randomized).toBe(true);
+    expect(d.describe()).toMatch(/gaussian-noise\(0.2\): exact gradient; EOT over 4 draws/);
+    const x = tf.tensor4d(test.images.slice(0, 784), [1, 28, 28, 1]);
+    const a = await d.logits(x).data();
+    const b = await d.logits(x).data();
+    expect(Array.from(a)).not.toEqual(Array.from(b));
+    const before = tf.memory().numTensors;
+    const r = await pgd(d, x, [test.labels[0]!], { eps: 0.1, steps: 2 });
+    r.adversarial.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
