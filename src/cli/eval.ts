@@ -14,6 +14,7 @@ import { checkAssertions, checkBaseline, junitXml, parseAssertion, type GateResu
 import { renderTable } from '../eval/render.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { loadClassifier } from '../models/io.js';
+import { bitDepth, defend, gaussianNoise, medianSmoothing, withGradient, type Preprocessor } from '../defenses/preprocess.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
@@ -43,13 +44,16 @@ interface EvalCliOptions {
   junit?: string;
   config?: string;
   workers?: number;
+  defense?: string;
+  defenseGradient?: 'auto' | 'exact' | 'bpda';
+  eot?: number;
   dataDir?: string;
   backend?: string;
   json?: boolean;
 }
 
 /** Keys a --config file may hold (the long option names in camelCase). */
-const CONFIG_KEYS = ['model', 'data', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
+const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
 
 async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
   let text: string;
@@ -93,6 +97,24 @@ function parseAttacks(text: string, o: EvalCliOptions): AttackSpec[] {
   });
 }
 
+/** Parses `bit-depth:4,median:3,noise:0.25` into preprocessors. */
+export function parseDefense(text: string, seed: number): Preprocessor[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean).map((part) => {
+    const [name, arg] = part.split(':');
+    const v = Number(arg);
+    const bad = (what: string) => new InvalidArgumentError(`Error in --defense: ${JSON.stringify(part)} ${what}; use bit-depth:B, median:K or noise:SIGMA.`);
+    if (arg === undefined || !Number.isFinite(v)) throw bad('needs a number after the colon');
+    try {
+      if (name === 'bit-depth') return bitDepth(v);
+      if (name === 'median') return medianSmoothing(v);
+      if (name === 'noise') return gaussianNoise(v, seed);
+    } catch (err) {
+      throw new InvalidArgumentError(`Error in --defense: ${(err as Error).message.replace(/^Error in \w+: /, '')}`);
+    }
+    throw bad('is not a known preprocessor');
+  });
+}
+
 export function evalCommand(): Command {
   return withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
     .option('--model <dir>', 'model directory')
@@ -116,6 +138,9 @@ export function evalCommand(): Command {
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
     .option('--junit <file>', 'write the gate results as JUnit XML')
     .option('--config <file>', 'robustness.json with any of the options above (flags win)')
+    .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, noise:SIGMA')
+    .addOption(new Option('--defense-gradient <mode>', 'how attacks differentiate the defense: auto (BPDA where not differentiable, EOT where random), exact (naive: shows the illusion), bpda').choices(['auto', 'exact', 'bpda']).default('auto'))
+    .option('--eot <n>', 'draws averaged per call for randomized defenses', intOption(1, 1000))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))
     .action(action(async (flags: EvalCliOptions, cmd: Command) => {
       // Flags given on the command line win over the config file.
@@ -144,12 +169,14 @@ export function evalCommand(): Command {
         if (baseline.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${o.baseline} is not an advkit robustness report (schema ${JSON.stringify(baseline.schema)}).`);
       }
       const status = await startBackend(o.backend);
-      const { classifier } = await loadClassifier(o.model);
+      const loaded = (await loadClassifier(o.model)).classifier;
+      const classifier = o.defense ? defend(loaded, parseDefense(o.defense, o.seed ?? 0).map((p) => (o.defenseGradient && o.defenseGradient !== 'auto' ? withGradient(p, o.defenseGradient) : p)), { eot: o.eot }) : loaded;
       let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir });
       if (o.limit !== undefined) data = take(data, o.limit);
       const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
       bar.start(epsilons.length * attacks.length, { step: '' });
-      const pool = await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
+      // Worker threads load the bare model, so a defended model is attacked in this thread.
+      const pool = o.defense ? undefined : await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
       let evaluation;
       try {
         evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, onProgress: (msg, done) => bar.update(done, { step: msg }) });

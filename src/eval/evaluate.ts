@@ -97,6 +97,12 @@ export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
   check(o.norm === undefined || o.norm === 'linf' || o.norm === 'l2', fn, () => `norm must be 'linf' or 'l2', but got ${show(o.norm)}.`);
 }
 
+/** How a defended classifier's gradients are taken (BPDA/EOT), for the report. */
+function describeDefense(model: Classifier): string | undefined {
+  const d = model as Classifier & { describe?: () => string };
+  return typeof d.describe === 'function' ? d.describe() : undefined;
+}
+
 export async function evaluateRobustness(model: Classifier, data: Dataset, options: EvaluateOptions): Promise<Evaluation> {
   const fn = 'evaluateRobustness';
   validateEvaluateOptions(fn, options);
@@ -175,7 +181,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
     schema: REPORT_SCHEMA_ID,
     version: REPORT_VERSION,
     createdBy: { advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: backendStatus()?.name ?? tf.getBackend(), node: process.versions.node },
-    model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings] },
+    model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings], ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
     data: { name: data.name, examples: n, classNames: [...data.classNames] },
     config: { attacks: o.attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks },
     threatModel: {

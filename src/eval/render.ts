@@ -33,7 +33,7 @@ export function renderTable(report: RobustnessReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const warn = report.checks.filter((c) => c.status === 'warn');
   const out = [
-    `robust accuracy of ${report.model.name} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
+    `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
     report.config.cascade && report.config.attacks.length > 1 ? '(cascade: each column adds its attack on the points still robust)' : '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
@@ -51,6 +51,7 @@ export function renderMarkdown(report: RobustnessReport): string {
     `# Robustness report: ${report.model.name} on ${report.data.name}`,
     '',
     `**Threat model.** ${report.threatModel.description}`,
+    ...(report.model.defense ? ['', `**Defense.** ${report.model.defense}.`] : []),
     '',
     `Catalogue: ${report.threatModel.catalogue.map((c) => `${c.source} ${c.id} (${c.name})`).join('; ')}.`,
     '',
@@ -170,6 +171,7 @@ li.warn{color:#9a3412}li.pass{color:#166534}.chart svg{max-width:100%;height:aut
 <h1>Robustness report: ${escHtml(report.model.name)} on ${escHtml(report.data.name)}</h1>
 <p><b>Threat model.</b> ${escHtml(report.threatModel.description)}<br>
 Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code>${c.id}</code> (${escHtml(c.name)})`).join('; ')}.</p>
+${report.model.defense ? `<p><b>Defense.</b> ${escHtml(report.model.defense)}.</p>` : ''}
 <p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${report.data.examples} examples · seed ${report.config.seed} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
 <div class="chart" id="chart">${svg}</div>
 <table><thead><tr>${header.map((h) => `<th>${escHtml(h)}</th>`).join('')}</tr></thead>

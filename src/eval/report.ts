@@ -58,7 +58,7 @@ export interface RobustnessReport {
   schema: typeof REPORT_SCHEMA_ID;
   version: typeof REPORT_VERSION;
   createdBy: { advkit: string; tfjs: string; backend: string; node: string };
-  model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[] };
+  model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[]; /** Preprocessing defense and how its gradients are taken (BPDA, EOT). */ defense?: string };
   data: { name: string; examples: number; classNames: string[] };
   config: {
     attacks: Array<{ name: string; options: Record<string, unknown> }>;
@@ -111,7 +111,7 @@ export const REPORT_JSON_SCHEMA = {
         name: { type: 'string' }, numClasses: { type: 'integer', minimum: 2 },
         inputShape: { type: 'array', items: { type: 'integer' }, minItems: 3, maxItems: 3 },
         bounds: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
-        randomized: { type: 'boolean' }, warnings: { type: 'array', items: { type: 'string' } },
+        randomized: { type: 'boolean' }, warnings: { type: 'array', items: { type: 'string' } }, defense: { type: 'string' },
       },
     },
     data: {

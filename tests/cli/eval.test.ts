@@ -92,3 +92,23 @@ describe('advkit eval', () => {
     expect(a.stderr).toMatch(/unknown attack "cw"/);
   });
 });
+
+describe('advkit eval --defense', () => {
+  it('BPDA breaks bit-depth reduction while differentiating the rounding shows an illusion of robustness', () => {
+    const run = (mode: string) => JSON.parse(advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '32', '--no-checks', '--attacks', 'pgd', '--eps', '0.3', '--steps', '10', '--defense', 'bit-depth:4', '--defense-gradient', mode, '--json']).stdout).report;
+    const honest = run('auto');
+    const naive = run('exact');
+    expect(honest.model.defense).toBe('bit-depth(4): BPDA (identity)');
+    expect(naive.model.defense).toBe('bit-depth(4): exact gradient');
+    expect(naive.results[0].worstCase.robustAccuracy).toBeGreaterThan(honest.results[0].worstCase.robustAccuracy + 0.3);
+  });
+
+  it('rejects an even median window and an unknown preprocessor with exit 2', () => {
+    const even = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'median:4']);
+    expect(even.code).toBe(2);
+    expect(even.stderr).toMatch(/k must be odd .* but got 4/);
+    const unknown = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'jpeg:75']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/"jpeg:75" is not a known preprocessor/);
+  });
+});
