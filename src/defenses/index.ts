@@ -1,2 +1,3 @@
 export * from './preprocess.js';
 export * from './adversarial_training.js';
+export * from './smoothing.js';
