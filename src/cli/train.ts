@@ -27,6 +27,7 @@ interface TrainCliOptions {
   schedule: 'cosine' | 'constant' | 'cyclic';
   shift: number;
   adv?: 'fgsm-rs' | 'pgd';
+  noise?: number;
   eps?: number;
   advSteps?: number;
   rampEpochs?: number;
@@ -68,6 +69,7 @@ export function trainCommand(): Command {
     .option('--eps <eps>', 'L∞ radius of adversarial training (with --adv)', floatOption(0, { exclusive: true, max: 1 }))
     .option('--adv-steps <n>', 'PGD steps per batch (--adv pgd)', intOption(1, 1000))
     .option('--ramp-epochs <n>', 'ramp eps up linearly over this many epochs', floatOption(0))
+    .option('--noise <sigma>', 'Gaussian-noise augmentation, for randomized smoothing (advkit certify)', floatOption(0, { exclusive: true }))
     .option('--shift <px>', 'random-translation augmentation, in pixels (0 = off)', intOption(0, 64), TRAIN_DEFAULTS.shift)
     .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
@@ -100,7 +102,7 @@ export function trainCommand(): Command {
       log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
       const t0 = performance.now();
       const result = await trainClassifier(model, train, {
-        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, adversarial, validation: heldOut,
+        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, noise: o.noise, adversarial, validation: heldOut,
         checkpointDir: checkpoints, config, ...trainingCallbacks(nBatches, o.epochs, o.eps),
       });
       if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
@@ -117,7 +119,7 @@ export function trainCommand(): Command {
         classNames: [...train.classNames],
         bounds: [0, 1],
         training: {
-          kind: adversarial ? 'adversarial' : 'natural', ...(adversarial ? { adversarial, stoppedEarly: result.stoppedEarly ?? null } : {}),
+          kind: adversarial ? 'adversarial' : o.noise ? 'gaussian-noise' : 'natural', ...(o.noise ? { noise: o.noise } : {}), ...(adversarial ? { adversarial, stoppedEarly: result.stoppedEarly ?? null } : {}),
           epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, seed: o.seed, optimizer: 'adam',
           trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
           history: result.history, backend: status.name, seconds,

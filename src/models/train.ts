@@ -66,6 +66,11 @@ export interface TrainOptions {
   robustCheck?: { examples?: number; steps?: number };
   /** Random translations of up to this many pixels (zero fill), seeded. Default 2; 0 turns it off. */
   shift?: number;
+  /**
+   * Gaussian-noise augmentation of standard deviation `noise` (unclipped), for models to be
+   * used with randomized smoothing (Cohen et al. 2019 train at the sigma they certify with).
+   */
+  noise?: number;
   onBatch?: (p: BatchProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
 }
@@ -145,10 +150,12 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   const seed = checkFiniteNumber(fn, 'seed', options.seed ?? TRAIN_DEFAULTS.seed, { integer: true, min: 0 });
   const schedule = options.schedule ?? TRAIN_DEFAULTS.schedule;
   const shift = checkFiniteNumber(fn, 'shift', options.shift ?? TRAIN_DEFAULTS.shift, { integer: true, min: 0 });
+  const noise = checkFiniteNumber(fn, 'noise', options.noise ?? 0, { min: 0 });
+  if (noise > 0 && options.adversarial) throw new InvalidArgumentError(`Error in ${fn}: noise augmentation and adversarial training are separate recipes; give one of them.`);
   if (schedule !== 'cosine' && schedule !== 'constant' && schedule !== 'cyclic') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine', 'cyclic' or 'constant', but got ${JSON.stringify(schedule)}.`);
   const adv = options.adversarial ? validateAdversarial(fn, options.adversarial) : undefined;
   // The cosine schedule depends on the planned length, so epochs is part of the run's identity.
-  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, adversarial: adv, epochs: schedule !== 'constant' ? epochs : undefined, data: data.name, n: size(data) };
+  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, noise, adversarial: adv, epochs: schedule !== 'constant' ? epochs : undefined, data: data.name, n: size(data) };
   const optimizer = tf.train.adam(lr);
   let history: EpochRecord[] = [];
   let start = 0;
@@ -190,6 +197,7 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       if (schedule === 'cosine') (optimizer as unknown as { learningRate: number }).learningRate = 0.5 * lr * (1 + Math.cos(Math.PI * t));
       if (schedule === 'cyclic') (optimizer as unknown as { learningRate: number }).learningRate = t < 0.4 ? (lr * t) / 0.4 : (lr * (1 - t)) / 0.6;
       let xb = b.x;
+      if (noise > 0) xb = tf.add(b.x, tf.randomNormal(b.x.shape, 0, noise, 'float32', (deriveSeed(seed, epoch, k, 5) % 2147483646) + 1)) as tf.Tensor4D;
       if (adv && view) {
         epsNow = rampedEps(adv, epoch + k / nBatches);
         xb = await adversarialBatch(view, b.x, Int32Array.from(await b.y.data()), adv, epsNow, deriveSeed(seed, epoch, k, 3) & 0x7fffffff);

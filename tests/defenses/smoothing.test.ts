@@ -76,3 +76,28 @@ describe('randomized smoothing of a linear classifier (closed-form radius)', () 
     await expect(certify(model, tf.zeros([2, 1, 1, 4]) as tf.Tensor4D, { sigma: 0.25 })).rejects.toThrow(/one image \[1, H, W, C\]/);
   });
 });
+
+describe('advkit certify', () => {
+  it('reports certified accuracy per radius, and rejects an n too small for alpha with exit 2', async () => {
+    const { promises: fsp } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { buildArchitecture } = await import('../../src/models/architectures.js');
+    const { saveLayersModel } = await import('../../src/models/io.js');
+    const { advkit } = await import('../cli/run.js');
+    await useBackend('wasm');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-certify-'));
+    const net = buildArchitecture('mlp', { seed: 1 });
+    await saveLayersModel(net, dir);
+    net.dispose();
+    const r = advkit(['certify', '--model', dir, '--data', 'mnist', '--sigma', '0.25', '--n', '200', '--n0', '20', '--alpha', '0.01', '--limit', '3', '--radii', '0,0.5', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.examples).toBe(3);
+    expect(out.certified.map((c: { radius: number }) => c.radius)).toEqual([0, 0.5]);
+    expect(out.certified[1].certifiedAccuracy).toBeLessThanOrEqual(out.certified[0].certifiedAccuracy);
+    const bad = advkit(['certify', '--model', dir, '--data', 'mnist', '--sigma', '0.25', '--n', '5']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/5 samples can never certify at --alpha 0.001; use --n 11 or more/);
+  });
+});
