@@ -14,7 +14,8 @@ import { checkAssertions, checkBaseline, junitXml, parseAssertion, type GateResu
 import { renderTable } from '../eval/render.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { loadClassifier } from '../models/io.js';
-import { bitDepth, defend, gaussianNoise, medianSmoothing, withGradient, type Preprocessor } from '../defenses/preprocess.js';
+import { defend, withGradient } from '../defenses/preprocess.js';
+import { parseDefense } from './defense_spec.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
@@ -94,24 +95,6 @@ function parseAttacks(text: string, o: EvalCliOptions): AttackSpec[] {
     if (name !== 'square' && o.loss !== undefined) options.loss = o.loss;
     if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
     return { name: name as AttackName, options };
-  });
-}
-
-/** Parses `bit-depth:4,median:3,noise:0.25` into preprocessors. */
-export function parseDefense(text: string, seed: number): Preprocessor[] {
-  return text.split(',').map((s) => s.trim()).filter(Boolean).map((part) => {
-    const [name, arg] = part.split(':');
-    const v = Number(arg);
-    const bad = (what: string) => new InvalidArgumentError(`Error in --defense: ${JSON.stringify(part)} ${what}; use bit-depth:B, median:K or noise:SIGMA.`);
-    if (arg === undefined || !Number.isFinite(v)) throw bad('needs a number after the colon');
-    try {
-      if (name === 'bit-depth') return bitDepth(v);
-      if (name === 'median') return medianSmoothing(v);
-      if (name === 'noise') return gaussianNoise(v, seed);
-    } catch (err) {
-      throw new InvalidArgumentError(`Error in --defense: ${(err as Error).message.replace(/^Error in \w+: /, '')}`);
-    }
-    throw bad('is not a known preprocessor');
   });
 }
 

@@ -1,0 +1,57 @@
+/**
+ * `advkit detect`: the feature-squeezing detector (Xu et al. 2018). Calibrates its threshold on
+ * clean data to a false-positive rate and reports the detection rate on an adversarial set: an
+ * example set written by `advkit attack --format npy` (only its successful examples) or any
+ * data spec.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { loadDataset, makeDataset, parseDataSpec, readNpy, subset, take, type Dataset } from '../data/index.js';
+import { featureSqueezing, defaultSqueezers } from '../defenses/detector.js';
+import { loadClassifier } from '../models/io.js';
+import { DataError } from '../util/errors.js';
+import { exists } from '../util/fs.js';
+import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { parseDefense } from './defense_spec.js';
+
+async function adversarialSet(spec: string, classNames: readonly string[], dataDir?: string): Promise<Dataset> {
+  if (!(await exists(path.join(spec, 'x_adv.npy')))) {
+    if (await exists(path.join(spec, 'manifest.jsonl'))) throw new DataError(`Error in --adversarial: ${spec} holds an example set without x_adv.npy; write it with advkit attack --format png,npy.`);
+    parseDataSpec(spec);
+    return loadDataset(spec, { split: 'test', dataDir });
+  }
+  const x = await readNpy(path.join(spec, 'x_adv.npy'));
+  const y = await readNpy(path.join(spec, 'y.npy'));
+  const shape: [number, number, number] = [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1];
+  const ds = makeDataset(`${spec} (x_adv)`, Float32Array.from(x.data), Int32Array.from(y.data), shape, classNames);
+  const manifest = (await fsp.readFile(path.join(spec, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number; success: boolean });
+  return subset(ds, manifest.filter((m) => m.success).map((m) => m.index), `${spec} (successful x_adv)`);
+}
+
+export function detectCommand(): Command {
+  return withCommonOptions(new Command('detect').description('feature-squeezing detector: calibrate on clean data, report the detection rate on adversarial examples'))
+    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--adversarial <dir|spec>', 'an advkit attack example set written with --format npy, or a data spec')
+    .option('--clean <spec>', 'clean data to calibrate the threshold on', 'mnist:train')
+    .option('--fpr <f>', 'false-positive rate on clean data', floatOption(0, { max: 1 }), 0.05)
+    .option('--squeezers <list>', 'comma list of bit-depth:B and median:K (default bit-depth:1,median:3)')
+    .option('--limit <n>', 'clean examples to calibrate on', intOption(1), 2000)
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .action(action(async (o: { model: string; adversarial: string; clean: string; fpr: number; squeezers?: string; limit: number; dataDir?: string; backend?: string; json?: boolean }) => {
+      parseDataSpec(o.clean);
+      const squeezers = o.squeezers ? parseDefense(o.squeezers, 0, '--squeezers') : defaultSqueezers();
+      const status = await startBackend(o.backend);
+      const { classifier } = await loadClassifier(o.model);
+      const clean = take(await loadDataset(o.clean, { split: 'train', dataDir: o.dataDir }), o.limit);
+      const adv = await adversarialSet(o.adversarial, clean.classNames, o.dataDir);
+      const report = await featureSqueezing(classifier, clean, adv, { fpr: o.fpr, squeezers });
+      log(`advkit: calibrated on ${report.cleanExamples} clean examples of ${clean.name} (${status.name} backend)`);
+      if (o.json) return printJson(report);
+      process.stdout.write([
+        `feature squeezing (${report.squeezers.join(', ')}), threshold ${report.threshold.toFixed(4)} for ${(100 * report.targetFpr).toFixed(1)}% false positives`,
+        `  false positives on clean data  ${(100 * report.cleanFpr).toFixed(2)}% of ${report.cleanExamples}`,
+        `  detection rate                 ${(100 * report.detectionRate).toFixed(2)}% of ${report.adversarialExamples} adversarial examples`,
+      ].join('\n') + '\n');
+    }));
+}
