@@ -121,7 +121,7 @@ export function evalCommand(): Command {
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
     .option('--junit <file>', 'write the gate results as JUnit XML')
     .option('--config <file>', 'robustness.json with any of the options above (flags win)')
-    .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, noise:SIGMA')
+    .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, jpeg:Q, tv:WEIGHT, noise:SIGMA')
     .addOption(new Option('--defense-gradient <mode>', 'how attacks differentiate the defense: auto (BPDA where not differentiable, EOT where random), exact (naive: shows the illusion), bpda').choices(['auto', 'exact', 'bpda']).default('auto'))
     .option('--eot <n>', 'draws averaged per call for randomized defenses', intOption(1, 1000))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))

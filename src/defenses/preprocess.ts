@@ -14,6 +14,7 @@
  * reports can say how the defense was attacked.
  */
 import * as tf from '@tensorflow/tfjs';
+import jpegJs from 'jpeg-js';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, show } from '../util/errors.js';
 
@@ -52,6 +53,75 @@ export function medianSmoothing(k: number): Preprocessor {
       const stacked = tf.stack(windows, 4);
       const top = tf.topk(stacked, (k * k + 1) / 2).values;
       return tf.squeeze(tf.slice(top, [0, 0, 0, 0, (k * k - 1) / 2], [-1, -1, -1, -1, 1]), [4]) as tf.Tensor4D;
+    }),
+  };
+}
+
+/**
+ * JPEG compression at `quality` (1..100), decoded back (Dziugaite et al. 2016; Guo et al. 2018).
+ * Non-differentiable: BPDA by default. Uses jpeg-js, a synchronous pure-JS codec, because a
+ * classifier's forward pass must be synchronous inside gradient computations (sharp is async).
+ */
+export function jpeg(quality: number): Preprocessor {
+  checkFiniteNumber('jpeg', 'quality', quality, { integer: true, min: 1, max: 100 });
+  return {
+    name: `jpeg(${quality})`, gradient: 'bpda', randomized: false,
+    apply: (x) => {
+      const [n, h, w, c] = x.shape;
+      const src = x.dataSync();
+      const out = new Float32Array(src.length);
+      const rgba = Buffer.alloc(h * w * 4);
+      for (let i = 0; i < n; i++) {
+        for (let p = 0; p < h * w; p++) {
+          for (let k = 0; k < 3; k++) rgba[p * 4 + k] = Math.round(255 * Math.min(1, Math.max(0, src[(i * h * w + p) * c + (c === 3 ? k : 0)]!)));
+          rgba[p * 4 + 3] = 255;
+        }
+        const decoded = jpegJs.decode(jpegJs.encode({ data: rgba, width: w, height: h }, quality).data, { useTArray: true, formatAsRGBA: true });
+        for (let p = 0; p < h * w; p++) {
+          if (c === 3) for (let k = 0; k < 3; k++) out[(i * h * w + p) * 3 + k] = decoded.data[p * 4 + k]! / 255;
+          else out[i * h * w + p] = (decoded.data[p * 4]! + decoded.data[p * 4 + 1]! + decoded.data[p * 4 + 2]!) / (3 * 255);
+        }
+      }
+      return tf.tensor4d(out, x.shape);
+    },
+  };
+}
+
+/**
+ * Total-variation denoising (Rudin–Osher–Fatemi) by Chambolle's projection algorithm (2004):
+ * argmin_u ‖u − x‖²/2 + weight·TV(u), per channel, `iterations` steps of size 1/8.
+ * BPDA by default (Guo et al. 2018 use TV minimization as a defense).
+ */
+export function tvMinimization(weight = 0.1, iterations = 30): Preprocessor {
+  checkFiniteNumber('tvMinimization', 'weight', weight, { min: 0, minExclusive: true });
+  checkFiniteNumber('tvMinimization', 'iterations', iterations, { integer: true, min: 1 });
+  const grad = (u: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D] => {
+    const [, h, w] = u.shape;
+    const gy = tf.pad(tf.sub(tf.slice(u, [0, 1, 0, 0], [-1, h - 1, -1, -1]), tf.slice(u, [0, 0, 0, 0], [-1, h - 1, -1, -1])), [[0, 0], [0, 1], [0, 0], [0, 0]]) as tf.Tensor4D;
+    const gx = tf.pad(tf.sub(tf.slice(u, [0, 0, 1, 0], [-1, -1, w - 1, -1]), tf.slice(u, [0, 0, 0, 0], [-1, -1, w - 1, -1])), [[0, 0], [0, 0], [0, 1], [0, 0]]) as tf.Tensor4D;
+    return [gy, gx];
+  };
+  // The divergence is minus the adjoint of the forward-difference gradient.
+  const div = (py: tf.Tensor4D, px: tf.Tensor4D): tf.Tensor4D => {
+    const [, h, w] = py.shape;
+    const dy = tf.sub(py, tf.pad(tf.slice(py, [0, 0, 0, 0], [-1, h - 1, -1, -1]), [[0, 0], [1, 0], [0, 0], [0, 0]]));
+    const dx = tf.sub(px, tf.pad(tf.slice(px, [0, 0, 0, 0], [-1, -1, w - 1, -1]), [[0, 0], [0, 0], [1, 0], [0, 0]]));
+    // Last row/column of p is zero by construction of the gradient, so this is the exact adjoint.
+    return tf.add(dy, dx) as tf.Tensor4D;
+  };
+  return {
+    name: `tv(${weight}, ${iterations})`, gradient: 'bpda', randomized: false,
+    apply: (x) => tf.tidy(() => {
+      let py = tf.zerosLike(x) as tf.Tensor4D;
+      let px = tf.zerosLike(x) as tf.Tensor4D;
+      const tau = 0.125;
+      for (let i = 0; i < iterations; i++) {
+        const [gy, gx] = grad(tf.sub(div(py, px), tf.div(x, weight)) as tf.Tensor4D);
+        const norm = tf.add(1, tf.mul(tau, tf.sqrt(tf.add(tf.square(gy), tf.square(gx)))));
+        py = tf.div(tf.add(py, tf.mul(tau, gy)), norm) as tf.Tensor4D;
+        px = tf.div(tf.add(px, tf.mul(tau, gx)), norm) as tf.Tensor4D;
+      }
+      return tf.clipByValue(tf.sub(x, tf.mul(weight, div(py, px))), 0, 1) as tf.Tensor4D;
     }),
   };
 }

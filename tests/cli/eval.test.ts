@@ -103,12 +103,15 @@ describe('advkit eval --defense', () => {
     expect(naive.results[0].worstCase.robustAccuracy).toBeGreaterThan(honest.results[0].worstCase.robustAccuracy + 0.3);
   });
 
-  it('rejects an even median window and an unknown preprocessor with exit 2', () => {
+  it('rejects an even median window, a JPEG quality outside 1..100 and an unknown preprocessor with exit 2', () => {
     const even = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'median:4']);
     expect(even.code).toBe(2);
     expect(even.stderr).toMatch(/k must be odd .* but got 4/);
-    const unknown = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'jpeg:75']);
+    const unknown = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'blur:3']);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/"jpeg:75" is not a known preprocessor/);
+    expect(unknown.stderr).toMatch(/"blur:3" is not a known preprocessor/);
+    const quality = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--defense', 'jpeg:101']);
+    expect(quality.code).toBe(2);
+    expect(quality.stderr).toMatch(/Error in --defense: quality must be <= 100, but got 101/);
   });
 });

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { pgd } from '../../src/attacks/pgd.js';
 import { loadMnist, take } from '../../src/data/index.js';
-import { bitDepth, defend, gaussianNoise, medianSmoothing, withGradient } from '../../src/defenses/preprocess.js';
+import { bitDepth, defend, gaussianNoise, jpeg, medianSmoothing, tvMinimization, withGradient } from '../../src/defenses/preprocess.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromLayersModel, type Classifier } from '../../src/models/classifier.js';
 import { trainClassifier } from '../../src/models/train.js';
@@ -36,10 +36,33 @@ describe('preprocessors', () => {
     }
   });
 
+  it('JPEG keeps images close at quality 100 and distorts them more at quality 10', async () => {
+    const x = tf.tensor4d(test.images.slice(0, 2 * 784), [2, 28, 28, 1]);
+    const err = async (q: number) => (await tf.max(tf.abs(tf.sub(jpeg(q).apply(x), x))).data())[0]!;
+    const hi = await err(100);
+    expect(hi).toBeLessThan(0.06);
+    expect(await err(10)).toBeGreaterThan(hi * 2);
+    const rgb = tf.tensor4d(uniform(2 * 8 * 8 * 3, 9, 0, 1), [2, 8, 8, 3]);
+    expect(jpeg(90).apply(rgb).shape).toEqual([2, 8, 8, 3]);
+  });
+
+  it('TV minimization keeps constant images and lowers the total variation of noisy ones', async () => {
+    const tv = (t: tf.Tensor4D) => tf.tidy(() => tf.add(tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 1, 0, 0], [-1, 27, -1, -1]), tf.slice(t, [0, 0, 0, 0], [-1, 27, -1, -1])))), tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 0, 1, 0], [-1, -1, 27, -1]), tf.slice(t, [0, 0, 0, 0], [-1, -1, 27, -1]))))).dataSync()[0]!);
+    const flat = tf.fill([1, 28, 28, 1], 0.4) as tf.Tensor4D;
+    expect(Array.from(await tvMinimization(0.1).apply(flat).data()).every((v) => Math.abs(v - 0.4) < 1e-5)).toBe(true);
+    const noisy = tf.clipByValue(tf.add(tf.tensor4d(test.images.slice(0, 784), [1, 28, 28, 1]), tf.randomNormal([1, 28, 28, 1], 0, 0.2, 'float32', 3)), 0, 1) as tf.Tensor4D;
+    const out = tvMinimization(0.1).apply(noisy);
+    expect(tv(out)).toBeLessThan(0.7 * tv(noisy));
+    const vals = await out.data();
+    expect(vals.every((v) => v >= 0 && v <= 1)).toBe(true);
+  });
+
   it('rejects even median windows, sigma <= 0 and bad bit depths with the value', () => {
     expect(() => medianSmoothing(4)).toThrow(/k must be odd .* but got 4/);
     expect(() => gaussianNoise(0)).toThrow(/sigma must be > 0, but got 0/);
     expect(() => bitDepth(0)).toThrow(/bits must be >= 1, but got 0/);
+    expect(() => jpeg(0)).toThrow(/quality must be >= 1, but got 0/);
+    expect(() => jpeg(101)).toThrow(/quality must be <= 100, but got 101/);
   });
 });
 
