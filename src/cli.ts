@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { attackCommand } from './cli/attack.js';
 import { benchCommand } from './cli/bench.js';
 import { certifyCommand } from './cli/certify.js';
+import { defendCommand } from './cli/defend.js';
 import { detectCommand } from './cli/detect.js';
 import { demoCommand } from './cli/demo.js';
 import { evalCommand } from './cli/eval.js';
@@ -16,7 +17,7 @@ export function buildProgram(): Command {
     .description('adversarial-ML attacks, defenses and robustness evaluation on TensorFlow.js')
     .version(ADVKIT_VERSION)
     .showHelpAfterError('(run with --help for usage)');
-  for (const cmd of [demoCommand(), infoCommand(), trainCommand(), attackCommand(), evalCommand(), certifyCommand(), detectCommand(), benchCommand()]) program.addCommand(cmd);
+  for (const cmd of [demoCommand(), infoCommand(), trainCommand(), attackCommand(), evalCommand(), defendCommand(), certifyCommand(), detectCommand(), benchCommand()]) program.addCommand(cmd);
   program.commands.forEach((c) => c.showHelpAfterError('(run with --help for usage)'));
   program.exitOverride();
   program.commands.forEach((c) => c.exitOverride());
