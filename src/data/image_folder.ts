@@ -1,7 +1,8 @@
 /**
  * Image folders: `dir/<class>/*.png|jpg|jpeg|webp|gif|tif`, one sub-folder per class (sorted
  * by name; the class index is the position). Read with sharp as grayscale or RGB, optionally
- * resized. Any other non-hidden file is an error naming the file.
+ * resized (default: RGB if any image has colour, else greyscale). Any other non-hidden file is an
+ * error naming the file.
  */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { DataError } from '../util/errors.js';
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
 
 export interface ImageFolderOptions {
-  /** 1 (grayscale) or 3 (RGB); default: 3 if any image has colour, else 1. */
+  /** 1 (greyscale) or 3 (RGB); default: 3 if any image has colour, else 1. */
   channels?: 1 | 3;
   /** [height, width] to resize to; default: the size of the first image (all must match). */
   resize?: [number, number];
@@ -59,7 +60,13 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
     }
   }
   const first = decoded[0]!;
-  const channels = options.channels ?? (decoded.some((d) => d.channels >= 3) ? 3 : 1);
+  // sharp decodes greyscale PNGs to three equal channels: only real colour makes an RGB set.
+  const isColour = (d: { data: Buffer; channels: number }) => {
+    if (d.channels < 3) return false;
+    for (let i = 0; i + 2 < d.data.length; i += d.channels) if (d.data[i] !== d.data[i + 1] || d.data[i + 1] !== d.data[i + 2]) return true;
+    return false;
+  };
+  const channels = options.channels ?? (decoded.some(isColour) ? 3 : 1);
   const [h, w] = [first.height, first.width];
   const per = h * w * channels;
   const images = new Float32Array(files.length * per);

@@ -121,7 +121,14 @@ describe('image folders', () => {
     expect(ds.shape).toEqual([4, 4, 1]);
     expect(ds.images[16 * 2]).toBeCloseTo(1, 5);
     const resized = await loadDataset(`folder:${root}`, { resize: [2, 3] });
-    expect(resized.shape).toEqual([2, 3, 3]);
+    // The PNGs are RGB files holding grey pixels: read as one channel unless asked.
+    expect(resized.shape).toEqual([2, 3, 1]);
+    expect((await loadDataset(`folder:${root}`, { resize: [2, 3], channels: 3 })).shape).toEqual([2, 3, 3]);
+    const colour = Buffer.alloc(4 * 4 * 3);
+    for (let i = 0; i < colour.length; i += 3) colour[i] = 200;
+    await sharp(colour, { raw: { width: 4, height: 4, channels: 3 } }).png().toFile(path.join(root, 'cat', 'red.png'));
+    expect((await loadDataset(root)).shape).toEqual([4, 4, 3]);
+    await fsp.rm(path.join(root, 'cat', 'red.png'));
     await fsp.writeFile(path.join(root, 'dog', 'notes.txt'), 'hello');
     await expect(loadDataset(root)).rejects.toThrow(/notes.txt is not an image/);
     await fsp.writeFile(path.join(root, 'dog', 'fake.png'), 'not a png');
