@@ -26,7 +26,8 @@ interface TrainCliOptions {
   valSplit: number;
   schedule: 'cosine' | 'constant' | 'cyclic';
   shift: number;
-  adv?: 'fgsm-rs' | 'pgd';
+  adv?: 'fgsm-rs' | 'pgd' | 'trades';
+  beta?: number;
   noise?: number;
   eps?: number;
   advSteps?: number;
@@ -65,9 +66,10 @@ export function trainCommand(): Command {
     .option('--lr <rate>', 'Adam learning rate', floatOption(0, { exclusive: true, max: 10 }), TRAIN_DEFAULTS.learningRate)
     .option('--seed <n>', 'seed for weights and batch order', intOption(0, 2 ** 31 - 1), TRAIN_DEFAULTS.seed)
     .option('--schedule <kind>', 'learning-rate schedule: cosine | cyclic | constant (default cosine; cyclic with --adv fgsm-rs)', scheduleOption)
-    .addOption(new Option('--adv <method>', 'adversarial training: fgsm-rs (fast FGSM, Wong et al. 2020) or pgd (Madry et al. 2018)').choices(['fgsm-rs', 'pgd']))
+    .addOption(new Option('--adv <method>', 'adversarial training: fgsm-rs (fast FGSM, Wong et al. 2020), pgd (Madry et al. 2018) or trades (Zhang et al. 2019)').choices(['fgsm-rs', 'pgd', 'trades']))
+    .option('--beta <b>', 'weight of the KL term (--adv trades)', floatOption(0), undefined)
     .option('--eps <eps>', 'L∞ radius of adversarial training (with --adv)', floatOption(0, { exclusive: true, max: 1 }))
-    .option('--adv-steps <n>', 'PGD steps per batch (--adv pgd)', intOption(1, 1000))
+    .option('--adv-steps <n>', 'inner attack steps per batch (--adv pgd, trades)', intOption(1, 1000))
     .option('--ramp-epochs <n>', 'ramp eps up linearly over this many epochs', floatOption(0))
     .option('--noise <sigma>', 'Gaussian-noise augmentation, for randomized smoothing (advkit certify)', floatOption(0, { exclusive: true }))
     .option('--shift <px>', 'random-translation augmentation, in pixels (0 = off)', intOption(0, 64), TRAIN_DEFAULTS.shift)
@@ -82,9 +84,9 @@ export function trainCommand(): Command {
       }
       parseDataSpec(o.data);
       if (o.adv && o.eps === undefined) throw new InvalidArgumentError('Error in --eps: --adv needs the training radius, e.g. --adv pgd --eps 0.3.');
-      if (!o.adv && (o.eps !== undefined || o.advSteps !== undefined || o.rampEpochs !== undefined)) throw new InvalidArgumentError('Error in --eps: --eps, --adv-steps and --ramp-epochs go with --adv fgsm-rs|pgd.');
+      if (!o.adv && (o.eps !== undefined || o.advSteps !== undefined || o.rampEpochs !== undefined || o.beta !== undefined)) throw new InvalidArgumentError('Error in --eps: --eps, --adv-steps, --ramp-epochs and --beta go with --adv fgsm-rs|pgd|trades.');
       const schedule = o.schedule ?? (o.adv === 'fgsm-rs' ? 'cyclic' : TRAIN_DEFAULTS.schedule);
-      const adversarial = o.adv ? { method: o.adv, eps: o.eps!, steps: o.advSteps, rampEpochs: o.rampEpochs } : undefined;
+      const adversarial = o.adv ? { method: o.adv, eps: o.eps!, steps: o.advSteps, rampEpochs: o.rampEpochs, beta: o.beta } : undefined;
       const status = await startBackend(o.backend);
       let [train, heldOut] = await trainAndHeldOut(o.data, o);
       if (o.limit !== undefined) train = take(train, o.limit);

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import { pgd } from '../attacks/pgd.js';
 import { batches, size, take, type Dataset } from '../data/dataset.js';
-import { adversarialBatch, rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
+import { adversarialBatch, klDivergence, rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
 import type { Classifier } from './classifier.js';
 import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
@@ -204,6 +204,14 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       }
       let hits: tf.Scalar | undefined;
       const loss = optimizer.minimize(() => {
+        if (adv?.method === 'trades') {
+          // TRADES: CE on the clean batch plus beta·KL(p(x) ‖ p(x_adv)).
+          const clean = model.apply(b.x, { training: true }) as tf.Tensor2D;
+          const advLogits = model.apply(xb, { training: true }) as tf.Tensor2D;
+          hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(advLogits, 1), b.y), 'float32'))) as tf.Scalar;
+          const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, clean.shape[1]), clean);
+          return tf.add(ce, tf.mul(adv.beta, tf.mean(klDivergence(tf.softmax(clean) as tf.Tensor2D, advLogits)))) as tf.Scalar;
+        }
         const logits = model.apply(xb, { training: true }) as tf.Tensor2D;
         hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), 'float32'))) as tf.Scalar;
         return tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, logits.shape[1]), logits) as unknown as tf.Scalar;

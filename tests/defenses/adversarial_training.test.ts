@@ -18,6 +18,8 @@ describe('adversarial training', () => {
     const before = tf.memory().numTensors;
     const adv = buildArchitecture('mlp', { seed: 1 });
     const robust = await trainClassifier(adv, train, { ...opts, adversarial: { method: 'pgd', eps: 0.1, steps: 5 } });
+    const tr = buildArchitecture('mlp', { seed: 1 });
+    const trades = await trainClassifier(tr, train, { ...opts, adversarial: { method: 'trades', eps: 0.1, steps: 5, beta: 6 } });
     const plain = buildArchitecture('mlp', { seed: 1 });
     const plainRun = await trainClassifier(plain, train, { ...opts });
     const last = robust.history[robust.history.length - 1]!;
@@ -30,6 +32,8 @@ describe('adversarial training', () => {
     const plainRobust = Array.from(r.predictions).filter((p, i) => p === test.labels[i]).length / 200;
     tf.dispose([x, r.adversarial]);
     expect(last.valRobustAccuracy!).toBeGreaterThan(plainRobust + 0.1);
+    expect(trades.history[2]!.valRobustAccuracy!).toBeGreaterThan(plainRobust + 0.1);
+    tr.dispose();
     adv.dispose();
     plain.dispose();
     expect(tf.memory().numTensors).toBe(before);
@@ -39,7 +43,8 @@ describe('adversarial training', () => {
     const a = validateAdversarial('t', { method: 'fgsm-rs', eps: 0.3, rampEpochs: 2 });
     expect(rampedEps(a, 0.5)).toBeCloseTo(0.075, 10);
     expect(rampedEps(a, 5)).toBe(0.3);
-    expect(() => validateAdversarial('t', { method: 'free' as never, eps: 0.3 })).toThrow(/method must be one of fgsm-rs, pgd, but got "free"/);
+    expect(() => validateAdversarial('t', { method: 'free' as never, eps: 0.3 })).toThrow(/method must be one of fgsm-rs, pgd, trades, but got "free"/);
+    expect(() => validateAdversarial('t', { method: 'trades', eps: 0.3, beta: -1 })).toThrow(/adversarial.beta must be >= 0, but got -1/);
     expect(() => validateAdversarial('t', { method: 'pgd', eps: 0 })).toThrow(/adversarial.eps must be > 0, but got 0/);
   });
 
