@@ -14,7 +14,6 @@
  * reports can say how the defense was attacked.
  */
 import * as tf from '@tensorflow/tfjs';
-import jpegJs from 'jpeg-js';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, show } from '../util/errors.js';
 
@@ -57,33 +56,70 @@ export function medianSmoothing(k: number): Preprocessor {
   };
 }
 
+/** The IJG (libjpeg) base quantization tables, Annex K of the JPEG standard. */
+const LUMA_Q = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99];
+const CHROMA_Q = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99];
+
+/** A base table scaled by quality as libjpeg does (jpeg_quality_scaling), entries in [1, 255]. */
+export function jpegQuantTable(base: readonly number[], quality: number): number[] {
+  const scale = quality < 50 ? Math.floor(5000 / quality) : 200 - 2 * quality;
+  return base.map((q) => Math.min(255, Math.max(1, Math.floor((q * scale + 50) / 100))));
+}
+
+/** The orthonormal 8-point DCT-II matrix. */
+function dctMatrix(): number[] {
+  const m: number[] = [];
+  for (let k = 0; k < 8; k++) for (let n = 0; n < 8; n++) m.push((k === 0 ? Math.SQRT1_2 : 1) * 0.5 * Math.cos(((2 * n + 1) * k * Math.PI) / 16));
+  return m;
+}
+
+/** JPEG's lossy core on one channel [N, H, W] of values 0..255: 8x8 DCT, quantize, inverse DCT. */
+function jpegChannel(v: tf.Tensor3D, table: number[]): tf.Tensor3D {
+  const [n, h, w] = v.shape;
+  const H = Math.ceil(h / 8) * 8;
+  const W = Math.ceil(w / 8) * 8;
+  // libjpeg replicates the last row and column into the partial blocks.
+  let p: tf.Tensor3D = v;
+  if (H > h) p = tf.concat([p, tf.tile(tf.slice(p, [0, h - 1, 0], [-1, 1, -1]), [1, H - h, 1])], 1) as tf.Tensor3D;
+  if (W > w) p = tf.concat([p, tf.tile(tf.slice(p, [0, 0, w - 1], [-1, -1, 1]), [1, 1, W - w])], 2) as tf.Tensor3D;
+  const blocks = tf.reshape(tf.transpose(tf.reshape(tf.sub(p, 128), [n, H / 8, 8, W / 8, 8]), [0, 1, 3, 2, 4]), [-1, 8, 8]) as tf.Tensor3D;
+  const D = tf.tensor2d(dctMatrix(), [8, 8]);
+  const Q = tf.tensor2d(table, [8, 8]);
+  const coef = tf.matMul(tf.matMul(D, blocks), D, false, true);
+  const quant = tf.mul(tf.round(tf.div(coef, Q)), Q);
+  const back = tf.add(tf.matMul(tf.matMul(D, quant, true, false), D), 128);
+  const img = tf.reshape(tf.transpose(tf.reshape(back, [n, H / 8, W / 8, 8, 8]), [0, 1, 3, 2, 4]), [n, H, W]);
+  return tf.clipByValue(tf.round(tf.slice(img, [0, 0, 0], [-1, h, w])), 0, 255) as tf.Tensor3D;
+}
+
 /**
- * JPEG compression at `quality` (1..100), decoded back (Dziugaite et al. 2016; Guo et al. 2018).
- * Non-differentiable: BPDA by default. Uses jpeg-js, a synchronous pure-JS codec, because a
- * classifier's forward pass must be synchronous inside gradient computations (sharp is async).
+ * JPEG compression at `quality` (1..100), decoded back (Dziugaite et al. 2016; Guo et al. 2018):
+ * baseline JPEG's lossy steps — level shift, 8x8 DCT, libjpeg's quality-scaled quantization
+ * tables, rounding, inverse DCT, 8-bit rounding; colour through JFIF YCbCr with 4:4:4 chroma.
+ * Entropy coding is lossless and skipped. Written with tensor ops so it runs inside a forward pass
+ * (sharp is async-only); the tests compare it with sharp's libjpeg round trip. BPDA by default.
  */
 export function jpeg(quality: number): Preprocessor {
   checkFiniteNumber('jpeg', 'quality', quality, { integer: true, min: 1, max: 100 });
+  const luma = jpegQuantTable(LUMA_Q, quality);
+  const chroma = jpegQuantTable(CHROMA_Q, quality);
   return {
     name: `jpeg(${quality})`, gradient: 'bpda', randomized: false,
-    apply: (x) => {
-      const [n, h, w, c] = x.shape;
-      const src = x.dataSync();
-      const out = new Float32Array(src.length);
-      const rgba = Buffer.alloc(h * w * 4);
-      for (let i = 0; i < n; i++) {
-        for (let p = 0; p < h * w; p++) {
-          for (let k = 0; k < 3; k++) rgba[p * 4 + k] = Math.round(255 * Math.min(1, Math.max(0, src[(i * h * w + p) * c + (c === 3 ? k : 0)]!)));
-          rgba[p * 4 + 3] = 255;
-        }
-        const decoded = jpegJs.decode(jpegJs.encode({ data: rgba, width: w, height: h }, quality).data, { useTArray: true, formatAsRGBA: true });
-        for (let p = 0; p < h * w; p++) {
-          if (c === 3) for (let k = 0; k < 3; k++) out[(i * h * w + p) * 3 + k] = decoded.data[p * 4 + k]! / 255;
-          else out[i * h * w + p] = (decoded.data[p * 4]! + decoded.data[p * 4 + 1]! + decoded.data[p * 4 + 2]!) / (3 * 255);
-        }
-      }
-      return tf.tensor4d(out, x.shape);
-    },
+    apply: (x) => tf.tidy(() => {
+      const px = tf.round(tf.mul(tf.clipByValue(x, 0, 1), 255));
+      const c = x.shape[3];
+      const ch = (t: tf.Tensor, i: number) => tf.squeeze(tf.slice(t, [0, 0, 0, i], [-1, -1, -1, 1]), [3]) as tf.Tensor3D;
+      if (c === 1) return tf.div(tf.expandDims(jpegChannel(ch(px, 0), luma), 3), 255) as tf.Tensor4D;
+      const [r, g, b] = [ch(px, 0), ch(px, 1), ch(px, 2)];
+      const y = tf.addN([tf.mul(r, 0.299), tf.mul(g, 0.587), tf.mul(b, 0.114)]) as tf.Tensor3D;
+      const cb = tf.add(tf.addN([tf.mul(r, -0.168736), tf.mul(g, -0.331264), tf.mul(b, 0.5)]), 128) as tf.Tensor3D;
+      const cr = tf.add(tf.addN([tf.mul(r, 0.5), tf.mul(g, -0.418688), tf.mul(b, -0.081312)]), 128) as tf.Tensor3D;
+      const [Y, Cb, Cr] = [jpegChannel(y, luma), tf.sub(jpegChannel(cb, chroma), 128), tf.sub(jpegChannel(cr, chroma), 128)];
+      const R = tf.add(Y, tf.mul(Cr, 1.402));
+      const G = tf.sub(tf.sub(Y, tf.mul(Cb, 0.344136)), tf.mul(Cr, 0.714136));
+      const B = tf.add(Y, tf.mul(Cb, 1.772));
+      return tf.div(tf.clipByValue(tf.round(tf.stack([R, G, B], 3)), 0, 255), 255) as tf.Tensor4D;
+    }),
   };
 }
 

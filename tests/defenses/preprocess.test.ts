@@ -46,6 +46,32 @@ describe('preprocessors', () => {
     expect(jpeg(90).apply(rgb).shape).toEqual([2, 8, 8, 3]);
   });
 
+  it("JPEG matches sharp's libjpeg round trip to a fraction of a grey level on average", async () => {
+    const { default: sharp } = await import('sharp');
+    const n = 10;
+    for (const q of [50, 75, 95]) {
+      const ours = await jpeg(q).apply(tf.tensor4d(test.images.slice(0, n * 784), [n, 28, 28, 1])).data();
+      let sum = 0;
+      for (let i = 0; i < n; i++) {
+        const raw = Buffer.from(Array.from(test.images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)));
+        const encoded = await sharp(raw, { raw: { width: 28, height: 28, channels: 1 } }).jpeg({ quality: q, chromaSubsampling: '4:4:4' }).toBuffer();
+        const { data } = await sharp(encoded).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+        for (let k = 0; k < 784; k++) sum += Math.abs(data[k]! - Math.round(ours[i * 784 + k]! * 255));
+      }
+      expect(sum / (n * 784)).toBeLessThan(0.5);
+    }
+    // Colour goes through JFIF YCbCr with 4:4:4 chroma, as sharp writes it when asked.
+    const [w, h] = [32, 24];
+    const rgb = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) rgb.set([(x * 8) % 256, (y * 10) % 256, ((x + y) * 5) % 256], (y * w + x) * 3);
+    const ours = await jpeg(75).apply(tf.tensor4d(Float32Array.from(rgb, (v) => v / 255), [1, h, w, 3])).data();
+    const encoded = await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 75, chromaSubsampling: '4:4:4' }).toBuffer();
+    const { data } = await sharp(encoded).raw().toBuffer({ resolveWithObject: true });
+    let sum = 0;
+    for (let k = 0; k < data.length; k++) sum += Math.abs(data[k]! - Math.round(ours[k]! * 255));
+    expect(sum / data.length).toBeLessThan(0.5);
+  });
+
   it('TV minimization keeps constant images and lowers the total variation of noisy ones', async () => {
     const tv = (t: tf.Tensor4D) => tf.tidy(() => tf.add(tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 1, 0, 0], [-1, 27, -1, -1]), tf.slice(t, [0, 0, 0, 0], [-1, 27, -1, -1])))), tf.sum(tf.abs(tf.sub(tf.slice(t, [0, 0, 1, 0], [-1, -1, 27, -1]), tf.slice(t, [0, 0, 0, 0], [-1, -1, 27, -1]))))).dataSync()[0]!);
     const flat = tf.fill([1, 28, 28, 1], 0.4) as tf.Tensor4D;
