@@ -27,6 +27,8 @@ export interface Preprocessor {
   readonly gradient: GradientMode;
   /** True when apply draws random numbers (then EOT is used). */
   readonly randomized: boolean;
+  /** False when tfjs cannot differentiate apply at all (it sorts): 'exact' is then refused. */
+  readonly hasExactGradient?: boolean;
 }
 
 /** Bit-depth reduction to `bits` bits per channel (Xu, Evans, Qi 2018). BPDA by default. */
@@ -42,7 +44,7 @@ export function medianSmoothing(k: number): Preprocessor {
   check(k % 2 === 1, 'medianSmoothing', () => `k must be odd (the window needs a centre pixel), but got ${k}; use ${k + 1} or ${k - 1}.`);
   const r = (k - 1) / 2;
   return {
-    name: `median(${k})`, gradient: 'bpda', randomized: false,
+    name: `median(${k})`, gradient: 'bpda', randomized: false, hasExactGradient: false,
     apply: (x) => tf.tidy(() => {
       const [, h, w] = x.shape;
       const padded = tf.mirrorPad(x, [[0, 0], [r, r], [r, r], [0, 0]], 'reflect');
@@ -214,6 +216,8 @@ export interface DefendedClassifier extends Classifier {
 export function defend(model: Classifier, preprocessors: Preprocessor[], options: DefendOptions = {}): DefendedClassifier {
   check(Array.isArray(preprocessors) && preprocessors.length > 0, 'defend', () => `preprocessors must be a non-empty list, but got ${show(preprocessors)}.`);
   const eot = checkFiniteNumber('defend', 'eot', options.eot ?? 8, { integer: true, min: 1 });
+  const noExact = preprocessors.find((p) => p.gradient === 'exact' && p.hasExactGradient === false);
+  check(!noExact, 'defend', () => `${noExact!.name} has no exact gradient in TensorFlow.js (it sorts, and sorting has none); attack it with BPDA (gradient 'bpda', or --defense-gradient auto).`);
   const chain = preprocessors.map(withBackward);
   const randomized = preprocessors.some((p) => p.randomized) || model.randomized;
   const once = (x: tf.Tensor4D) => model.logits(chain.reduce((v, f) => f(v), x));

@@ -89,6 +89,7 @@ describe('preprocessors', () => {
     expect(() => bitDepth(0)).toThrow(/bits must be >= 1, but got 0/);
     expect(() => jpeg(0)).toThrow(/quality must be >= 1, but got 0/);
     expect(() => jpeg(101)).toThrow(/quality must be <= 100, but got 101/);
+    expect(() => defend(model, [withGradient(medianSmoothing(3), 'exact')])).toThrow(/median\(3\) has no exact gradient in TensorFlow.js/);
   });
 });
 
