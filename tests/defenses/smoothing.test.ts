@@ -99,5 +99,11 @@ describe('advkit certify', () => {
     const bad = advkit(['certify', '--model', dir, '--data', 'mnist', '--sigma', '0.25', '--n', '5']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/5 samples can never certify at --alpha 0.001; use --n 11 or more/);
+    const sigma = advkit(['certify', '--model', dir, '--data', 'mnist', '--sigma', '0']);
+    expect(sigma.code).toBe(2);
+    expect(sigma.stderr).toMatch(/--sigma <s>.*must be > 0, got 0/);
+    const noise = advkit(['eval', '--model', dir, '--data', 'mnist', '--eps', '0.1', '--defense', 'noise:0']);
+    expect(noise.code).toBe(2);
+    expect(noise.stderr).toMatch(/Error in --defense: sigma must be > 0, but got 0/);
   });
 });
