@@ -10,7 +10,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, type AttackResult, type GradientAttackOptions } from '../attacks/index.js';
 import { ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
@@ -21,6 +20,7 @@ import { loadClassifier } from '../models/io.js';
 import type { Classifier } from '../models/classifier.js';
 import { AdvkitError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { writePng } from '../util/png.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { action, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
@@ -105,16 +105,6 @@ function checkCompatible(o: AttackCliOptions): void {
 /** Per-batch record kept under .state until the run is assembled. */
 interface BatchState {
   lines: ManifestLine[];
-}
-
-const toUint8 = (v: number) => Math.max(0, Math.min(255, Math.round(v * 255)));
-
-async function writePng(file: string, pixels: Float32Array, shape: readonly [number, number, number]): Promise<void> {
-  const [h, w, c] = shape;
-  const raw = Buffer.alloc(h * w * c);
-  for (let i = 0; i < raw.length; i++) raw[i] = toUint8(pixels[i]!);
-  const png = await sharp(raw, { raw: { width: w, height: h, channels: c as 1 | 3 } }).png({ compressionLevel: 9 }).toBuffer();
-  await writeFileAtomic(file, png);
 }
 
 async function processBatch(model: Classifier, ds: Dataset, o: AttackCliOptions, b: { start: number; end: number; x: tf.Tensor4D; labels: Int32Array; targets?: Int32Array; cleanPredictions: Int32Array; result: AttackResult }, out: string): Promise<{ state: BatchState; xAdv: Float32Array; x: Float32Array }> {

@@ -7,63 +7,28 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs';
-import { batches, makeDataset, readImageFolder, readNpy, size, type Dataset } from '../data/index.js';
+import { batches, makeDataset, readImageFolder, size, type Dataset } from '../data/index.js';
 import { encodeNpy } from '../data/npy.js';
+import { applyPreprocessors } from '../defenses/preprocess.js';
 import { loadClassifier } from '../models/io.js';
-import type { Preprocessor } from '../defenses/preprocess.js';
+import { accuracy } from '../models/train.js';
 import { DataError, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
+import { writePng } from '../util/png.js';
 import { action, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
 import { parseDefense } from './defense_spec.js';
+import { isExampleSet, readExampleSet } from './example_set.js';
 
-interface Input {
-  ds: Dataset;
-  /** Output file (relative) per example. */
-  names: string[];
-}
-
-async function readInput(dir: string): Promise<Input> {
+/** An example set (all its examples) or an image folder, with an output PNG name per image. */
+async function readInput(dir: string): Promise<{ ds: Dataset; names: string[] }> {
   if (!(await exists(dir))) throw new DataError(`Error in --input: ${dir} does not exist.`);
-  if (await exists(path.join(dir, 'manifest.jsonl'))) {
-    const lines = (await fsp.readFile(path.join(dir, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number; label: number; file?: string });
-    let images: Float32Array;
-    let shape: [number, number, number];
-    if (await exists(path.join(dir, 'x_adv.npy'))) {
-      const x = await readNpy(path.join(dir, 'x_adv.npy'));
-      images = Float32Array.from(x.data);
-      shape = [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1];
-    } else {
-      const decoded = await Promise.all(lines.map(async (l) => {
-        if (!l.file) throw new DataError(`Error in --input: ${dir} has neither x_adv.npy nor PNG files; write it with advkit attack --format png or npy.`);
-        return sharp(path.join(dir, l.file)).raw().toBuffer({ resolveWithObject: true });
-      }));
-      const first = decoded[0]!.info;
-      shape = [first.height, first.width, first.channels];
-      images = new Float32Array(lines.length * first.height * first.width * first.channels);
-      decoded.forEach((d, i) => { for (let k = 0; k < d.data.length; k++) images[i * d.data.length + k] = d.data[k]! / 255; });
-    }
-    const labels = Int32Array.from(lines.map((l) => l.label));
-    const k = labels.reduce((a, b) => Math.max(a, b), 0) + 1;
-    return { ds: makeDataset(dir, images, labels, shape, Array.from({ length: Math.max(k, 2) }, (_, i) => String(i))), names: lines.map((l) => `png/${String(l.index).padStart(5, '0')}.png`) };
-  }
+  if (await isExampleSet(dir)) return readExampleSet(dir, '--input');
   const folder = await readImageFolder(dir);
   return {
     ds: makeDataset(dir, folder.images, folder.labels, folder.shape, folder.classNames),
     names: folder.files.map((f) => path.join(path.relative(dir, path.dirname(f)), `${path.basename(f, path.extname(f))}.png`)),
   };
-}
-
-async function accuracy(model: Awaited<ReturnType<typeof loadClassifier>>['classifier'], ds: Dataset, chain?: Preprocessor[]): Promise<number> {
-  let ok = 0;
-  for (const b of batches(ds, 128)) {
-    const p = tf.tidy(() => tf.argMax(model.logits(chain ? chain.reduce((v, q) => q.apply(v), b.x) : b.x), 1));
-    const pred = await p.data();
-    ok += Array.from(pred).filter((v, i) => v === ds.labels[b.start + i]).length;
-    tf.dispose([p, b.x, b.y]);
-  }
-  return ok / size(ds);
 }
 
 export function defendCommand(): Command {
@@ -83,23 +48,18 @@ export function defendCommand(): Command {
       const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
       const defended = new Float32Array(ds.images.length);
       for (const b of batches(ds, 128)) {
-        const y = tf.tidy(() => chain.reduce((v, q) => q.apply(v), b.x));
+        const y = tf.tidy(() => applyPreprocessors(chain, b.x));
         defended.set(await y.data(), b.start * per);
         tf.dispose([y, b.x, b.y]);
       }
-      for (let i = 0; i < size(ds); i++) {
-        const raw = Buffer.alloc(per);
-        for (let k = 0; k < per; k++) raw[k] = Math.round(255 * Math.min(1, Math.max(0, defended[i * per + k]!)));
-        const png = await sharp(raw, { raw: { width: ds.shape[1], height: ds.shape[0], channels: ds.shape[2] as 1 | 3 } }).png({ compressionLevel: 9 }).toBuffer();
-        await writeFileAtomic(path.join(o.out, names[i]!), png);
-      }
+      for (let i = 0; i < size(ds); i++) await writePng(path.join(o.out, names[i]!), defended.subarray(i * per, (i + 1) * per), ds.shape);
       await writeFileAtomic(path.join(o.out, 'x.npy'), encodeNpy(defended, [size(ds), ...ds.shape]));
       await writeFileAtomic(path.join(o.out, 'y.npy'), encodeNpy(Int32Array.from(ds.labels), [size(ds)]));
       const summary: Record<string, unknown> = { input: o.input, out: path.resolve(o.out), examples: size(ds), defense: chain.map((p) => p.name), backend: status.name };
       if (o.model) {
         const { classifier } = await loadClassifier(o.model);
-        summary.accuracyBefore = await accuracy(classifier, ds);
-        summary.accuracyAfter = await accuracy(classifier, makeDataset(ds.name, defended.map((v) => Math.min(1, Math.max(0, v))), ds.labels, ds.shape, ds.classNames));
+        summary.accuracyBefore = await accuracy((x) => classifier.logits(x), ds);
+        summary.accuracyAfter = await accuracy((x) => classifier.logits(x), makeDataset(ds.name, defended.map((v) => Math.min(1, Math.max(0, v))), ds.labels, ds.shape, ds.classNames));
       }
       log(`advkit: wrote ${size(ds)} defended images to ${o.out}`);
       if (o.json) return printJson(summary);

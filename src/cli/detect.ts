@@ -4,29 +4,22 @@
  * example set written by `advkit attack --format npy` (only its successful examples) or any
  * data spec.
  */
-import { promises as fsp } from 'node:fs';
-import path from 'node:path';
 import { Command } from 'commander';
-import { loadDataset, makeDataset, parseDataSpec, readNpy, subset, take, type Dataset } from '../data/index.js';
+import { loadDataset, parseDataSpec, subset, take, type Dataset } from '../data/index.js';
 import { featureSqueezing, defaultSqueezers } from '../defenses/detector.js';
 import { loadClassifier } from '../models/io.js';
-import { DataError } from '../util/errors.js';
-import { exists } from '../util/fs.js';
 import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
 import { parseDefense } from './defense_spec.js';
+import { isExampleSet, readExampleSet } from './example_set.js';
 
+/** The successful examples of an `advkit attack --format npy` set, or a data spec. */
 async function adversarialSet(spec: string, classNames: readonly string[], dataDir?: string): Promise<Dataset> {
-  if (!(await exists(path.join(spec, 'x_adv.npy')))) {
-    if (await exists(path.join(spec, 'manifest.jsonl'))) throw new DataError(`Error in --adversarial: ${spec} holds an example set without x_adv.npy; write it with advkit attack --format png,npy.`);
+  if (!(await isExampleSet(spec))) {
     parseDataSpec(spec);
     return loadDataset(spec, { split: 'test', dataDir });
   }
-  const x = await readNpy(path.join(spec, 'x_adv.npy'));
-  const y = await readNpy(path.join(spec, 'y.npy'));
-  const shape: [number, number, number] = [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1];
-  const ds = makeDataset(`${spec} (x_adv)`, Float32Array.from(x.data), Int32Array.from(y.data), shape, classNames);
-  const manifest = (await fsp.readFile(path.join(spec, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { index: number; success: boolean });
-  return subset(ds, manifest.filter((m) => m.success).map((m) => m.index), `${spec} (successful x_adv)`);
+  const set = await readExampleSet(spec, '--adversarial', { npyOnly: true, classNames });
+  return subset(set.ds, set.success.flatMap((ok, i) => (ok ? [i] : [])), `${spec} (successful x_adv)`);
 }
 
 export function detectCommand(): Command {

@@ -179,6 +179,11 @@ export function gaussianNoise(sigma: number, seed = 0): Preprocessor {
   };
 }
 
+/** Applies preprocessors in order (forward only, no gradient rules). */
+export function applyPreprocessors(preprocessors: readonly Preprocessor[], x: tf.Tensor4D): tf.Tensor4D {
+  return preprocessors.reduce((v, p) => p.apply(v), x);
+}
+
 /** A preprocessor with another gradient rule (e.g. exact BPDA off, or a surrogate). */
 export function withGradient(p: Preprocessor, gradient: GradientMode): Preprocessor {
   return { ...p, gradient };
