@@ -21,6 +21,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { simdKernels } from './simd.js';
 
 type TensorInfo = tf.TensorInfo;
 type NamedInputs = Record<string, TensorInfo>;
@@ -41,6 +42,10 @@ const stockKernels = new Map<string, tf.KernelFunc>();
 
 export function setWasmKernelMode(m: WasmKernelMode): void {
   mode = m;
+}
+
+export function getWasmKernelMode(): WasmKernelMode {
+  return mode;
 }
 
 function stock(name: string): tf.KernelFunc {
@@ -352,22 +357,54 @@ function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): Tensor
  * each window (row-major order), whatever the sign of the values; a window of NaNs passes none.
  */
 function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const dy = inputs.dy!;
-  const x = inputs.input!;
-  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize as [number, number],
-    attrs.strides as [number, number], 1, attrs.pad as 'same', attrs.dimRoundingMode as 'floor' | undefined);
+  return maxPoolGradInto(backend, inputs.dy!, inputs.input!, attrs as unknown as PoolGradAttrs, false);
+}
+
+export interface PoolGradAttrs {
+  filterSize: [number, number] | number;
+  strides: [number, number] | number;
+  pad: 'same' | 'valid' | number;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/**
+ * The max-pool gradient of `x` (cpu semantics). With `relu`, x is a ReLU output and the ReLU's
+ * gradient is applied too (a window whose maximum is not > 0 passes nothing): the gradient at
+ * the ReLU's input, in one pass.
+ */
+export function maxPoolGradInto(backend: BackendWasm, dy: TensorInfo, x: TensorInfo, attrs: PoolGradAttrs, relu: boolean): TensorInfo {
+  const info = tf.backend_util.computePool2DInfo(x.shape as [number, number, number, number], attrs.filterSize,
+    attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
   const out = backend.makeOutput(x.shape, 'float32') as TensorInfo;
+  const tiled = pt === 0 && pl === 0 && kh === sh && kw === sw && Ho * sh <= H && Wo * sw <= W;
+  if (mode === 'advkit' && tiled && kh === 2 && kw === 2 && C % 4 === 0) {
+    const simd = simdKernels(backend);
+    if (simd) {
+      if (Ho * 2 !== H || Wo * 2 !== W) heap(backend, out).fill(0);
+      simd.maxPool2x2Grad(x, dy, out, { n: N, h: H, w: W, c: C, ho: Ho, wo: Wo }, relu);
+      return out;
+    }
+  }
   const dx = heap(backend, out);
   const g = heap(backend, dy);
   const xv = heap(backend, x);
   dx.fill(0);
-  if (mode === 'advkit' && pt === 0 && pl === 0 && kh === sh && kw === sw && Ho * sh <= H && Wo * sw <= W) {
+  if (mode === 'advkit' && tiled) {
     maxPoolGradTiled(xv, g, dx, N, H, W, C, Ho, Wo, kh, kw);
-    return out;
+  } else {
+    maxPoolGradGeneric(xv, g, dx, info);
   }
+  if (relu) for (let i = 0; i < dx.length; i++) if (!(xv[i]! > 0)) dx[i] = 0;
+  return out;
+}
+
+function maxPoolGradGeneric(xv: Float32Array, g: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
   const best = new Float32Array(C);
   const where = new Int32Array(C);
   for (let b = 0; b < N; b++) {
@@ -399,6 +436,21 @@ function maxPoolGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
       }
     }
   }
+}
+
+/** dy masked by a ReLU: y > 0 ? dy : 0, where y is the ReLU's input or output. */
+export function reluGradInto(backend: BackendWasm, dy: TensorInfo, y: TensorInfo): TensorInfo {
+  const out = backend.makeOutput(dy.shape, 'float32') as TensorInfo;
+  const n = tf.util.sizeFromShape(dy.shape);
+  const simd = mode === 'advkit' ? simdKernels(backend) : null;
+  if (simd) {
+    simd.reluGrad(dy, y, out, n);
+    return out;
+  }
+  const o = heap(backend, out);
+  const g = heap(backend, dy);
+  const v = heap(backend, y);
+  for (let i = 0; i < n; i++) o[i] = v[i]! > 0 ? g[i]! : 0;
   return out;
 }
 

@@ -15,6 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { pgd } from '../attacks/pgd.js';
 import { fromFunction, type Classifier } from '../models/classifier.js';
+import { forward } from '../models/compiled.js';
 import { check, checkFiniteNumber, show } from '../util/errors.js';
 
 export const ADVERSARIAL_METHODS = ['fgsm-rs', 'pgd', 'trades'] as const;
@@ -50,7 +51,7 @@ export function rampedEps(a: Required<AdversarialTraining>, epochProgress: numbe
 
 /** A classifier view of a model under training (inference mode, current weights). */
 export function trainingView(model: tf.LayersModel, inputShape: readonly [number, number, number], numClasses: number): Classifier {
-  return fromFunction((x) => model.apply(x, { training: false }) as tf.Tensor2D, { numClasses, inputShape });
+  return fromFunction((x) => forward(model, x, false) as tf.Tensor2D, { numClasses, inputShape });
 }
 
 /** Adversarial examples for one training batch (the caller disposes the result). */

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check, ModelError, show } from '../util/errors.js';
+import { forward } from './compiled.js';
 
 export type Bounds = readonly [number, number];
 export type ImageShape = readonly [number, number, number];
@@ -141,8 +142,9 @@ export function fromLayersModel(model: tf.LayersModel, options: ClassifierOption
   const warnings: string[] = [];
   const mode = options.output ?? 'auto';
   // apply, not predict: predict splits the batch into chunks of 32 and concatenates them,
-  // which costs copies and extra ops in every attack step.
-  let run: (x: tf.Tensor4D) => tf.Tensor2D = (x) => model.apply(x, { training: false }) as tf.Tensor2D;
+  // which costs copies and extra ops in every attack step. On wasm a Sequential model of the
+  // common layers runs through advkit's fused ops (models/compiled.ts).
+  let run: (x: tf.Tensor4D) => tf.Tensor2D = (x) => forward(model, x, false) as tf.Tensor2D;
 
   const last = model.layers[model.layers.length - 1]!;
   if (mode !== 'logits' && layerActivation(last) === 'softmax') {

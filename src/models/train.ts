@@ -15,6 +15,7 @@ import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/er
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import { loadLayersModel, saveLayersModel } from './io.js';
+import { forward } from './compiled.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -206,13 +207,13 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       const loss = optimizer.minimize(() => {
         if (adv?.method === 'trades') {
           // TRADES: CE on the clean batch plus beta·KL(p(x) ‖ p(x_adv)).
-          const clean = model.apply(b.x, { training: true }) as tf.Tensor2D;
-          const advLogits = model.apply(xb, { training: true }) as tf.Tensor2D;
+          const clean = forward(model, b.x, true) as tf.Tensor2D;
+          const advLogits = forward(model, xb, true) as tf.Tensor2D;
           hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(advLogits, 1), b.y), 'float32'))) as tf.Scalar;
           const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, clean.shape[1]), clean);
           return tf.add(ce, tf.mul(adv.beta, tf.mean(klDivergence(tf.softmax(clean) as tf.Tensor2D, advLogits)))) as tf.Scalar;
         }
-        const logits = model.apply(xb, { training: true }) as tf.Tensor2D;
+        const logits = forward(model, xb, true) as tf.Tensor2D;
         hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), 'float32'))) as tf.Scalar;
         return tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, logits.shape[1]), logits) as unknown as tf.Scalar;
       }, true, vars)!;
@@ -227,7 +228,7 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       options.onBatch?.({ epoch: epoch + 1, epochs, batch: k, batches: nBatches, loss: lossSum / seen, accuracy: correct / seen });
     }
     const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / seen, accuracy: correct / seen, seconds: (performance.now() - t0) / 1000 };
-    if (options.validation) record.valAccuracy = await accuracy((x) => model.apply(x, { training: false }) as tf.Tensor2D, options.validation);
+    if (options.validation) record.valAccuracy = await accuracy((x) => forward(model, x, false) as tf.Tensor2D, options.validation);
     if (adv && view && options.validation) {
       record.eps = epsNow;
       record.valRobustAccuracy = await robustAccuracy(view, take(options.validation, options.robustCheck?.examples ?? 500), adv.eps, options.robustCheck?.steps ?? 10, seed);

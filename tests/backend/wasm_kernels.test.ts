@@ -77,6 +77,20 @@ describe('wasm max-pool gradient', () => {
     expect(cpu[0]![1]).toBe(1); // the first 5, not the second
   });
 
+  it('the SIMD 2x2 path (channels a multiple of 4, odd sizes) keeps the cpu semantics: ties, negative windows, NaN, uncovered rows', async () => {
+    const fn = () => {
+      // 8 channels: values from a few levels so that ties are common, negatives, a NaN.
+      const v = uniform(2 * 9 * 7 * 8, 41).map((u) => Math.round(u * 2) / 2);
+      v[5] = NaN;
+      const x = tf.tensor4d(v, [2, 9, 7, 8]);
+      const r = (y: tf.Tensor) => tf.tensor(uniform(y.size, 6), y.shape);
+      return [tf.grad((xx: tf.Tensor) => { const y = tf.maxPool(xx as tf.Tensor4D, 2, 2, 'valid'); return tf.sum(tf.mul(y, r(y))); })(x)];
+    };
+    const cpu = await onBackend('cpu', fn);
+    const wasm = await onBackend('wasm', fn);
+    expect(Array.from(wasm[0]!)).toEqual(Array.from(cpu[0]!));
+  });
+
   for (const [k, s, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 1, 'valid']] as const) {
     it(`max and avg pool k=${k} stride=${s} ${pad}: gradients within 1e-4 of cpu`, async () => {
       const fn = () => {

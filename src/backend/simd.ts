@@ -1,0 +1,75 @@
+/**
+ * advkit's SIMD kernels (simd_kernels.wat), instantiated on the wasm backend's own memory so they
+ * work on tensors in place. Loops whose cost in JavaScript is branch mispredictions (max-pool
+ * gradients) or a pass per operation (the ReLU gradient as step + multiply) run here as
+ * branch-free 128-bit SIMD.
+ *
+ * `simdKernels(backend)` returns null where the module cannot run (no WebAssembly SIMD in this
+ * runtime, or the backend's memory is shared, as in its threaded build); callers then use their
+ * JavaScript path, which has the same semantics.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { SIMD_KERNELS_WASM } from './simd_kernels.generated.js';
+
+export interface SimdKernels {
+  /** out = y > 0 ? dy : 0 over n floats. */
+  reluGrad(dy: tf.TensorInfo, y: tf.TensorInfo, out: tf.TensorInfo, n: number): void;
+  /** 2x2/2 max-pool gradient (see simd_kernels.wat); C must be a multiple of 4. */
+  maxPool2x2Grad(x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo, dims: { n: number; h: number; w: number; c: number; ho: number; wo: number }, relu: boolean): void;
+}
+
+interface Exports {
+  relu_grad(dy: number, y: number, out: number, n: number): void;
+  maxpool2x2_grad(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number, relu: number): void;
+}
+
+/** The part of the WebAssembly JS API used here (the compiler's lib has no DOM types). */
+interface WasmMemory { readonly buffer: ArrayBufferLike }
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+  Memory: abstract new (...args: never[]) => WasmMemory;
+}
+const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const cache = new WeakMap<BackendWasm, SimdKernels | null>();
+let compiled: object | null | undefined;
+
+function compile(): object | null {
+  if (compiled === undefined) {
+    try {
+      compiled = new WA.Module(Buffer.from(SIMD_KERNELS_WASM, 'base64'));
+    } catch {
+      compiled = null; // no WebAssembly SIMD here
+    }
+  }
+  return compiled;
+}
+
+function backendMemory(backend: BackendWasm): WasmMemory | null {
+  const wasm = backend.wasm as unknown as { asm?: { memory?: unknown }; wasmMemory?: unknown; HEAPU8: Uint8Array };
+  const memory = wasm.asm?.memory ?? wasm.wasmMemory;
+  if (!(memory instanceof WA.Memory)) return null;
+  if (memory.buffer !== wasm.HEAPU8.buffer) return null;
+  if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) return null;
+  return memory;
+}
+
+/** The SIMD kernels bound to this backend's heap, or null where they cannot run. */
+export function simdKernels(backend: BackendWasm): SimdKernels | null {
+  if (cache.has(backend)) return cache.get(backend)!;
+  let kernels: SimdKernels | null = null;
+  const module = compile();
+  const memory = module ? backendMemory(backend) : null;
+  if (module && memory) {
+    const e = new WA.Instance(module, { env: { memory } }).exports as unknown as Exports;
+    const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    kernels = {
+      reluGrad: (dy, y, out, n) => e.relu_grad(at(dy), at(y), at(out), n),
+      maxPool2x2Grad: (x, dy, dx, d, relu) => e.maxpool2x2_grad(at(x), at(dy), at(dx), d.n, d.h, d.w, d.c, d.ho, d.wo, relu ? 1 : 0),
+    };
+  }
+  cache.set(backend, kernels);
+  return kernels;
+}

@@ -1,0 +1,119 @@
+;; advkit's SIMD kernels for the tfjs wasm backend, in WebAssembly text.
+;;
+;; The module imports the wasm backend's own memory, so the kernels read and write tensors
+;; where they live on the backend's heap: every pointer below is a byte offset into that heap.
+;; `npm run build:wasm` assembles this file (with wabt) into simd_kernels.generated.ts; a test
+;; checks that the committed bytes are this file's.
+;;
+;; Semantics follow the tfjs cpu backend exactly (the parity tests compare against it):
+;; - relu_grad: out = y > 0 ? dy : 0 (tfjs: dy * step(x), and y = relu(x) > 0 iff x > 0).
+;; - maxpool2x2_grad: 2x2 windows, stride 2, no padding, NHWC, C a multiple of 4. The gradient
+;;   goes to the first maximum of each window in row-major order (a running maximum from
+;;   -Infinity, replaced only by a strictly greater value, so NaNs never win). Every input
+;;   element of a window is written (gradient or 0); rows and columns outside all windows (odd
+;;   H or W) are left to the caller. With relu = 1 the input is a ReLU output and the ReLU's
+;;   own gradient is applied too: a window whose maximum is not > 0 passes nothing.
+(module
+  (import "env" "memory" (memory 1))
+
+  (func (export "relu_grad") (param $dy i32) (param $y i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $n4 i32) (local $end i32)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $n4 (i32.and (local.get $end) (i32.const -16)))
+    (block $simd_done
+      (loop $simd
+        (br_if $simd_done (i32.ge_u (local.get $i) (local.get $n4)))
+        (v128.store (i32.add (local.get $out) (local.get $i))
+          (v128.and
+            (v128.load (i32.add (local.get $dy) (local.get $i)))
+            (f32x4.gt (v128.load (i32.add (local.get $y) (local.get $i))) (v128.const f32x4 0 0 0 0))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $simd)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $i) (local.get $end)))
+        (f32.store (i32.add (local.get $out) (local.get $i))
+          (select
+            (f32.load (i32.add (local.get $dy) (local.get $i)))
+            (f32.const 0)
+            (f32.gt (f32.load (i32.add (local.get $y) (local.get $i))) (f32.const 0))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tail))))
+
+  (func (export "maxpool2x2_grad")
+    (param $x i32) (param $dy i32) (param $dx i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $c i32) (param $ho i32) (param $wo i32)
+    (param $relu i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $k i32)
+    (local $cb i32) (local $rowb i32) (local $p i32) (local $g i32)
+    (local $xp i32) (local $dp i32)
+    (local $m v128) (local $floor v128) (local $gv v128)
+    (local $va v128) (local $vb v128) (local $vc v128) (local $vd v128)
+    (local $ta v128) (local $tb v128) (local $tc v128) (local $td v128)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $rowb (i32.mul (local.get $w) (local.get $cb)))
+    (local.set $floor
+      (select (result v128)
+        (v128.const f32x4 0 0 0 0)
+        (v128.const f32x4 -inf -inf -inf -inf)
+        (local.get $relu)))
+    (local.set $g (local.get $dy))
+    (local.set $b (i32.const 0))
+    (block $b_done
+      (loop $b_loop
+        (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+        (local.set $i (i32.const 0))
+        (block $i_done
+          (loop $i_loop
+            (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+            ;; p: byte offset of the window's top-left element in x and dx
+            (local.set $p
+              (i32.mul
+                (i32.add (i32.mul (local.get $b) (local.get $h)) (i32.shl (local.get $i) (i32.const 1)))
+                (local.get $rowb)))
+            (local.set $j (i32.const 0))
+            (block $j_done
+              (loop $j_loop
+                (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+                (local.set $k (i32.const 0))
+                (block $k_done
+                  (loop $k_loop
+                    (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+                    (local.set $xp (i32.add (local.get $x) (i32.add (local.get $p) (local.get $k))))
+                    (local.set $va (v128.load (local.get $xp)))
+                    (local.set $vb (v128.load (i32.add (local.get $xp) (local.get $cb))))
+                    (local.set $vc (v128.load (i32.add (local.get $xp) (local.get $rowb))))
+                    (local.set $vd (v128.load (i32.add (i32.add (local.get $xp) (local.get $rowb)) (local.get $cb))))
+                    (local.set $m (v128.const f32x4 -inf -inf -inf -inf))
+                    (local.set $ta (f32x4.gt (local.get $va) (local.get $m)))
+                    (local.set $m (v128.bitselect (local.get $va) (local.get $m) (local.get $ta)))
+                    (local.set $tb (f32x4.gt (local.get $vb) (local.get $m)))
+                    (local.set $m (v128.bitselect (local.get $vb) (local.get $m) (local.get $tb)))
+                    (local.set $tc (f32x4.gt (local.get $vc) (local.get $m)))
+                    (local.set $m (v128.bitselect (local.get $vc) (local.get $m) (local.get $tc)))
+                    (local.set $td (f32x4.gt (local.get $vd) (local.get $m)))
+                    (local.set $m (v128.bitselect (local.get $vd) (local.get $m) (local.get $td)))
+                    ;; the last strictly greater value wins: a needs no later update, and so on
+                    (local.set $ta (v128.andnot (v128.andnot (v128.andnot (local.get $ta) (local.get $tb)) (local.get $tc)) (local.get $td)))
+                    (local.set $tb (v128.andnot (v128.andnot (local.get $tb) (local.get $tc)) (local.get $td)))
+                    (local.set $tc (v128.andnot (local.get $tc) (local.get $td)))
+                    (local.set $gv
+                      (v128.and
+                        (v128.load (local.get $g))
+                        (f32x4.gt (local.get $m) (local.get $floor))))
+                    (local.set $dp (i32.add (local.get $dx) (i32.add (local.get $p) (local.get $k))))
+                    (v128.store (local.get $dp) (v128.and (local.get $gv) (local.get $ta)))
+                    (v128.store (i32.add (local.get $dp) (local.get $cb)) (v128.and (local.get $gv) (local.get $tb)))
+                    (v128.store (i32.add (local.get $dp) (local.get $rowb)) (v128.and (local.get $gv) (local.get $tc)))
+                    (v128.store (i32.add (i32.add (local.get $dp) (local.get $rowb)) (local.get $cb)) (v128.and (local.get $gv) (local.get $td)))
+                    (local.set $g (i32.add (local.get $g) (i32.const 16)))
+                    (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                    (br $k_loop)))
+                (local.set $p (i32.add (local.get $p) (i32.shl (local.get $cb) (i32.const 1))))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $j_loop)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $i_loop)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $b_loop))))
+)
