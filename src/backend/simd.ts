@@ -17,11 +17,18 @@ export interface SimdKernels {
   reluGrad(dy: tf.TensorInfo, y: tf.TensorInfo, out: tf.TensorInfo, n: number): void;
   /** 2x2/2 max-pool gradient (see simd_kernels.wat); C must be a multiple of 4. */
   maxPool2x2Grad(x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo, dims: { n: number; h: number; w: number; c: number; ho: number; wo: number }, relu: boolean): void;
+  /** out[c] = Σ_r x[r, c] accumulated in f64 (scratch: 2·cols floats); cols a multiple of 4. */
+  colSum(x: tf.TensorInfo, out: tf.TensorInfo, scratch: tf.TensorInfo, rows: number, cols: number): void;
+  /** Adds the conv2d filter gradient into dW (zeroed by the caller); outChannels a multiple of 16. */
+  convFilterGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dW: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
 }
 
 interface Exports {
   relu_grad(dy: number, y: number, out: number, n: number): void;
   maxpool2x2_grad(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number, relu: number): void;
+  col_sum(x: number, out: number, scratch: number, rows: number, cols: number): void;
+  conv_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
+    kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
 }
 
 /** The part of the WebAssembly JS API used here (the compiler's lib has no DOM types). */
@@ -68,6 +75,9 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
     kernels = {
       reluGrad: (dy, y, out, n) => e.relu_grad(at(dy), at(y), at(out), n),
       maxPool2x2Grad: (x, dy, dx, d, relu) => e.maxpool2x2_grad(at(x), at(dy), at(dx), d.n, d.h, d.w, d.c, d.ho, d.wo, relu ? 1 : 0),
+      colSum: (x, out, scratch, rows, cols) => e.col_sum(at(x), at(out), at(scratch), rows, cols),
+      convFilterGrad: (x, dy, dW, i) => e.conv_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
+        i.outHeight, i.outWidth, i.outChannels, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
     };
   }
   cache.set(backend, kernels);

@@ -13,6 +13,13 @@
 ;;   element of a window is written (gradient or 0); rows and columns outside all windows (odd
 ;;   H or W) are left to the caller. With relu = 1 the input is a ReLU output and the ReLU's
 ;;   own gradient is applied too: a window whose maximum is not > 0 passes nothing.
+;; - col_sum: out[c] = sum over rows of x[r, c] (a bias gradient), cols a multiple of 4,
+;;   accumulated in f64 in `scratch` (8 bytes per column), then rounded once to f32.
+;; - conv_filter_grad: dW[p, q, ci, co] = sum over b, i, j of
+;;   x[b, i*sh + p - pt, j*sw + q - pl, ci] * dy[b, i, j, co] (taps outside x are zero),
+;;   co a multiple of 16, f32 accumulation in registers over one image row of dy at a time,
+;;   added into dW (which the caller zeroes). For layers with few input channels, whose
+;;   filter gradient is a very long, very thin product.
 (module
   (import "env" "memory" (memory 1))
 
@@ -116,4 +123,122 @@
             (br $i_loop)))
         (local.set $b (i32.add (local.get $b) (i32.const 1)))
         (br $b_loop))))
+
+  (func (export "col_sum") (param $x i32) (param $out i32) (param $scratch i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $k i32) (local $cb i32) (local $row i32) (local $v v128) (local $a i32)
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    ;; zero the f64 accumulators
+    (local.set $k (i32.const 0))
+    (block $z_done
+      (loop $z
+        (br_if $z_done (i32.ge_u (local.get $k) (local.get $cols)))
+        (f64.store (i32.add (local.get $scratch) (i32.shl (local.get $k) (i32.const 3))) (f64.const 0))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $z)))
+    (local.set $row (local.get $x))
+    (local.set $r (i32.const 0))
+    (block $r_done
+      (loop $r_loop
+        (br_if $r_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $k (i32.const 0))
+        (block $k_done
+          (loop $k_loop
+            (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+            (local.set $v (v128.load (i32.add (local.get $row) (local.get $k))))
+            ;; accumulator address: scratch + 2 * (byte offset of the column)
+            (local.set $a (i32.add (local.get $scratch) (i32.shl (local.get $k) (i32.const 1))))
+            (v128.store (local.get $a)
+              (f64x2.add (v128.load (local.get $a)) (f64x2.promote_low_f32x4 (local.get $v))))
+            (v128.store offset=16 (local.get $a)
+              (f64x2.add (v128.load offset=16 (local.get $a))
+                (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+            (local.set $k (i32.add (local.get $k) (i32.const 16)))
+            (br $k_loop)))
+        (local.set $row (i32.add (local.get $row) (local.get $cb)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $r_loop)))
+    (local.set $k (i32.const 0))
+    (block $o_done
+      (loop $o
+        (br_if $o_done (i32.ge_u (local.get $k) (local.get $cols)))
+        (f32.store (i32.add (local.get $out) (i32.shl (local.get $k) (i32.const 2)))
+          (f32.demote_f64 (f64.load (i32.add (local.get $scratch) (i32.shl (local.get $k) (i32.const 3))))))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $o))))
+
+  (func (export "conv_filter_grad")
+    (param $x i32) (param $dy i32) (param $dw i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $ci i32)
+    (param $ho i32) (param $wo i32) (param $co i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $p i32) (local $q i32) (local $c i32) (local $o i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $r i32) (local $s i32)
+    (local $xrow i32) (local $dyp i32) (local $dwp i32) (local $cob i32)
+    (local $xv v128) (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local.set $cob (i32.shl (local.get $co) (i32.const 2)))
+    (local.set $p (i32.const 0))
+    (block $p_done (loop $p_loop
+      (br_if $p_done (i32.ge_u (local.get $p) (local.get $kh)))
+      (local.set $q (i32.const 0))
+      (block $q_done (loop $q_loop
+        (br_if $q_done (i32.ge_u (local.get $q) (local.get $kw)))
+        (local.set $c (i32.const 0))
+        (block $c_done (loop $c_loop
+          (br_if $c_done (i32.ge_u (local.get $c) (local.get $ci)))
+          ;; dW row of this tap: ((p*kw + q)*ci + c)*co floats
+          (local.set $dwp (i32.add (local.get $dw)
+            (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kw)) (local.get $q)) (local.get $ci)) (local.get $c)) (local.get $cob))))
+          (local.set $o (i32.const 0))
+          (block $o_done (loop $o_loop
+            (br_if $o_done (i32.ge_u (local.get $o) (local.get $cob)))
+            (local.set $a0 (v128.const f32x4 0 0 0 0))
+            (local.set $a1 (v128.const f32x4 0 0 0 0))
+            (local.set $a2 (v128.const f32x4 0 0 0 0))
+            (local.set $a3 (v128.const f32x4 0 0 0 0))
+            (local.set $b (i32.const 0))
+            (block $b_done (loop $b_loop
+              (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+              (local.set $i (i32.const 0))
+              (block $i_done (loop $i_loop
+                (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+                (local.set $r (i32.sub (i32.add (i32.mul (local.get $i) (local.get $sh)) (local.get $p)) (local.get $pt)))
+                (if (i32.lt_u (local.get $r) (local.get $h))
+                  (then
+                    ;; x + ((b*h + r)*w)*ci + c floats
+                    (local.set $xrow (i32.add (local.get $x) (i32.shl
+                      (i32.add (i32.mul (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $ci)) (local.get $c))
+                      (i32.const 2))))
+                    ;; dy + ((b*ho + i)*wo)*co floats + o bytes
+                    (local.set $dyp (i32.add (i32.add (local.get $dy) (local.get $o)) (i32.mul
+                      (i32.mul (i32.add (i32.mul (local.get $b) (local.get $ho)) (local.get $i)) (local.get $wo)) (local.get $cob))))
+                    (local.set $j (i32.const 0))
+                    (block $j_done (loop $j_loop
+                      (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+                      (local.set $s (i32.sub (i32.add (i32.mul (local.get $j) (local.get $sw)) (local.get $q)) (local.get $pl)))
+                      (if (i32.lt_u (local.get $s) (local.get $w))
+                        (then
+                          (local.set $xv (v128.load32_splat (i32.add (local.get $xrow) (i32.shl (i32.mul (local.get $s) (local.get $ci)) (i32.const 2)))))
+                          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $xv) (v128.load (local.get $dyp)))))
+                          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $xv) (v128.load offset=16 (local.get $dyp)))))
+                          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $xv) (v128.load offset=32 (local.get $dyp)))))
+                          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $xv) (v128.load offset=48 (local.get $dyp)))))))
+                      (local.set $dyp (i32.add (local.get $dyp) (local.get $cob)))
+                      (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                      (br $j_loop)))))
+                (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                (br $i_loop)))
+              (local.set $b (i32.add (local.get $b) (i32.const 1)))
+              (br $b_loop)))
+            (v128.store (i32.add (local.get $dwp) (local.get $o)) (f32x4.add (v128.load (i32.add (local.get $dwp) (local.get $o))) (local.get $a0)))
+            (v128.store offset=16 (i32.add (local.get $dwp) (local.get $o)) (f32x4.add (v128.load offset=16 (i32.add (local.get $dwp) (local.get $o))) (local.get $a1)))
+            (v128.store offset=32 (i32.add (local.get $dwp) (local.get $o)) (f32x4.add (v128.load offset=32 (i32.add (local.get $dwp) (local.get $o))) (local.get $a2)))
+            (v128.store offset=48 (i32.add (local.get $dwp) (local.get $o)) (f32x4.add (v128.load offset=48 (i32.add (local.get $dwp) (local.get $o))) (local.get $a3)))
+            (local.set $o (i32.add (local.get $o) (i32.const 64)))
+            (br $o_loop)))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $c_loop)))
+        (local.set $q (i32.add (local.get $q) (i32.const 1)))
+        (br $q_loop)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $p_loop))))
 )

@@ -234,6 +234,13 @@ function conv2DBackpropFilterIm2Col(backend: BackendWasm, x: TensorInfo, dy: Ten
   const pl = info.padInfo.left;
   const K = kh * kw * Ci;
   const M = N * Ho * Wo;
+  const simd = Co % 16 === 0 ? simdKernels(backend) : null;
+  if (simd) {
+    const dW = backend.makeOutput(filterShape, 'float32') as TensorInfo;
+    heap(backend, dW).fill(0);
+    simd.convFilterGrad(x, dy, dW, info);
+    return dW;
+  }
   const colsT = backend.makeOutput([1, K, M], 'float32') as TensorInfo;
   const ct = heap(backend, colsT);
   const xv = heap(backend, x);
@@ -573,6 +580,13 @@ function sum({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const rows = tf.util.sizeFromShape(x.shape) / cols;
   const outShape = attrs.keepDims ? [...axes.map(() => 1), ...kept] : kept;
   const out = backend.makeOutput(outShape, 'float32') as TensorInfo;
+  const simd = cols % 4 === 0 ? simdKernels(backend) : null;
+  if (simd) {
+    const scratch = backend.makeOutput([2 * cols], 'float32') as TensorInfo;
+    simd.colSum(x, out, scratch, rows, cols);
+    free(backend, scratch);
+    return out;
+  }
   const o = heap(backend, out);
   const v = heap(backend, x);
   const acc = new Float64Array(cols);
