@@ -16,11 +16,13 @@ import { AdvkitError, BackendError, checkFiniteNumber } from '../util/errors.js'
 import { backendStatus } from './index.js';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker.js';
 
-function workerFile(): string {
-  const here = fileURLToPath(import.meta.url);
-  // From dist the worker sits beside this file; from the TypeScript sources (tests), in dist.
-  const file = here.endsWith('.js') ? path.join(path.dirname(here), 'worker.js') : path.resolve(path.dirname(here), '../../dist/src/backend/worker.js');
-  if (!existsSync(file)) throw new BackendError(`Error in AttackPool: the worker script ${file} is missing; run npm run build.`);
+/** A compiled worker script beside this one's compiled form (from the TypeScript sources, in dist). */
+export function workerFile(fromUrl: string, name: string): string {
+  const here = fileURLToPath(fromUrl);
+  const dir = path.dirname(here);
+  const root = path.resolve(dir, '../..'); // src/<area>/ -> the package
+  const file = here.endsWith('.js') ? path.join(dir, name) : path.join(root, 'dist', path.relative(root, dir), name);
+  if (!existsSync(file)) throw new BackendError(`Error: the worker script ${file} is missing; run npm run build.`);
   return file;
 }
 
@@ -29,55 +31,54 @@ export function defaultWorkers(): number {
   return os.availableParallelism?.() ?? os.cpus().length;
 }
 
-type Pending = { job: WorkerJob; resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
+export interface PoolReply {
+  id: number;
+  error?: { message: string; name: string; code?: string; exitCode?: number };
+}
 
-export class AttackPool {
+type Pending<J, R> = { job: J; transfer: ArrayBuffer[]; resolve: (r: R) => void; reject: (e: Error) => void };
+
+/**
+ * Worker threads started from one script with the same init data, each taking one job at a time
+ * from a queue. A reply with `error` rejects its job with that error (an AdvkitError keeps its
+ * code and exit code).
+ */
+export class ThreadPool<J extends { id: number }, R extends PoolReply> {
   private idle: Worker[] = [];
-  private queue: Pending[] = [];
-  private inFlight = new Map<Worker, Pending>();
+  private queue: Array<Pending<J, R>> = [];
+  private inFlight = new Map<Worker, Pending<J, R>>();
   private nextId = 0;
   private closed = false;
 
-  private constructor(private readonly workers: Worker[]) {
+  protected constructor(private readonly workers: Worker[], private readonly label: string) {
     this.idle = [...workers];
     for (const w of workers) {
-      w.on('message', (reply: WorkerReply) => this.onReply(w, reply));
+      w.on('message', (reply: R) => this.onReply(w, reply));
       w.on('error', (err) => this.onFailure(w, err));
     }
   }
 
-  /** Starts `workers` threads, each loading the model in `location` on the current backend. */
-  static async create(location: string, options: { workers?: number; backend?: string; classifierOptions?: ClassifierOptions } = {}): Promise<AttackPool> {
-    const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
-    const files = await readModelFiles(location);
-    const md = files.metadata;
-    const init: WorkerInit = {
-      backend: options.backend ?? backendStatus()?.name ?? 'wasm',
-      format: files.format,
-      artifacts: files.artifacts,
-      classifierOptions: { bounds: md?.bounds, normalization: md?.normalization, ...(options.classifierOptions ?? {}) },
-    };
-    const file = workerFile();
-    const workers = await Promise.all(Array.from({ length: n }, () => new Promise<Worker>((resolve, reject) => {
+  /** Starts n threads of `file` with `init` as workerData; each posts { ready: true } when set up. */
+  protected static async startWorkers(label: string, file: string, init: unknown, n: number): Promise<Worker[]> {
+    return Promise.all(Array.from({ length: n }, () => new Promise<Worker>((resolve, reject) => {
       const w = new Worker(file, { workerData: init });
-      const fail = (err: Error) => reject(new BackendError(`Error in AttackPool: a worker failed to start: ${err.message}`));
+      const fail = (err: Error) => reject(new BackendError(`Error in ${label}: a worker failed to start: ${err.message}`));
       w.once('error', fail);
       w.once('message', (m: { ready?: boolean }) => {
         w.off('error', fail);
         if (m.ready) resolve(w);
       });
     })));
-    return new AttackPool(workers);
   }
 
   get size(): number {
     return this.workers.length;
   }
 
-  run(job: Omit<WorkerJob, 'id'>): Promise<WorkerReply> {
-    if (this.closed) return Promise.reject(new Error('AttackPool is closed'));
+  protected submit(job: Omit<J, 'id'>, transfer: ArrayBuffer[] = []): Promise<R> {
+    if (this.closed) return Promise.reject(new Error(`${this.label} is closed`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ job: { ...job, id: this.nextId++ }, resolve, reject });
+      this.queue.push({ job: { ...job, id: this.nextId++ } as J, transfer, resolve, reject });
       this.pump();
     });
   }
@@ -87,11 +88,11 @@ export class AttackPool {
       const w = this.idle.pop()!;
       const p = this.queue.shift()!;
       this.inFlight.set(w, p);
-      w.postMessage(p.job, [p.job.images.buffer as ArrayBuffer]);
+      w.postMessage(p.job, p.transfer);
     }
   }
 
-  private onReply(w: Worker, reply: WorkerReply): void {
+  private onReply(w: Worker, reply: R): void {
     const p = this.inFlight.get(w);
     if (!p) return;
     this.inFlight.delete(w);
@@ -113,9 +114,34 @@ export class AttackPool {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const p of this.queue) p.reject(new Error('AttackPool closed'));
+    for (const p of this.queue) p.reject(new Error(`${this.label} closed`));
     this.queue = [];
     await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/**
+ * Attack batches on worker threads, each with its own backend and its own copy of the model
+ * (loaded from a model directory).
+ */
+export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
+  /** Starts `workers` threads, each loading the model in `location` on the current backend. */
+  static async create(location: string, options: { workers?: number; backend?: string; classifierOptions?: ClassifierOptions } = {}): Promise<AttackPool> {
+    const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
+    const files = await readModelFiles(location);
+    const md = files.metadata;
+    const init: WorkerInit = {
+      backend: options.backend ?? backendStatus()?.name ?? 'wasm',
+      format: files.format,
+      artifacts: files.artifacts,
+      classifierOptions: { bounds: md?.bounds, normalization: md?.normalization, ...(options.classifierOptions ?? {}) },
+    };
+    const workers = await ThreadPool.startWorkers('AttackPool', workerFile(import.meta.url, 'worker.js'), init, n);
+    return new AttackPool(workers, 'AttackPool');
+  }
+
+  run(job: Omit<WorkerJob, 'id'>): Promise<WorkerReply> {
+    return this.submit(job, [job.images.buffer as ArrayBuffer]);
   }
 }
 

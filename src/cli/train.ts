@@ -10,6 +10,8 @@ import { loadDataset, parseDataSpec, size, split, take, type Dataset } from '../
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
 import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
+import { TrainPool } from '../models/train_pool.js';
+import { defaultWorkers } from '../backend/pool.js';
 import { AdvkitError, InvalidArgumentError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
 import { ADVKIT_VERSION } from '../util/version.js';
@@ -35,6 +37,8 @@ interface TrainCliOptions {
   limit?: number;
   dataDir?: string;
   force?: boolean;
+  shards: number;
+  workers?: number;
   backend?: string;
   json?: boolean;
 }
@@ -76,6 +80,8 @@ export function trainCommand(): Command {
     .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .option('--shards <n>', 'each batch\'s gradient is computed as this many parts, in parallel on the workers (part of the run: it changes float rounding)', intOption(1, 64), TRAIN_DEFAULTS.shards)
+    .option('--workers <n>', `worker threads for the shards (default: the ${defaultWorkers()} cores here, at most --shards); the weights do not depend on it`, intOption(1, 256))
     .option('--force', 'overwrite an output directory holding another run')
     .addHelpText('after', '\nRe-running the same command after an interruption resumes from the last finished epoch.')
     .action(action(async (o: TrainCliOptions) => {
@@ -103,10 +109,20 @@ export function trainCommand(): Command {
       const nBatches = Math.ceil(size(train) / o.batchSize);
       log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
       const t0 = performance.now();
-      const result = await trainClassifier(model, train, {
-        epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, noise: o.noise, adversarial, validation: heldOut,
-        checkpointDir: checkpoints, config, ...trainingCallbacks(nBatches, o.epochs, o.eps),
-      });
+      const workers = Math.min(o.workers ?? defaultWorkers(), o.shards, o.batchSize);
+      const pool = workers > 1 && model.nonTrainableWeights.length === 0
+        ? await TrainPool.create(model, { workers, backend: status.name, inputShape: [...train.shape], numClasses: train.classNames.length })
+        : undefined;
+      if (pool) log(`advkit: training on ${workers} worker threads (${o.shards} shards per batch)`);
+      let result: Awaited<ReturnType<typeof trainClassifier>>;
+      try {
+        result = await trainClassifier(model, train, {
+          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, noise: o.noise, adversarial, validation: heldOut,
+          checkpointDir: checkpoints, config, shards: o.shards, pool, ...trainingCallbacks(nBatches, o.epochs, o.eps),
+        });
+      } finally {
+        await pool?.close();
+      }
       if (result.resumedFrom > 0) log(`advkit: resumed after epoch ${result.resumedFrom} from ${checkpoints}`);
       if (result.stoppedEarly) log(`advkit: PGD accuracy collapsed after epoch ${result.stoppedEarly} (catastrophic overfitting); kept the best epoch's weights and stopped`);
       const last = result.history[result.history.length - 1];
@@ -122,7 +138,7 @@ export function trainCommand(): Command {
         bounds: [0, 1],
         training: {
           kind: adversarial ? 'adversarial' : o.noise ? 'gaussian-noise' : 'natural', ...(o.noise ? { noise: o.noise } : {}), ...(adversarial ? { adversarial, stoppedEarly: result.stoppedEarly ?? null } : {}),
-          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, seed: o.seed, optimizer: 'adam',
+          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, shards: model.nonTrainableWeights.length === 0 ? o.shards : 1, seed: o.seed, optimizer: 'adam',
           trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
           history: result.history, backend: status.name, seconds,
         },

@@ -9,13 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import { pgd } from '../attacks/pgd.js';
 import { batches, size, take, type Dataset } from '../data/dataset.js';
-import { adversarialBatch, klDivergence, rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
+import { rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
 import type { Classifier } from './classifier.js';
 import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import { loadLayersModel, saveLayersModel } from './io.js';
 import { forward } from './compiled.js';
+import type { TrainPool } from './train_pool.js';
+import { trainingStep } from './train_step.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -72,11 +74,19 @@ export interface TrainOptions {
    * used with randomized smoothing (Cohen et al. 2019 train at the sigma they certify with).
    */
   noise?: number;
+  /**
+   * Each batch's gradient is the sum of this many shard gradients, summed in order (default 2).
+   * Shards run in parallel on `pool`; the weights do not depend on the number of workers. Models
+   * with non-trainable state (BatchNormalization) train in one shard.
+   */
+  shards?: number;
+  /** Worker threads for the shards (TrainPool.create on this model). */
+  pool?: TrainPool;
   onBatch?: (p: BatchProgress) => void;
   onEpoch?: (r: EpochRecord) => void;
 }
 
-export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 32, learningRate: 2e-3, seed: 0, schedule: 'cosine' as const, shift: 2 });
+export const TRAIN_DEFAULTS = Object.freeze({ batchSize: 32, learningRate: 2e-3, seed: 0, schedule: 'cosine' as const, shift: 2, shards: 2 });
 
 export interface TrainResult {
   history: EpochRecord[];
@@ -155,8 +165,13 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   if (noise > 0 && options.adversarial) throw new InvalidArgumentError(`Error in ${fn}: noise augmentation and adversarial training are separate recipes; give one of them.`);
   if (schedule !== 'cosine' && schedule !== 'constant' && schedule !== 'cyclic') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine', 'cyclic' or 'constant', but got ${JSON.stringify(schedule)}.`);
   const adv = options.adversarial ? validateAdversarial(fn, options.adversarial) : undefined;
+  const stateful = model.nonTrainableWeights.length > 0;
+  const shards = stateful ? 1 : checkFiniteNumber(fn, 'shards', options.shards ?? TRAIN_DEFAULTS.shards, { integer: true, min: 1 });
+  if (options.pool && stateful) throw new InvalidArgumentError(`Error in ${fn}: the model has non-trainable state (BatchNormalization), which shards on a pool cannot update; train without a pool.`);
+  const pool = options.pool;
+  const numClasses = data.classNames.length;
   // The cosine schedule depends on the planned length, so epochs is part of the run's identity.
-  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, noise, adversarial: adv, epochs: schedule !== 'constant' ? epochs : undefined, data: data.name, n: size(data) };
+  const config = { ...(options.config ?? {}), batchSize, learningRate: lr, seed, schedule, shift, noise, shards, adversarial: adv, epochs: schedule !== 'constant' ? epochs : undefined, data: data.name, n: size(data) };
   const optimizer = tf.train.adam(lr);
   let history: EpochRecord[] = [];
   let start = 0;
@@ -179,8 +194,7 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       start = state.epochsDone;
     }
   }
-  const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
-  const view = adv ? trainingView(model, data.shape, data.classNames.length) : undefined;
+  const view = adv ? trainingView(model, data.shape, numClasses) : undefined;
   let epsNow = adv?.eps ?? 0;
   let best: { robust: number; weights: tf.Tensor[] } | undefined;
   let stoppedEarly: number | undefined;
@@ -197,33 +211,15 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
       const t = (epoch * nBatches + k) / (epochs * nBatches);
       if (schedule === 'cosine') (optimizer as unknown as { learningRate: number }).learningRate = 0.5 * lr * (1 + Math.cos(Math.PI * t));
       if (schedule === 'cyclic') (optimizer as unknown as { learningRate: number }).learningRate = t < 0.4 ? (lr * t) / 0.4 : (lr * (1 - t)) / 0.6;
-      let xb = b.x;
-      if (noise > 0) xb = tf.add(b.x, tf.randomNormal(b.x.shape, 0, noise, 'float32', (deriveSeed(seed, epoch, k, 5) % 2147483646) + 1)) as tf.Tensor4D;
-      if (adv && view) {
-        epsNow = rampedEps(adv, epoch + k / nBatches);
-        xb = await adversarialBatch(view, b.x, Int32Array.from(await b.y.data()), adv, epsNow, deriveSeed(seed, epoch, k, 3) & 0x7fffffff);
-      }
-      let hits: tf.Scalar | undefined;
-      const loss = optimizer.minimize(() => {
-        if (adv?.method === 'trades') {
-          // TRADES: CE on the clean batch plus beta·KL(p(x) ‖ p(x_adv)).
-          const clean = forward(model, b.x, true) as tf.Tensor2D;
-          const advLogits = forward(model, xb, true) as tf.Tensor2D;
-          hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(advLogits, 1), b.y), 'float32'))) as tf.Scalar;
-          const ce = tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, clean.shape[1]), clean);
-          return tf.add(ce, tf.mul(adv.beta, tf.mean(klDivergence(tf.softmax(clean) as tf.Tensor2D, advLogits)))) as tf.Scalar;
-        }
-        const logits = forward(model, xb, true) as tf.Tensor2D;
-        hits = tf.keep(tf.sum<tf.Tensor>(tf.cast(tf.equal(tf.argMax(logits, 1), b.y), 'float32'))) as tf.Scalar;
-        return tf.losses.softmaxCrossEntropy(tf.oneHot(b.y, logits.shape[1]), logits) as unknown as tf.Scalar;
-      }, true, vars)!;
-      const [l, h] = await Promise.all([loss.data(), hits!.data()]);
       const n = b.end - b.start;
-      lossSum += l[0]! * n;
-      correct += h[0]!;
+      if (adv) epsNow = rampedEps(adv, epoch + k / nBatches);
+      const step = await trainingStep(model, optimizer, b.x, b.y, {
+        numClasses, shards, pool, adversarial: adv, eps: epsNow, noise, seed: deriveSeed(seed, epoch, k),
+      });
+      lossSum += step.loss * n;
+      correct += step.hits;
       seen += n;
-      tf.dispose([loss, hits!, b.x, b.y]);
-      if (xb !== b.x) xb.dispose();
+      tf.dispose([b.x, b.y]);
       k++;
       options.onBatch?.({ epoch: epoch + 1, epochs, batch: k, batches: nBatches, loss: lossSum / seen, accuracy: correct / seen });
     }
@@ -281,3 +277,4 @@ export function randomShift(images: Float32Array, shape: readonly [number, numbe
   }
   return out;
 }
+

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { accuracy, randomShift, trainClassifier } from '../../src/models/train.js';
+import { TrainPool } from '../../src/models/train_pool.js';
 import { Rng } from '../../src/util/random.js';
 import { useBackend } from '../helpers.js';
 
@@ -52,6 +53,62 @@ describe('training on wasm', () => {
     expect(b.w.equals(a.w)).toBe(true);
     expect(a.r.history[1]!.valAccuracy!).toBeGreaterThan(0.6);
     expect(a.r.history[1]!.loss).toBeLessThan(a.r.history[0]!.loss);
+  });
+
+  it('data-parallel training on 1 or 2 worker threads gives the same weights, bit for bit, as one thread (natural, noise, TRADES, fast FGSM)', async () => {
+    await useBackend('wasm');
+    const data = take(loadMnist('train'), 96);
+    const recipes: Array<Partial<Parameters<typeof trainClassifier>[2]>> = [
+      { shift: 2 },
+      { noise: 0.25 },
+      { adversarial: { method: 'trades', eps: 0.1, steps: 2, beta: 3 } },
+      { adversarial: { method: 'fgsm-rs', eps: 0.1 } },
+    ];
+    for (const recipe of recipes) {
+      const run = async (workers: number) => {
+        const model = buildArchitecture('mnist-cnn', { seed: 5 });
+        const pool = workers > 0 ? await TrainPool.create(model, { workers, backend: 'wasm', inputShape: [28, 28, 1], numClasses: 10 }) : undefined;
+        try {
+          const r = await trainClassifier(model, data, { epochs: 1, batchSize: 48, seed: 3, shards: 2, pool, ...recipe });
+          return { w: await weightsOf(model), loss: r.history[0]!.loss };
+        } finally {
+          await pool?.close();
+          model.dispose();
+        }
+      };
+      const before = tf.memory().numTensors;
+      const main = await run(0);
+      expect(tf.memory().numTensors, `${JSON.stringify(recipe)} leaks`).toBe(before);
+      for (const workers of [1, 2]) {
+        const r = await run(workers);
+        expect(r.w.equals(main.w), `${JSON.stringify(recipe)} on ${workers} workers`).toBe(true);
+        expect(r.loss).toBe(main.loss);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+
+  it('shards change the arithmetic, not the gradient: 1 and 4 shards give nearly the same weights', async () => {
+    await useBackend('wasm');
+    const data = take(loadMnist('train'), 64);
+    const run = async (shards: number) => {
+      const model = buildArchitecture('mlp', { seed: 5 });
+      await trainClassifier(model, data, { epochs: 1, batchSize: 64, seed: 3, shards, shift: 0 });
+      const w = model.getWeights().map((t) => Array.from(t.dataSync()));
+      model.dispose();
+      return w.flat();
+    };
+    const one = await run(1);
+    const four = await run(4);
+    const maxDiff = one.reduce((m, v, i) => Math.max(m, Math.abs(v - four[i]!)), 0);
+    expect(maxDiff).toBeLessThan(1e-5);
+  });
+
+  it('a model with BatchNormalization trains in one shard and refuses a pool', async () => {
+    await useBackend('wasm');
+    const model = buildArchitecture('resnet-small', { inputShape: [28, 28, 1], seed: 1 });
+    await expect(TrainPool.create(model, { workers: 1, inputShape: [28, 28, 1], numClasses: 10 })).rejects.toThrow(/non-trainable state/);
+    model.dispose();
   });
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {

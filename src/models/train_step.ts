@@ -1,0 +1,160 @@
+/**
+ * One training step as a sum of shard gradients (data parallelism).
+ *
+ * A batch of n examples is cut into a fixed number of contiguous shards; each shard's loss is
+ * its examples' summed loss divided by n, so the shards' gradients add up to the batch's mean
+ * gradient. The shards are summed in shard order whether they were computed in this thread or
+ * on a TrainPool's workers (each worker computes the same shard bit for bit: same backend, same
+ * weights, same per-shard seeds), so a run gives the same weights with any number of workers.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { adversarialBatch, klDivergence, trainingView, type AdversarialTraining } from '../defenses/adversarial_training.js';
+import type { Classifier } from './classifier.js';
+import type { TrainPool } from './train_pool.js';
+import { deriveSeed } from '../util/random.js';
+import { forward } from './compiled.js';
+
+/** What a shard needs besides its examples and the current weights. */
+export interface ShardSpec {
+  /** Examples in the whole batch (the loss divisor). */
+  batchSize: number;
+  numClasses: number;
+  adversarial?: Required<AdversarialTraining>;
+  /** eps in force for this batch (adversarial training). */
+  eps?: number;
+  /** Seed of this shard's adversarial examples. */
+  advSeed?: number;
+  /** Gaussian-noise augmentation: standard deviation and this shard's seed. */
+  noise?: number;
+  noiseSeed?: number;
+}
+
+export interface ShardResult {
+  /** Gradients of the shard's loss, in the order of the trainable variables. */
+  grads: tf.Tensor[];
+  /** The shard's part of the batch's mean loss. */
+  loss: number;
+  /** Correctly classified training inputs (adversarial ones in adversarial training). */
+  hits: number;
+}
+
+/** [start, end) of each non-empty shard of a batch of n. */
+export function shardRanges(n: number, shards: number): Array<[number, number]> {
+  const per = Math.ceil(n / shards);
+  const out: Array<[number, number]> = [];
+  for (let s = 0; s < n; s += per) out.push([s, Math.min(n, s + per)]);
+  return out;
+}
+
+/** The gradients of one shard of a batch (see the module comment). The caller disposes grads. */
+export async function shardGradients(model: tf.LayersModel, vars: tf.Variable[], view: Classifier | undefined, x: tf.Tensor4D, y: tf.Tensor1D, spec: ShardSpec): Promise<ShardResult> {
+  let xIn = x;
+  if (spec.noise && spec.noise > 0) {
+    xIn = tf.tidy(() => tf.add(x, tf.randomNormal(x.shape, 0, spec.noise!, 'float32', ((spec.noiseSeed ?? 0) % 2147483646) + 1)) as tf.Tensor4D);
+  }
+  const adv = spec.adversarial;
+  if (adv && view) xIn = await adversarialBatch(view, x, Int32Array.from(await y.data()), adv, spec.eps ?? adv.eps, spec.advSeed ?? 0);
+  let hits: tf.Scalar | undefined;
+  const { value, grads } = tf.variableGrads(() => {
+    const oneHot = tf.oneHot(y, spec.numClasses);
+    const sumCe = (logits: tf.Tensor2D) => tf.losses.softmaxCrossEntropy(oneHot, logits, undefined, 0, tf.Reduction.SUM);
+    let total: tf.Scalar;
+    if (adv?.method === 'trades') {
+      // TRADES: CE on the clean inputs plus beta·KL(p(x) ‖ p(x_adv)).
+      const clean = forward(model, x, true) as tf.Tensor2D;
+      const advLogits = forward(model, xIn, true) as tf.Tensor2D;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(advLogits, 1), y), 'float32')) as tf.Scalar);
+      total = tf.add(sumCe(clean), tf.mul(adv.beta, tf.sum(klDivergence(tf.softmax(clean) as tf.Tensor2D, advLogits)))) as tf.Scalar;
+    } else {
+      const logits = forward(model, xIn, true) as tf.Tensor2D;
+      hits = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), y), 'float32')) as tf.Scalar);
+      total = sumCe(logits) as tf.Scalar;
+    }
+    return tf.div(total, spec.batchSize) as tf.Scalar;
+  }, vars);
+  const [l, h] = await Promise.all([value.data(), hits!.data()]);
+  tf.dispose([value, hits!]);
+  if (xIn !== x) xIn.dispose();
+  return { grads: vars.map((v) => grads[v.name]!), loss: l[0]!, hits: h[0]! };
+}
+
+export interface TrainingStepOptions {
+  numClasses: number;
+  /** Parts the batch's gradient is computed in (default 1); see the module comment. */
+  shards?: number;
+  /** Worker threads for the shards (TrainPool.create with this model). */
+  pool?: TrainPool;
+  adversarial?: Required<AdversarialTraining>;
+  /** eps in force (adversarial training); default adversarial.eps. */
+  eps?: number;
+  /** Gaussian-noise augmentation. */
+  noise?: number;
+  /** Seed of this step's random draws (each shard derives its own). */
+  seed?: number;
+}
+
+/** The trainable variables of a model, in trainableWeights order. */
+export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+}
+
+/**
+ * One optimizer step on a batch: the sum of its shard gradients (in this thread, or on the
+ * pool), applied by `optimizer`. Returns the batch's mean loss and its correct predictions.
+ */
+export async function trainingStep(model: tf.LayersModel, optimizer: tf.Optimizer, x: tf.Tensor4D, y: tf.Tensor1D, options: TrainingStepOptions): Promise<{ loss: number; hits: number }> {
+  const n = x.shape[0];
+  const seed = options.seed ?? 0;
+  const vars = trainableVariables(model);
+  const specs = shardRanges(n, options.shards ?? 1).map(([s0, s1], s): [number, number, ShardSpec] => [s0, s1, {
+    batchSize: n, numClasses: options.numClasses, noise: options.noise, noiseSeed: deriveSeed(seed, 5, s),
+    adversarial: options.adversarial, eps: options.eps, advSeed: deriveSeed(seed, 3, s) & 0x7fffffff,
+  }]);
+  const parts = options.pool
+    ? await poolShards(options.pool, vars, x, y, specs)
+    : await localShards(model, vars, options.adversarial ? trainingView(model, [x.shape[1], x.shape[2], x.shape[3]], options.numClasses) : undefined, x, y, specs);
+  // Shards summed in shard order, wherever they were computed.
+  const summed = vars.map((_, i) => parts.slice(1).reduce((acc, p) => {
+    const next = tf.add(acc, p.grads[i]!);
+    if (acc !== parts[0]!.grads[i]) acc.dispose();
+    return next;
+  }, parts[0]!.grads[i]!));
+  optimizer.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: summed[i]! })));
+  tf.dispose([...summed, ...parts.flatMap((p) => p.grads)]);
+  return { loss: parts.reduce((a, p) => a + p.loss, 0), hits: parts.reduce((a, p) => a + p.hits, 0) };
+}
+
+/** The shards of a batch, one after another in this thread. */
+async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Classifier | undefined, x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<ShardResult[]> {
+  const out: ShardResult[] = [];
+  for (const [s0, s1, spec] of specs) {
+    const xs = specs.length === 1 ? x : tf.slice(x, [s0], [s1 - s0]);
+    const ys = specs.length === 1 ? y : tf.slice(y, [s0], [s1 - s0]);
+    out.push(await shardGradients(model, vars, view, xs, ys, spec));
+    if (xs !== x) tf.dispose([xs, ys]);
+  }
+  return out;
+}
+
+/** The shards of a batch on the pool's workers, at the current weights. */
+async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<ShardResult[]> {
+  const weights = new Float32Array(vars.reduce((a, v) => a + v.size, 0));
+  let at = 0;
+  for (const v of vars) {
+    weights.set((await v.data()) as Float32Array, at);
+    at += v.size;
+  }
+  const [xs, ys] = await Promise.all([x.data() as Promise<Float32Array>, y.data() as Promise<Int32Array>]);
+  const [, h, w, c] = x.shape;
+  const per = h * w * c;
+  const replies = await Promise.all(specs.map(([s0, s1, spec]) => pool.gradients(weights, xs.subarray(s0 * per, s1 * per), [s1 - s0, h, w, c], ys.subarray(s0, s1), spec)));
+  return replies.map((r) => {
+    let off = 0;
+    const grads = vars.map((v) => {
+      const g = tf.tensor(r.grads.subarray(off, off + v.size), v.shape);
+      off += v.size;
+      return g;
+    });
+    return { grads, loss: r.loss, hits: r.hits };
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * A worker thread of the training pool (train_pool.ts): its own tfjs backend and its own copy
+ * of the model under training; for each job it takes the current weights and computes one
+ * shard's gradients (train_step.ts). Runs as compiled JS (dist/src/models/train_worker.js).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../backend/index.js';
+import type { PoolReply } from '../backend/pool.js';
+import { trainingView } from '../defenses/adversarial_training.js';
+import { shardGradients, type ShardSpec } from './train_step.js';
+
+export interface TrainWorkerInit {
+  backend: string;
+  artifacts: tf.io.ModelArtifacts;
+  inputShape: [number, number, number];
+  numClasses: number;
+}
+
+export interface TrainJob {
+  id: number;
+  /** The trainable weights, flattened in the model's trainableWeights order. */
+  weights: Float32Array;
+  x: Float32Array;
+  shape: [number, number, number, number];
+  y: Int32Array;
+  spec: ShardSpec;
+}
+
+export interface TrainReply extends PoolReply {
+  /** The shard's gradients, flattened like the weights. */
+  grads?: Float32Array;
+  loss?: number;
+  hits?: number;
+}
+
+const init = workerData as TrainWorkerInit;
+await initBackend(init.backend);
+const model = await tf.loadLayersModel(tf.io.fromMemory(init.artifacts));
+const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+const view = trainingView(model, init.inputShape, init.numClasses);
+
+parentPort!.on('message', (job: TrainJob) => {
+  void (async () => {
+    const x = tf.tensor4d(job.x, job.shape);
+    const y = tf.tensor1d(job.y, 'int32');
+    try {
+      let offset = 0;
+      for (const v of vars) {
+        const n = v.size;
+        tf.tidy(() => v.assign(tf.tensor(job.weights.subarray(offset, offset + n), v.shape)));
+        offset += n;
+      }
+      const r = await shardGradients(model, vars, view, x, y, job.spec);
+      const grads = new Float32Array(offset);
+      let at = 0;
+      for (const g of r.grads) {
+        grads.set((await g.data()) as Float32Array, at);
+        at += g.size;
+      }
+      tf.dispose(r.grads);
+      parentPort!.postMessage({ id: job.id, grads, loss: r.loss, hits: r.hits } satisfies TrainReply, [grads.buffer as ArrayBuffer]);
+    } catch (err) {
+      const e = err as Error & { code?: string; exitCode?: number };
+      parentPort!.postMessage({ id: job.id, error: { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode } } satisfies TrainReply);
+    } finally {
+      tf.dispose([x, y]);
+    }
+  })();
+});
+parentPort!.postMessage({ ready: true });
