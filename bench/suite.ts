@@ -20,6 +20,8 @@ import { initBackend, setWasmKernelMode, type BackendName } from '../src/backend
 import { buildArchitecture } from '../src/models/architectures.js';
 import { fromLayersModel, type Classifier } from '../src/models/classifier.js';
 import { Rng } from '../src/util/random.js';
+import { trainingStep } from '../src/models/train_step.js';
+import { TrainPool } from '../src/models/train_pool.js';
 
 export interface BenchRow {
   backend: BackendName;
@@ -92,6 +94,8 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
   const iterations = options.iterations ?? 3;
   const rows: BenchRow[] = [];
   const push = (r: BenchRow) => { rows.push(r); options.onRow?.(r); };
+  // ms per step of the plain baseline PGD loop at batch 128, per model (the data-set rows' base)
+  const plain128 = new Map<string, number>();
   for (const backend of backends) {
     await initBackend(backend);
     const batches = options.batches ?? (backend === 'cpu' ? [32] : [1, 32, 128, 256]);
@@ -120,40 +124,76 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
           push({ ...row('advkit fgsm (1 step)', f.ms * steps, f.peakRssMb), ratio: null });
           const fwd = await measure('forward', async () => { const p = tf.tidy(() => tf.argMax(model.logits(x), 1)); await p.data(); p.dispose(); }, iterations);
           push({ ...row('evaluation (forward, images/s)', fwd.ms * steps, fwd.peakRssMb), ratio: null });
-          const opt = tf.train.adam(1e-3);
-          const oneHot = tf.oneHot(tf.tensor1d(y, 'int32'), 10);
-          const trainStep = async (inputs: tf.Tensor4D) => {
-            const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(oneHot, net.apply(inputs, { training: true }) as tf.Tensor) as tf.Scalar, true);
-            await loss!.data();
-            loss!.dispose();
-          };
-          for (const m of backend === 'wasm' ? (['baseline', 'advkit'] as const) : (['advkit'] as const)) {
-            if (backend === 'wasm') setWasmKernelMode(m);
-            const t = await measure('train', () => trainStep(x), iterations);
-            const a = await measure('adv-train', async () => {
-              const r = await fgsm(model, x, y, { eps: EPS, randomStart: true, seed: 2 });
-              await trainStep(r.adversarial);
-              r.adversarial.dispose();
-            }, iterations);
-            const tag = backend === 'wasm' ? ` (${m} kernels)` : '';
-            push({ ...row(`natural training step${tag}`, t.ms * steps, t.peakRssMb), ratio: null });
-            push({ ...row(`adversarial training step, FGSM-RS${tag}`, a.ms * steps, a.peakRssMb), ratio: null });
-          }
-          setWasmKernelMode('advkit');
-          tf.dispose([oneHot]);
-          opt.dispose();
+          if (backend === 'wasm') plain128.set(arch, plain.ms / steps);
+          await trainingRows(net, x, y, backend, (loop, ms, peak, base) => push(row(loop, ms * steps, peak, base === undefined ? undefined : base * steps)));
         }
         x.dispose();
       }
-      if (backend !== 'cpu' && options.workerScaling !== false) await workerScaling(net, arch, backend, steps, push);
+      if (backend !== 'cpu' && options.workerScaling !== false) await workerScaling(net, arch, backend, steps, push, plain128.get(arch));
       net.dispose();
     }
   }
   return rows;
 }
 
-/** A data-set PGD attack (512 images, batch 128) in the main thread and on 1 and 2 worker threads. */
-async function workerScaling(net: tf.LayersModel, arch: string, backend: BackendName, steps: number, push: (r: BenchRow) => void): Promise<void> {
+/**
+ * Training steps at one batch: the plain loop (optimizer.minimize of the loss of model.apply)
+ * on the baseline kernels and on advkit's, then advkit's trainingStep in this thread and as two
+ * shards on two worker threads; natural and adversarial (FGSM with random start). `report`
+ * gets ms per step and the baseline's ms per step.
+ */
+async function trainingRows(net: tf.LayersModel, x: tf.Tensor4D, y: Int32Array, backend: BackendName, report: (loop: string, ms: number, peakRssMb: number, base?: number) => void): Promise<void> {
+  const model = fromLayersModel(net);
+  const labels = tf.tensor1d(y, 'int32');
+  const oneHot = tf.oneHot(labels, 10);
+  const opt = tf.train.adam(1e-4);
+  const plainStep = async (inputs: tf.Tensor4D) => {
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(oneHot, net.apply(inputs, { training: true }) as tf.Tensor) as tf.Scalar, true);
+    await loss!.data();
+    loss!.dispose();
+  };
+  const plainAdvStep = async () => {
+    const r = await fgsm(model, x, y, { eps: EPS, randomStart: true, seed: 2 });
+    await plainStep(r.adversarial);
+    r.adversarial.dispose();
+  };
+  const adversarial = { method: 'fgsm-rs' as const, eps: EPS, steps: 1, beta: 0, rampEpochs: 0 };
+  const wasm = backend === 'wasm';
+  if (wasm) setWasmKernelMode('baseline');
+  const base = await measure('train-baseline', () => plainStep(x), 3);
+  const advBase = await measure('adv-train-baseline', plainAdvStep, 3);
+  if (wasm) setWasmKernelMode('advkit');
+  const tag = wasm ? ' (baseline kernels)' : '';
+  report(`natural training step, plain loop${tag}`, base.ms, base.peakRssMb, base.ms);
+  report(`adversarial training step (FGSM-RS), plain loop${tag}`, advBase.ms, advBase.peakRssMb, advBase.ms);
+  if (wasm) {
+    const k = await measure('train-kernels', () => plainStep(x), 3);
+    report('natural training step, plain loop (advkit kernels)', k.ms, k.peakRssMb, base.ms);
+  }
+  const one = await measure('train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10 }); }, 3);
+  report('advkit trainingStep, natural, 1 thread', one.ms, one.peakRssMb, base.ms);
+  const advOne = await measure('adv-train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, adversarial, seed: 2 }); }, 3);
+  report('advkit trainingStep, FGSM-RS, 1 thread', advOne.ms, advOne.peakRssMb, advBase.ms);
+  if (backend !== 'cpu') {
+    const pool = await TrainPool.create(net, { workers: 2, backend, inputShape: [28, 28, 1], numClasses: 10 });
+    try {
+      const two = await measure('train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool }); }, 3);
+      report('advkit trainingStep, natural, 2 shards on 2 worker threads', two.ms, two.peakRssMb, base.ms);
+      const advTwo = await measure('adv-train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool, adversarial, seed: 2 }); }, 3);
+      report('advkit trainingStep, FGSM-RS, 2 shards on 2 worker threads', advTwo.ms, advTwo.peakRssMb, advBase.ms);
+    } finally {
+      await pool.close();
+    }
+  }
+  tf.dispose([labels, oneHot]);
+  opt.dispose();
+}
+
+/**
+ * A data-set PGD attack (512 images, batch 128) on 1 and 2 worker threads. The ratio is over the
+ * plain baseline PGD loop at batch 128 (`plainMsPerStep`); the label gives the scaling over 1 thread.
+ */
+async function workerScaling(net: tf.LayersModel, arch: string, backend: BackendName, steps: number, push: (r: BenchRow) => void, plainMsPerStep?: number): Promise<void> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-bench-'));
   await saveLayersModel(net, dir);
   const { classifier } = await loadClassifier(dir);
@@ -164,13 +204,18 @@ async function workerScaling(net: tf.LayersModel, arch: string, backend: Backend
   const runOnce = async (pool?: AttackPool) => {
     for await (const b of attackDataset(pgd, classifier, ds, { eps: EPS, steps, seed: 1 }, { batchSize: 128, pool })) tf.dispose([b.x, b.result.adversarial]);
   };
-  let base: number | undefined;
+  let oneThread: number | undefined;
   for (const workers of [1, 2]) {
     const pool = await AttackPool.create(dir, { workers, backend });
     try {
       const m = await measure(`workers-${workers}`, () => runOnce(pool), 2);
-      base ??= m.ms;
-      push({ backend, model: arch, loop: `data-set PGD, ${workers} worker thread${workers > 1 ? "s" : ""} (ratio: vs 1 thread)`, batch: 128, imageStepsPerSecond: (n * steps) / (m.ms / 1000), msPerStep: m.ms / steps, ratio: base / m.ms, peakRssMb: m.peakRssMb });
+      oneThread ??= m.ms;
+      const imageStepsPerSecond = (n * steps) / (m.ms / 1000);
+      const scaling = workers > 1 ? `, ${(oneThread / m.ms).toFixed(2)}x over 1 thread` : '';
+      push({
+        backend, model: arch, loop: `data-set PGD, ${workers} worker thread${workers > 1 ? 's' : ''}${scaling}`, batch: 128, imageStepsPerSecond, msPerStep: m.ms / steps,
+        ratio: plainMsPerStep === undefined ? null : imageStepsPerSecond / (128 / (plainMsPerStep / 1000)), peakRssMb: m.peakRssMb,
+      });
     } finally {
       await pool.close();
     }

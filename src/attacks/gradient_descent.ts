@@ -148,9 +148,28 @@ function l1Normalize(g: tf.Tensor4D): tf.Tensor4D {
   return tf.tidy(() => tf.div(g, tf.add(tf.reshape(tf.sum(tf.abs(tf.reshape(g, [g.shape[0], -1])), 1), [g.shape[0], 1, 1, 1]), 1e-12)));
 }
 
-/** Runs the loop with validated options. */
+/** Runs the loop with validated options and re-checks its result (see finalize). */
 export async function runGradientAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): Promise<AttackResult> {
   const { labels, resolved: r } = validateAttack(fn, model, x, y, options);
+  const adversarial = search(model, x, labels, r);
+  const yT = tf.tensor1d(labels, 'int32');
+  const goalT = r.targets ? tf.tensor1d(r.targets, 'int32') : yT;
+  const result = await finalize(model, x, adversarial, yT, goalT, r.targets !== undefined, r.loss);
+  tf.dispose(goalT === yT ? [yT] : [yT, goalT]);
+  return { ...result, steps: r.steps, restarts: r.restarts };
+}
+
+/**
+ * The adversarial batch alone, without the re-check of predictions and norms: for training
+ * loops, which need only the inputs. Same options, same batch as runGradientAttack.
+ */
+export function gradientAttackExamples(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): tf.Tensor4D {
+  const { labels, resolved } = validateAttack(fn, model, x, y, options);
+  return search(model, x, labels, resolved);
+}
+
+/** The loop: every restart from its start, each sample keeping its strongest result. */
+function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved): tf.Tensor4D {
   const n = x.shape[0];
   const isTargeted = r.targets !== undefined;
   const yT = tf.tensor1d(labels, 'int32');
@@ -194,6 +213,11 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
       done = out.doneNext;
     }
     tf.dispose([m, done].filter((t) => t !== undefined) as tf.Tensor[]);
+    if (r.restarts === 1) {
+      // One start: nothing to choose between, so no scoring pass.
+      best = { adv, success: tf.zeros([n], 'bool'), loss: tf.zeros([n]) };
+      break;
+    }
     const scored = tf.tidy(() => {
       const z = model.logits(adv);
       return { success: goalMet(z, goalT, isTargeted), loss: objective(r.loss, z, goalT, isTargeted, yT) };
@@ -215,10 +239,9 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
       tf.dispose([prev.adv, prev.success, prev.loss, adv, scored.success, scored.loss]);
     }
   }
-  const result = await finalize(model, x, best!.adv, yT, goalT, isTargeted, r.loss);
   tf.dispose([best!.success, best!.loss, yT]);
   if (goalT !== yT) goalT.dispose();
-  return { ...result, steps: r.steps, restarts: r.restarts };
+  return best!.adv;
 }
 
 /** Re-checks a candidate adversarial batch: predictions, success, loss and norms from scratch. */

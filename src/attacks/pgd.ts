@@ -18,7 +18,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
+import { gradientAttackExamples, runGradientAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import type { Labels } from './targets.js';
 import { defined } from '../util/errors.js';
 
@@ -28,4 +28,9 @@ export const PGD_DEFAULTS = Object.freeze({ steps: 40, randomStart: true, restar
 
 export function pgd(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOptions): Promise<AttackResult> {
   return runGradientAttack('pgd', model, x, y, { ...PGD_DEFAULTS, ...defined(options) });
+}
+
+/** PGD's adversarial batch alone, without the re-check (for adversarial training). */
+export function pgdExamples(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOptions): tf.Tensor4D {
+  return gradientAttackExamples('pgd', model, x, y, { ...PGD_DEFAULTS, ...defined(options) });
 }

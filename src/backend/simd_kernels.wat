@@ -20,6 +20,9 @@
 ;;   co a multiple of 16, f32 accumulation in registers over one image row of dy at a time,
 ;;   added into dW (which the caller zeroes). For layers with few input channels, whose
 ;;   filter gradient is a very long, very thin product.
+;; - col2im: dx[b, i*sh + p - pt, j*sw + q - pl, c] += cols[(b, i, j), (p, q, c)] over the patch
+;;   matrix cols [n*ho*wo, kh*kw*ci] (positions outside dx dropped); dx zeroed by the caller.
+;;   In row-major order of cols, the order of the cpu backend's sums.
 (module
   (import "env" "memory" (memory 1))
 
@@ -241,4 +244,54 @@
         (br $q_loop)))
       (local.set $p (i32.add (local.get $p) (i32.const 1)))
       (br $p_loop))))
+
+  (func (export "col2im")
+    (param $cols i32) (param $dx i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $ci i32)
+    (param $ho i32) (param $wo i32) (param $kh i32) (param $kw i32)
+    (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $p i32) (local $q i32) (local $c i32)
+    (local $r i32) (local $s i32) (local $k i32) (local $base i32) (local $a i32)
+    (local.set $k (local.get $cols))
+    (local.set $b (i32.const 0))
+    (block $b_done (loop $b_loop
+      (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+        (local.set $j (i32.const 0))
+        (block $j_done (loop $j_loop
+          (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+          (local.set $p (i32.const 0))
+          (block $p_done (loop $p_loop
+            (br_if $p_done (i32.ge_u (local.get $p) (local.get $kh)))
+            (local.set $r (i32.sub (i32.add (i32.mul (local.get $i) (local.get $sh)) (local.get $p)) (local.get $pt)))
+            (local.set $q (i32.const 0))
+            (block $q_done (loop $q_loop
+              (br_if $q_done (i32.ge_u (local.get $q) (local.get $kw)))
+              (local.set $s (i32.sub (i32.add (i32.mul (local.get $j) (local.get $sw)) (local.get $q)) (local.get $pl)))
+              (if (i32.and (i32.lt_u (local.get $r) (local.get $h)) (i32.lt_u (local.get $s) (local.get $w)))
+                (then
+                  (local.set $base (i32.add (local.get $dx) (i32.shl
+                    (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $s)) (local.get $ci))
+                    (i32.const 2))))
+                  (local.set $c (i32.const 0))
+                  (block $c_done (loop $c_loop
+                    (br_if $c_done (i32.ge_u (local.get $c) (local.get $ci)))
+                    (local.set $a (i32.add (local.get $base) (i32.shl (local.get $c) (i32.const 2))))
+                    (f32.store (local.get $a)
+                      (f32.add (f32.load (local.get $a)) (f32.load (i32.add (local.get $k) (i32.shl (local.get $c) (i32.const 2))))))
+                    (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                    (br $c_loop)))))
+              (local.set $k (i32.add (local.get $k) (i32.shl (local.get $ci) (i32.const 2))))
+              (local.set $q (i32.add (local.get $q) (i32.const 1)))
+              (br $q_loop)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $p_loop)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $j_loop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $i_loop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $b_loop))))
 )

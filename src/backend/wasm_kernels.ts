@@ -162,6 +162,13 @@ function conv2DBackpropInputCol2Im(backend: BackendWasm, dy: TensorInfo, filter:
   const K = kh * kw * Ci;
   const cols = run('BatchMatMul', { a: view(dy, [1, N * Ho * Wo, Co]), b: view(filter, [1, K, Co]) }, { transposeA: false, transposeB: true }, backend);
   const out = backend.makeOutput([N, H, W, Ci], 'float32') as TensorInfo;
+  const simd = simdKernels(backend);
+  if (simd) {
+    heap(backend, out).fill(0);
+    simd.col2im(cols, out, info);
+    free(backend, cols);
+    return out;
+  }
   const dx = heap(backend, out);
   const cv = heap(backend, cols);
   dx.fill(0);

@@ -13,7 +13,7 @@
  * The attack sees the model in inference mode; examples are seeded per batch.
  */
 import * as tf from '@tensorflow/tfjs';
-import { pgd } from '../attacks/pgd.js';
+import { pgdExamples } from '../attacks/pgd.js';
 import { fromFunction, type Classifier } from '../models/classifier.js';
 import { forward } from '../models/compiled.js';
 import { check, checkFiniteNumber, show } from '../util/errors.js';
@@ -61,8 +61,7 @@ export async function adversarialBatch(view: Classifier, x: tf.Tensor4D, labels:
   const options = a.method === 'fgsm-rs'
     ? { eps, steps: 1, absStepSize: 1.25 * eps, randomStart: true, seed }
     : { eps, steps: a.steps, randomStart: true, seed };
-  const r = await pgd(view, x, labels, options);
-  return r.adversarial;
+  return pgdExamples(view, x, labels, options);
 }
 
 /** KL(p ‖ q) per sample for probability rows p and logits zq. */
