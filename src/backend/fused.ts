@@ -27,6 +27,9 @@ export const FUSED_MAX_POOL = 'AdvkitMaxPool';
 const MAX_POOL_GRAD = 'AdvkitMaxPoolGrad';
 const RELU_GRAD = 'AdvkitReluGrad';
 
+/** The fused ops and their gradient kernels (reported by `advkit info`). */
+export const FUSED_OPS = [FUSED_CONV, FUSED_DENSE, FUSED_MAX_POOL, MAX_POOL_GRAD, RELU_GRAD] as const;
+
 export interface ConvAttrs {
   strides: [number, number];
   pad: 'same' | 'valid';

@@ -9,6 +9,9 @@ import os from 'node:os';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendError, InvalidArgumentError, show } from '../util/errors.js';
+import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { FUSED_OPS } from './fused.js';
+import { simdKernels } from './simd.js';
 import { registerWasmKernels, WASM_KERNELS } from './wasm_kernels.js';
 export { setWasmKernelMode, type WasmKernelMode } from './wasm_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
@@ -149,6 +152,8 @@ export interface BackendInfo {
   threads: boolean | null;
   available: Record<BackendName, { available: boolean; reason?: string }>;
   wasmKernels: readonly string[];
+  /** advkit's SIMD kernels (simd_kernels.wat) run on this wasm backend's heap (null off wasm). */
+  advkitSimd: boolean | null;
 }
 
 /** What `advkit info` reports: the backend in use, versions, SIMD/threads, what else could run. */
@@ -177,7 +182,8 @@ export async function backendInfo(): Promise<BackendInfo> {
       wasm: wasmOk ? { available: true } : { available: false, reason: '@tensorflow/tfjs-backend-wasm is not installed' },
       cpu: { available: true },
     },
-    wasmKernels: status.name === 'wasm' ? WASM_KERNELS : [],
+    wasmKernels: status.name === 'wasm' ? [...WASM_KERNELS, ...FUSED_OPS] : [],
+    advkitSimd: status.name === 'wasm' ? simdKernels(tf.backend() as unknown as BackendWasm) !== null : null,
   };
 }
 

@@ -483,6 +483,21 @@ function batchMatMul({ inputs, backend, attrs }: KernelArgs): TensorInfo {
     perm[r - 2] = r - 1;
     return run('Transpose', { x: t }, { perm }, backend);
   };
+  const dims = (t: TensorInfo) => t.shape.slice(-2) as [number, number];
+  if (transposeB && !transposeA) {
+    // a·bᵀ = (b·aᵀ)ᵀ: when a is the small operand (a batch of 1 against a dense layer's kernel),
+    // transposing a and the product copies far less than transposing b, and XNNPACK packs aᵀ.
+    const [m, k] = dims(inputs.a!);
+    const n = dims(inputs.b!)[0];
+    if (m * k + m * n < n * k) {
+      const aT = swapLast(inputs.a!);
+      const prod = stockMatMul({ inputs: { a: inputs.b!, b: aT }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;
+      free(backend, aT);
+      const out = swapLast(prod);
+      free(backend, prod);
+      return out;
+    }
+  }
   const a = transposeA ? swapLast(inputs.a!) : inputs.a!;
   const b = transposeB ? swapLast(inputs.b!) : inputs.b!;
   const out = stockMatMul({ inputs: { a, b }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;

@@ -4,8 +4,10 @@
  * 1 for a failed run).
  */
 import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
+import type * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackend, type BackendStatus } from '../backend/index.js';
 import { AttackPool, defaultWorkers } from '../backend/pool.js';
+import { TrainPool } from '../models/train_pool.js';
 import type { BatchProgress, EpochRecord } from '../models/train.js';
 import { progressBar } from '../util/progress.js';
 import { AdvkitError } from '../util/errors.js';
@@ -94,6 +96,18 @@ export async function startPool(modelDir: string, workers: number | undefined, e
   if (n <= 1) return undefined;
   const pool = await AttackPool.create(modelDir, { workers: n, backend });
   log(`advkit: attacking on ${n} worker threads`);
+  return pool;
+}
+
+/**
+ * Starts a training pool when it can help: more than one worker, shards and examples per batch,
+ * and a model without non-trainable state. The caller closes it.
+ */
+export async function startTrainPool(model: tf.LayersModel, o: { workers?: number; shards: number; batchSize: number }, backend: string, inputShape: readonly [number, number, number], numClasses: number): Promise<TrainPool | undefined> {
+  const n = Math.min(o.workers ?? defaultWorkers(), o.shards, o.batchSize);
+  if (n <= 1 || model.nonTrainableWeights.length > 0) return undefined;
+  const pool = await TrainPool.create(model, { workers: n, backend, inputShape: [...inputShape] as [number, number, number], numClasses });
+  log(`advkit: training on ${n} worker threads (${o.shards} shards per batch)`);
   return pool;
 }
 

@@ -16,7 +16,7 @@ import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
 import { exists } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, intOption, log, printJson, startBackend, startPool, trainingCallbacks, withCommonOptions, withWorkersOption } from './common.js';
+import { action, intOption, log, printJson, startBackend, startPool, startTrainPool, trainingCallbacks, withCommonOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
 
 export const DEMO = Object.freeze({ epochs: 3, seed: 0, epsilons: [0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3], pgdSteps: 20, limit: 500 });
@@ -40,10 +40,16 @@ export function demoCommand(): Command {
         const net = buildArchitecture('mnist-cnn', { seed: DEMO.seed });
         const train = loadMnist('train');
         const nBatches = Math.ceil(train.labels.length / TRAIN_DEFAULTS.batchSize);
-        const result = await trainClassifier(net, train, {
-          epochs: DEMO.epochs, seed: DEMO.seed, validation: loadMnist('test'), checkpointDir: path.join(modelDir, '.checkpoints'), config: { arch: 'mnist-cnn', data: 'mnist' },
-          ...trainingCallbacks(nBatches, DEMO.epochs),
-        });
+        const trainPool = await startTrainPool(net, { workers: o.workers, shards: TRAIN_DEFAULTS.shards, batchSize: TRAIN_DEFAULTS.batchSize }, status.name, train.shape, 10);
+        let result: Awaited<ReturnType<typeof trainClassifier>>;
+        try {
+          result = await trainClassifier(net, train, {
+            epochs: DEMO.epochs, seed: DEMO.seed, validation: loadMnist('test'), checkpointDir: path.join(modelDir, '.checkpoints'), config: { arch: 'mnist-cnn', data: 'mnist' },
+            pool: trainPool, ...trainingCallbacks(nBatches, DEMO.epochs),
+          });
+        } finally {
+          await trainPool?.close();
+        }
         await saveLayersModel(result.model, modelDir, { advkitVersion: ADVKIT_VERSION, architecture: 'mnist-cnn', data: 'mnist', inputShape: [28, 28, 1], numClasses: 10, bounds: [0, 1], training: { kind: 'natural', epochs: DEMO.epochs, seed: DEMO.seed, history: result.history } });
         net.dispose();
       } else {

@@ -22,6 +22,7 @@ export function infoCommand(): Command {
         ...Object.entries(info.available).map(([name, a]) => `  ${name.padEnd(11)}${a.available ? 'yes' : `no: ${a.reason}`}`),
       ];
       if (info.wasmKernels.length) lines.push(`advkit wasm kernels: ${info.wasmKernels.join(', ')}`);
+      if (info.advkitSimd !== null) lines.push(`advkit SIMD kernels: ${info.advkitSimd ? 'yes' : 'no (JavaScript fallbacks)'}`);
       process.stdout.write(`${lines.join('\n')}\n`);
     }));
 }

@@ -10,12 +10,11 @@ import { loadDataset, parseDataSpec, size, split, take, type Dataset } from '../
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
 import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
-import { TrainPool } from '../models/train_pool.js';
 import { defaultWorkers } from '../backend/pool.js';
 import { AdvkitError, InvalidArgumentError } from '../util/errors.js';
 import { exists } from '../util/fs.js';
 import { ADVKIT_VERSION } from '../util/version.js';
-import { action, floatOption, intOption, log, printJson, startBackend, trainingCallbacks, withCommonOptions } from './common.js';
+import { action, floatOption, intOption, log, printJson, startBackend, startTrainPool, trainingCallbacks, withCommonOptions } from './common.js';
 
 interface TrainCliOptions {
   arch: string;
@@ -109,11 +108,7 @@ export function trainCommand(): Command {
       const nBatches = Math.ceil(size(train) / o.batchSize);
       log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
       const t0 = performance.now();
-      const workers = Math.min(o.workers ?? defaultWorkers(), o.shards, o.batchSize);
-      const pool = workers > 1 && model.nonTrainableWeights.length === 0
-        ? await TrainPool.create(model, { workers, backend: status.name, inputShape: [...train.shape], numClasses: train.classNames.length })
-        : undefined;
-      if (pool) log(`advkit: training on ${workers} worker threads (${o.shards} shards per batch)`);
+      const pool = await startTrainPool(model, o, status.name, train.shape, train.classNames.length);
       let result: Awaited<ReturnType<typeof trainClassifier>>;
       try {
         result = await trainClassifier(model, train, {

@@ -115,8 +115,11 @@ describe('wasm forward kernels advkit replaces for speed', () => {
       const b = tf.tensor3d(uniform(2 * 6 * 7, 2), [2, 6, 7]);
       const c = tf.tensor3d(uniform(2 * 5 * 6, 3), [2, 5, 6]);
       const x = tf.tensor4d(uniform(3 * 4 * 5 * 6, 4), [3, 4, 5, 6]);
+      // A small a against a large b (a batch of 1 against a dense kernel): the (b·aᵀ)ᵀ path.
+      const small = tf.tensor3d(uniform(3 * 2 * 9, 5), [3, 2, 9]);
+      const large = tf.tensor3d(uniform(3 * 40 * 9, 6), [3, 40, 9]);
       return [
-        tf.matMul(a, b, false, true), tf.matMul(c, a, true, false), tf.matMul(b, c, true, true),
+        tf.matMul(a, b, false, true), tf.matMul(c, a, true, false), tf.matMul(b, c, true, true), tf.matMul(small, large, false, true),
         tf.sum(x, [0, 1, 2]), tf.sum(x, [1, 0]), tf.sum(x, 0, true), tf.sum(x, [1, 3]), tf.sum(x),
         tf.cast(x, 'float32'), tf.clone(x),
       ];

@@ -22,6 +22,9 @@ describe('advkit info', () => {
     if (!info.available.tensorflow.available) expect(info.backend).toBe('wasm');
     expect(info.cores).toBeGreaterThan(0);
     expect(typeof info.simd).toBe(info.backend === 'wasm' ? 'boolean' : 'object');
+    // Where wasm has SIMD, advkit's own SIMD kernels must load on its heap (else a silent slow path).
+    if (info.backend === 'wasm') expect(info.advkitSimd).toBe(info.simd);
+    if (info.backend === 'wasm') expect(info.wasmKernels).toContain('AdvkitConv2D');
     expect(info.versions['tfjs-core']).toBe('4.22.0');
   });
 
