@@ -61,6 +61,8 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   const poolName = pool ? ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown)) : undefined;
   check(!pool || poolName !== undefined, 'attackDataset', () => 'a worker pool runs only the registry attacks (fgsm, bim, pgd, mifgsm, square).');
 
+  // With a pool the workers compute the clean predictions too: a forward pass here would take a
+  // core from them.
   const prepare = async (b: { x: tf.Tensor4D; y: tf.Tensor1D; start: number; end: number }) => {
     const labels = ds.labels.slice(b.start, b.end);
     let targets: Int32Array | undefined;
@@ -69,9 +71,12 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
       else if (run.target === 'least-likely') targets = leastLikelyTargets(model, b.x);
       else targets = fixedTargets(labels.length, run.target, model.numClasses);
     }
-    const clean = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
-    const cleanPredictions = Int32Array.from(await clean.data());
-    clean.dispose();
+    let cleanPredictions: Int32Array = new Int32Array(0);
+    if (!pool) {
+      const clean = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
+      cleanPredictions = Int32Array.from(await clean.data());
+      clean.dispose();
+    }
     b.y.dispose();
     const seeds = Int32Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
     return { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, seeds };
@@ -83,7 +88,8 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   };
   const attackOnPool = async (p: Prepared): Promise<AttackResult> => {
     const images = Float32Array.from(await p.x.data());
-    const reply = await pool!.run({ attack: poolName!, options: { ...(options as object) }, images, shape: p.x.shape as [number, number, number, number], labels: p.labels, seeds: p.seeds, targets: p.targets });
+    const reply = await pool!.run({ attack: poolName!, options: { ...(options as object) }, images, shape: p.x.shape as [number, number, number, number], labels: p.labels, seeds: p.seeds, targets: p.targets, clean: true });
+    p.cleanPredictions = reply.cleanPredictions!;
     return {
       adversarial: tf.tensor4d(reply.adversarial!, p.x.shape as [number, number, number, number]),
       success: reply.success!, predictions: reply.predictions!, norms: { linf: reply.linf!, l2: reply.l2! },
@@ -117,7 +123,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     await fill();
     while (inFlight.length) {
       const { p, result } = inFlight.shift()!;
-      const r = await result;
+      const r = await result; // also fills p.cleanPredictions
       await fill();
       run.onProgress?.(p.end, total);
       yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: p.cleanPredictions, result: r };

@@ -25,6 +25,8 @@ export interface WorkerJob {
   labels: Int32Array;
   seeds: Int32Array;
   targets?: Int32Array;
+  /** Also return the clean predictions (argmax of the logits of the images). */
+  clean?: boolean;
 }
 
 export interface WorkerReply {
@@ -38,6 +40,7 @@ export interface WorkerReply {
   loss?: Float32Array;
   steps?: number;
   restarts?: number;
+  cleanPredictions?: Int32Array;
 }
 
 const init = workerData as WorkerInit;
@@ -51,10 +54,16 @@ parentPort!.on('message', (job: WorkerJob) => {
     const x = tf.tensor4d(job.images, job.shape);
     try {
       const opts = { ...job.options, seed: job.seeds, ...(job.targets ? { goal: { kind: 'targeted', labels: job.targets } } : {}) } as unknown as { eps: number } & Record<string, unknown>;
+      let cleanPredictions: Int32Array | undefined;
+      if (job.clean) {
+        const p = tf.tidy(() => tf.argMax(model.logits(x), 1));
+        cleanPredictions = Int32Array.from(await p.data());
+        p.dispose();
+      }
       const r = await ATTACKS[job.attack](model, x, job.labels, opts);
       const adversarial = (await r.adversarial.data()) as Float32Array;
       r.adversarial.dispose();
-      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts };
+      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts, cleanPredictions };
       parentPort!.postMessage(reply, [adversarial.buffer as ArrayBuffer]);
     } catch (err) {
       const e = err as Error & { code?: string; exitCode?: number };

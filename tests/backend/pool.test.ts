@@ -11,7 +11,7 @@ import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
 import { useBackend } from '../helpers.js';
 
 describe('AttackPool', () => {
-  it('gives the same adversarials, byte for byte, with 1 or 2 worker threads as in the main thread', async () => {
+  it('gives the same adversarials and clean predictions, byte for byte, with 1 or 2 worker threads as in the main thread', async () => {
     await useBackend('wasm');
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
     const net = buildArchitecture('mnist-cnn', { seed: 4 });
@@ -23,7 +23,8 @@ describe('AttackPool', () => {
       const chunks: Buffer[] = [];
       for await (const b of attackDataset(pgd, classifier, ds, { eps: 0.2, steps: 4, seed: 9 }, { batchSize: 16, pool, target: 'random' })) {
         const a = (await b.result.adversarial.data()) as Float32Array;
-        chunks.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.result.success));
+        chunks.push(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.result.success), Buffer.from(b.cleanPredictions.buffer, b.cleanPredictions.byteOffset, b.cleanPredictions.byteLength));
+        expect(b.cleanPredictions.length).toBe(b.end - b.start);
         tf.dispose([b.x, b.result.adversarial]);
       }
       return Buffer.concat(chunks);
