@@ -110,17 +110,25 @@ export async function trainingStep(model: tf.LayersModel, optimizer: tf.Optimize
     batchSize: n, numClasses: options.numClasses, noise: options.noise, noiseSeed: deriveSeed(seed, 5, s),
     adversarial: options.adversarial, eps: options.eps, advSeed: deriveSeed(seed, 3, s) & 0x7fffffff,
   }]);
-  const parts = options.pool
-    ? await poolShards(options.pool, vars, x, y, specs)
-    : await localShards(model, vars, options.adversarial ? trainingView(model, [x.shape[1], x.shape[2], x.shape[3]], options.numClasses) : undefined, x, y, specs);
-  // Shards summed in shard order, wherever they were computed.
-  const summed = vars.map((_, i) => parts.slice(1).reduce((acc, p) => {
-    const next = tf.add(acc, p.grads[i]!);
-    if (acc !== parts[0]!.grads[i]) acc.dispose();
-    return next;
-  }, parts[0]!.grads[i]!));
+  let summed: tf.Tensor[];
+  let parts: Array<{ loss: number; hits: number }>;
+  if (options.pool) {
+    const r = await poolShards(options.pool, vars, x, y, specs);
+    summed = r.summed;
+    parts = r.parts;
+  } else {
+    const local = await localShards(model, vars, options.adversarial ? trainingView(model, [x.shape[1], x.shape[2], x.shape[3]], options.numClasses) : undefined, x, y, specs);
+    // Shards summed in shard order (float32 additions, as poolShards does on the host).
+    summed = vars.map((_, i) => local.slice(1).reduce((acc, p) => {
+      const next = tf.add(acc, p.grads[i]!);
+      if (acc !== local[0]!.grads[i]) acc.dispose();
+      return next;
+    }, local[0]!.grads[i]!));
+    tf.dispose(local.flatMap((p) => p.grads).filter((g) => !summed.includes(g)));
+    parts = local;
+  }
   optimizer.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: summed[i]! })));
-  tf.dispose([...summed, ...parts.flatMap((p) => p.grads)]);
+  tf.dispose(summed);
   return { loss: parts.reduce((a, p) => a + p.loss, 0), hits: parts.reduce((a, p) => a + p.hits, 0) };
 }
 
@@ -137,7 +145,7 @@ async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Cla
 }
 
 /** The shards of a batch on the pool's workers, at the current weights. */
-async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<ShardResult[]> {
+async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<{ summed: tf.Tensor[]; parts: Array<{ loss: number; hits: number }> }> {
   const weights = new Float32Array(vars.reduce((a, v) => a + v.size, 0));
   let at = 0;
   for (const v of vars) {
@@ -148,13 +156,15 @@ async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, 
   const [, h, w, c] = x.shape;
   const per = h * w * c;
   const replies = await Promise.all(specs.map(([s0, s1, spec]) => pool.gradients(weights, xs.subarray(s0 * per, s1 * per), [s1 - s0, h, w, c], ys.subarray(s0, s1), spec)));
-  return replies.map((r) => {
-    let off = 0;
-    const grads = vars.map((v) => {
-      const g = tf.tensor(r.grads.subarray(off, off + v.size), v.shape);
-      off += v.size;
-      return g;
-    });
-    return { grads, loss: r.loss, hits: r.hits };
+  // Shards summed in shard order; a Float32Array store rounds each sum to float32 exactly as a
+  // float32 addition does, so this equals localShards' tf.add chain bit for bit.
+  const acc = replies[0]!.grads;
+  for (const r of replies.slice(1)) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grads[i]!;
+  let off = 0;
+  const summed = vars.map((v) => {
+    const g = tf.tensor(acc.subarray(off, off + v.size), v.shape);
+    off += v.size;
+    return g;
   });
+  return { summed, parts: replies };
 }
