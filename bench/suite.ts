@@ -3,7 +3,8 @@
  * shapes; the reference CNN of DESIGN.md (mnist-cnn) and the Madry CNN. Every advkit loop is
  * measured beside the same loop written plainly, as a user would (tf.grad of the loss, sign,
  * step, clip, per iteration), on the slow-but-correct "baseline" wasm kernels, in the same run;
- * ratios are taken within the run, never against remembered figures.
+ * ratios are taken within the run, never against remembered figures. Each figure is the median
+ * of its measured iterations (after one warm-up).
  */
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
@@ -50,6 +51,8 @@ export interface BenchOptions {
 }
 
 const EPS = 0.3;
+/** Measured training steps per case (each is one step, so more are cheap). */
+const TRAIN_ITERATIONS = 7;
 
 function fixedBatch(n: number, seed: number): { x: tf.Tensor4D; y: Int32Array } {
   const rng = new Rng(seed);
@@ -84,7 +87,8 @@ async function measure(name: string, fn: () => Promise<void>, iterations: number
   clearInterval(timer);
   const task = bench.tasks[0]!;
   if (task.result?.error) throw task.result.error;
-  return { ms: task.result!.latency.mean, peakRssMb: peak / 2 ** 20 };
+  // The median: this shared 2-core machine has outlier iterations that a mean would carry.
+  return { ms: task.result!.latency.p50 ?? task.result!.latency.mean, peakRssMb: peak / 2 ** 20 };
 }
 
 export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> {
@@ -160,26 +164,26 @@ async function trainingRows(net: tf.LayersModel, x: tf.Tensor4D, y: Int32Array, 
   const adversarial = { method: 'fgsm-rs' as const, eps: EPS, steps: 1, beta: 0, rampEpochs: 0 };
   const wasm = backend === 'wasm';
   if (wasm) setWasmKernelMode('baseline');
-  const base = await measure('train-baseline', () => plainStep(x), 3);
-  const advBase = await measure('adv-train-baseline', plainAdvStep, 3);
+  const base = await measure('train-baseline', () => plainStep(x), TRAIN_ITERATIONS);
+  const advBase = await measure('adv-train-baseline', plainAdvStep, TRAIN_ITERATIONS);
   if (wasm) setWasmKernelMode('advkit');
   const tag = wasm ? ' (baseline kernels)' : '';
   report(`natural training step, plain loop${tag}`, base.ms, base.peakRssMb, base.ms);
   report(`adversarial training step (FGSM-RS), plain loop${tag}`, advBase.ms, advBase.peakRssMb, advBase.ms);
   if (wasm) {
-    const k = await measure('train-kernels', () => plainStep(x), 3);
+    const k = await measure('train-kernels', () => plainStep(x), TRAIN_ITERATIONS);
     report('natural training step, plain loop (advkit kernels)', k.ms, k.peakRssMb, base.ms);
   }
-  const one = await measure('train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10 }); }, 3);
+  const one = await measure('train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10 }); }, TRAIN_ITERATIONS);
   report('advkit trainingStep, natural, 1 thread', one.ms, one.peakRssMb, base.ms);
-  const advOne = await measure('adv-train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, adversarial, seed: 2 }); }, 3);
+  const advOne = await measure('adv-train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, adversarial, seed: 2 }); }, TRAIN_ITERATIONS);
   report('advkit trainingStep, FGSM-RS, 1 thread', advOne.ms, advOne.peakRssMb, advBase.ms);
   if (backend !== 'cpu') {
     const pool = await TrainPool.create(net, { workers: 2, backend, inputShape: [28, 28, 1], numClasses: 10 });
     try {
-      const two = await measure('train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool }); }, 3);
+      const two = await measure('train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool }); }, TRAIN_ITERATIONS);
       report('advkit trainingStep, natural, 2 shards on 2 worker threads', two.ms, two.peakRssMb, base.ms);
-      const advTwo = await measure('adv-train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool, adversarial, seed: 2 }); }, 3);
+      const advTwo = await measure('adv-train-pool', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, shards: 2, pool, adversarial, seed: 2 }); }, TRAIN_ITERATIONS);
       report('advkit trainingStep, FGSM-RS, 2 shards on 2 worker threads', advTwo.ms, advTwo.peakRssMb, advBase.ms);
     } finally {
       await pool.close();
@@ -208,7 +212,7 @@ async function workerScaling(net: tf.LayersModel, arch: string, backend: Backend
   for (const workers of [1, 2]) {
     const pool = await AttackPool.create(dir, { workers, backend });
     try {
-      const m = await measure(`workers-${workers}`, () => runOnce(pool), 2);
+      const m = await measure(`workers-${workers}`, () => runOnce(pool), 3);
       oneThread ??= m.ms;
       const imageStepsPerSecond = (n * steps) / (m.ms / 1000);
       const scaling = workers > 1 ? `, ${(oneThread / m.ms).toFixed(2)}x over 1 thread` : '';
