@@ -93,4 +93,21 @@ describe('advkit train', () => {
     expectUsageError(args, /already holds a trained model; choose another directory or pass --force/);
     expect(advkit([...args, '--force']).code).toBe(0);
   });
+
+  it('trains the same weights, byte for byte, on 1 or 2 worker threads; refuses --shards 0', async () => {
+    const ds = take(loadMnist('train'), 200);
+    const x = path.join(dir, 'xw.npy');
+    const y = path.join(dir, 'yw.npy');
+    await fsp.writeFile(x, encodeNpy(ds.images, [200, 28, 28, 1]));
+    await fsp.writeFile(y, encodeNpy(ds.labels, [200]));
+    const weights = async (workers: number) => {
+      const out = path.join(dir, `model-w${workers}`);
+      const r = advkit(['train', '--arch', 'mnist-cnn', '--data', `npy:${x},${y}`, '--epochs', '1', '--batch-size', '40', '--workers', String(workers), '--out', out, '--json', '--backend', 'wasm']);
+      expect(r.code, r.stderr).toBe(0);
+      if (workers > 1) expect(r.stderr).toMatch(/training on 2 worker threads \(2 shards per batch\)/);
+      return fsp.readFile(path.join(out, 'weights.bin'));
+    };
+    expect((await weights(2)).equals(await weights(1))).toBe(true);
+    expectUsageError(['train', '--arch', 'mlp', '--data', 'mnist', '--shards', '0', '--out', path.join(dir, 'no')], /--shards/);
+  });
 });
