@@ -130,8 +130,7 @@ export function registerFusedOps(): void {
       const [x, kernel, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
       const dz = ((attrs as unknown as DenseAttrs).activation === 'relu' ? reluGrad(dy as tf.Tensor, y) : dy) as tf.Tensor2D;
       return {
-        // (W·dzᵀ)ᵀ rather than dz·Wᵀ: XNNPACK then packs the small dzᵀ, not a transposed copy of W.
-        x: () => tf.transpose(tf.matMul(kernel, dz, false, true)),
+        x: () => tf.matMul(dz, kernel, false, true),
         kernel: () => tf.matMul(x, dz, true, false),
         bias: () => tf.sum(dz, 0),
       };

@@ -485,11 +485,12 @@ function batchMatMul({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   };
   const dims = (t: TensorInfo) => t.shape.slice(-2) as [number, number];
   if (transposeB && !transposeA) {
-    // a·bᵀ = (b·aᵀ)ᵀ: when a is the small operand (a batch of 1 against a dense layer's kernel),
-    // transposing a and the product copies far less than transposing b, and XNNPACK packs aᵀ.
+    // a·bᵀ = (b·aᵀ)ᵀ when a is the small operand (a batch against a dense layer's kernel): the
+    // direct way copies b into bᵀ and XNNPACK packs that fresh operand again (2·n·k floats); the
+    // swapped way transposes and packs a (2·m·k) and transposes the product (m·n).
     const [m, k] = dims(inputs.a!);
     const n = dims(inputs.b!)[0];
-    if (m * k + m * n < n * k) {
+    if (2 * m * k + m * n < 2 * n * k) {
       const aT = swapLast(inputs.a!);
       const prod = stockMatMul({ inputs: { a: inputs.b!, b: aT }, backend, attrs: { ...attrs, transposeA: false, transposeB: false } as tf.NamedAttrMap }) as TensorInfo;
       free(backend, aT);
