@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { AttackName } from '../attacks/registry.js';
 import type { ClassifierOptions } from '../models/classifier.js';
 import { readModelFiles } from '../models/io.js';
-import { AdvkitError, BackendError, checkFiniteNumber } from '../util/errors.js';
+import { AdvkitError, BackendError, checkFiniteNumber, type ErrorPayload } from '../util/errors.js';
 import { backendStatus } from './index.js';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker.js';
 
@@ -33,7 +33,7 @@ export function defaultWorkers(): number {
 
 export interface PoolReply {
   id: number;
-  error?: { message: string; name: string; code?: string; exitCode?: number };
+  error?: ErrorPayload;
 }
 
 type Pending<J, R> = { job: J; transfer: ArrayBuffer[]; resolve: (r: R) => void; reject: (e: Error) => void };

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ATTACKS, type AttackName } from '../attacks/registry.js';
 import { fromGraphModel, fromLayersModel, type ClassifierOptions } from '../models/classifier.js';
 import { initBackend } from './index.js';
+import { errorPayload, type ErrorPayload } from '../util/errors.js';
 
 export interface WorkerInit {
   backend: string;
@@ -31,7 +32,7 @@ export interface WorkerJob {
 
 export interface WorkerReply {
   id: number;
-  error?: { message: string; name: string; code?: string; exitCode?: number };
+  error?: ErrorPayload;
   adversarial?: Float32Array;
   success?: Uint8Array;
   predictions?: Int32Array;
@@ -66,8 +67,7 @@ parentPort!.on('message', (job: WorkerJob) => {
       const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts, cleanPredictions };
       parentPort!.postMessage(reply, [adversarial.buffer as ArrayBuffer]);
     } catch (err) {
-      const e = err as Error & { code?: string; exitCode?: number };
-      parentPort!.postMessage({ id: job.id, error: { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode } } satisfies WorkerReply);
+      parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies WorkerReply);
     } finally {
       x.dispose();
     }

@@ -277,4 +277,3 @@ export function randomShift(images: Float32Array, shape: readonly [number, numbe
   }
   return out;
 }
-

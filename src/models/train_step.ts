@@ -93,6 +93,27 @@ export interface TrainingStepOptions {
   seed?: number;
 }
 
+/** The tensors' values end to end, in the order given (how weights and gradients cross threads). */
+export async function flatValues(tensors: readonly tf.Tensor[]): Promise<Float32Array> {
+  const flat = new Float32Array(tensors.reduce((a, t) => a + t.size, 0));
+  let at = 0;
+  for (const t of tensors) {
+    flat.set((await t.data()) as Float32Array, at);
+    at += t.size;
+  }
+  return flat;
+}
+
+/** New tensors shaped like `like`, cut in order from `flat` (flatValues undone). */
+export function unflatten(flat: Float32Array, like: readonly tf.Tensor[]): tf.Tensor[] {
+  let at = 0;
+  return like.map((t) => {
+    const out = tf.tensor(flat.subarray(at, at + t.size), t.shape);
+    at += t.size;
+    return out;
+  });
+}
+
 /** The trainable variables of a model, in trainableWeights order. */
 export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
@@ -146,12 +167,7 @@ async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Cla
 
 /** The shards of a batch on the pool's workers, at the current weights. */
 async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<{ summed: tf.Tensor[]; parts: Array<{ loss: number; hits: number }> }> {
-  const weights = new Float32Array(vars.reduce((a, v) => a + v.size, 0));
-  let at = 0;
-  for (const v of vars) {
-    weights.set((await v.data()) as Float32Array, at);
-    at += v.size;
-  }
+  const weights = await flatValues(vars);
   const [xs, ys] = await Promise.all([x.data() as Promise<Float32Array>, y.data() as Promise<Int32Array>]);
   const [, h, w, c] = x.shape;
   const per = h * w * c;
@@ -160,11 +176,5 @@ async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, 
   // float32 addition does, so this equals localShards' tf.add chain bit for bit.
   const acc = replies[0]!.grads;
   for (const r of replies.slice(1)) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + r.grads[i]!;
-  let off = 0;
-  const summed = vars.map((v) => {
-    const g = tf.tensor(acc.subarray(off, off + v.size), v.shape);
-    off += v.size;
-    return g;
-  });
-  return { summed, parts: replies };
+  return { summed: unflatten(acc, vars), parts: replies };
 }

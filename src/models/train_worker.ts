@@ -8,7 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
 import type { PoolReply } from '../backend/pool.js';
 import { trainingView } from '../defenses/adversarial_training.js';
-import { shardGradients, type ShardSpec } from './train_step.js';
+import { errorPayload } from '../util/errors.js';
+import { flatValues, shardGradients, trainableVariables, unflatten, type ShardSpec } from './train_step.js';
 
 export interface TrainWorkerInit {
   backend: string;
@@ -37,7 +38,7 @@ export interface TrainReply extends PoolReply {
 const init = workerData as TrainWorkerInit;
 await initBackend(init.backend);
 const model = await tf.loadLayersModel(tf.io.fromMemory(init.artifacts));
-const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+const vars = trainableVariables(model);
 const view = trainingView(model, init.inputShape, init.numClasses);
 
 parentPort!.on('message', (job: TrainJob) => {
@@ -45,24 +46,15 @@ parentPort!.on('message', (job: TrainJob) => {
     const x = tf.tensor4d(job.x, job.shape);
     const y = tf.tensor1d(job.y, 'int32');
     try {
-      let offset = 0;
-      for (const v of vars) {
-        const n = v.size;
-        tf.tidy(() => v.assign(tf.tensor(job.weights.subarray(offset, offset + n), v.shape)));
-        offset += n;
-      }
+      const weights = unflatten(job.weights, vars);
+      vars.forEach((v, i) => v.assign(weights[i]!));
+      tf.dispose(weights);
       const r = await shardGradients(model, vars, view, x, y, job.spec);
-      const grads = new Float32Array(offset);
-      let at = 0;
-      for (const g of r.grads) {
-        grads.set((await g.data()) as Float32Array, at);
-        at += g.size;
-      }
+      const grads = await flatValues(r.grads);
       tf.dispose(r.grads);
       parentPort!.postMessage({ id: job.id, grads, loss: r.loss, hits: r.hits } satisfies TrainReply, [grads.buffer as ArrayBuffer]);
     } catch (err) {
-      const e = err as Error & { code?: string; exitCode?: number };
-      parentPort!.postMessage({ id: job.id, error: { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode } } satisfies TrainReply);
+      parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies TrainReply);
     } finally {
       tf.dispose([x, y]);
     }

@@ -80,3 +80,16 @@ export function checkFiniteNumber(fn: string, name: string, value: unknown, opts
 export function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
+
+/** An error as plain data, to cross a thread boundary (ThreadPool turns it back into an error). */
+export interface ErrorPayload {
+  message: string;
+  name: string;
+  code?: string;
+  exitCode?: number;
+}
+
+export function errorPayload(err: unknown): ErrorPayload {
+  const e = err as Error & { code?: string; exitCode?: number };
+  return { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode };
+}
