@@ -71,7 +71,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
       else if (run.target === 'least-likely') targets = leastLikelyTargets(model, b.x);
       else targets = fixedTargets(labels.length, run.target, model.numClasses);
     }
-    let cleanPredictions: Int32Array = new Int32Array(0);
+    let cleanPredictions: Int32Array = new Int32Array(0); // from the workers' replies with a pool
     if (!pool) {
       const clean = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
       cleanPredictions = Int32Array.from(await clean.data());
@@ -86,15 +86,15 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     const opts = { ...(options as GradientAttackOptions), seed: p.seeds, ...(p.targets ? { goal: targeted(p.targets) } : {}) };
     return (attack as unknown as AnyAttack)(model, p.x, p.labels, opts);
   };
-  const attackOnPool = async (p: Prepared): Promise<AttackResult> => {
+  const attackOnPool = async (p: Prepared): Promise<{ result: AttackResult; cleanPredictions: Int32Array }> => {
     const images = Float32Array.from(await p.x.data());
     const reply = await pool!.run({ attack: poolName!, options: { ...(options as object) }, images, shape: p.x.shape as [number, number, number, number], labels: p.labels, seeds: p.seeds, targets: p.targets, clean: true });
-    p.cleanPredictions = reply.cleanPredictions!;
-    return {
+    const result: AttackResult = {
       adversarial: tf.tensor4d(reply.adversarial!, p.x.shape as [number, number, number, number]),
       success: reply.success!, predictions: reply.predictions!, norms: { linf: reply.linf!, l2: reply.l2! },
       steps: reply.steps!, restarts: reply.restarts!, loss: reply.loss!,
     };
+    return { result, cleanPredictions: reply.cleanPredictions! };
   };
 
   if (!pool) {
@@ -107,7 +107,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     return;
   }
   // With a pool: keep every worker busy, yield in order.
-  const inFlight: Array<{ p: Prepared; result: Promise<AttackResult> }> = [];
+  const inFlight: Array<{ p: Prepared; result: Promise<{ result: AttackResult; cleanPredictions: Int32Array }> }> = [];
   const it = batches(ds, batchSize, { from });
   const fill = async () => {
     while (inFlight.length < pool.size * 2) {
@@ -123,15 +123,15 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     await fill();
     while (inFlight.length) {
       const { p, result } = inFlight.shift()!;
-      const r = await result; // also fills p.cleanPredictions
+      const r = await result;
       await fill();
       run.onProgress?.(p.end, total);
-      yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: p.cleanPredictions, result: r };
+      yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: r.cleanPredictions, result: r.result };
     }
   } finally {
     for (const { p, result } of inFlight) {
       p.x.dispose();
-      void result.then((r) => r.adversarial.dispose(), () => undefined);
+      void result.then((r) => r.result.adversarial.dispose(), () => undefined);
     }
   }
 }

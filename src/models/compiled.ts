@@ -34,6 +34,18 @@ function activationOf(config: tf.serialization.ConfigDict): 'relu' | 'linear' | 
   return a === 'relu' || a === 'linear' ? a : null;
 }
 
+/** A pooling layer's step, or null for options outside what compiles. */
+function poolStep(config: tf.serialization.ConfigDict, kind: 'max' | 'avg', reluInput: boolean): Step | null {
+  const pad = config.padding;
+  if (pad !== 'same' && pad !== 'valid') return null;
+  if (config.dataFormat !== undefined && config.dataFormat !== 'channelsLast') return null;
+  const filterSize = pair(config.poolSize);
+  const strides = pair(config.strides ?? config.poolSize);
+  if (kind === 'avg') return (h) => tf.avgPool(h as tf.Tensor4D, filterSize, strides, pad);
+  const attrs: PoolAttrs = { filterSize, strides, pad, reluInput };
+  return (h) => tf.engine().runKernel(FUSED_MAX_POOL, { x: h }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
 /** The plan for `model`, or null when some layer is outside what compiles. */
 function compile(model: tf.LayersModel): Array<{ step: Step; dropout: boolean }> | null {
   if (model.getClassName() !== 'Sequential' || model.inputs.length !== 1 || model.outputs.length !== 1) return null;
@@ -58,28 +70,18 @@ function compile(model: tf.LayersModel): Array<{ step: Step; dropout: boolean }>
       const bias = config.useBias ? layer.bias! : null;
       plan.push({ dropout: false, step: (h) => tf.engine().runKernel(FUSED_CONV, bias ? { x: h, filter: kernel.read(), bias: bias.read() } : { x: h, filter: kernel.read() }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor });
       if (pooled) {
-        const p = next.getConfig();
-        if (p.padding !== 'same' && p.padding !== 'valid') return null;
-        if (p.dataFormat !== undefined && p.dataFormat !== 'channelsLast') return null;
-        const poolSize = pair(p.poolSize);
-        const poolAttrs: PoolAttrs = { filterSize: poolSize, strides: pair(p.strides ?? p.poolSize), pad: p.padding, reluInput: true };
-        plan.push({ dropout: false, step: (h) => tf.engine().runKernel(FUSED_MAX_POOL, { x: h }, poolAttrs as unknown as tf.NamedAttrMap) as tf.Tensor });
+        // The pool's gradient applies this layer's ReLU mask (maskedUpstream above).
+        const step = poolStep(next.getConfig(), 'max', true);
+        if (!step) return null;
+        plan.push({ dropout: false, step });
         i++;
       }
       continue;
     }
     if (kind === 'MaxPooling2D' || kind === 'AveragePooling2D') {
-      if (rank !== 4 || (config.padding !== 'same' && config.padding !== 'valid')) return null;
-      const size = pair(config.poolSize);
-      const strides = pair(config.strides ?? config.poolSize);
-      const pad = config.padding;
-      const attrs: PoolAttrs = { filterSize: size, strides, pad, reluInput: false };
-      plan.push({
-        dropout: false,
-        step: kind === 'MaxPooling2D'
-          ? (h) => tf.engine().runKernel(FUSED_MAX_POOL, { x: h }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor
-          : (h) => tf.avgPool(h as tf.Tensor4D, size, strides, pad),
-      });
+      const step = rank === 4 ? poolStep(config, kind === 'MaxPooling2D' ? 'max' : 'avg', false) : null;
+      if (!step) return null;
+      plan.push({ dropout: false, step });
       continue;
     }
     if (kind === 'Flatten') {
