@@ -2,37 +2,55 @@
  * Fused layer ops for the wasm backend, with their gradients.
  *
  * Under a gradient tape tfjs un-fuses a conv or dense layer into conv/matmul, bias add and
- * activation (three passes over the activations, three tensors kept), and takes the ReLU's
- * gradient as step + multiply (two more passes). The ops here run each layer as the backend's
- * fused XNNPACK kernel (conv/matmul + bias + ReLU in one pass) and register gradients that take
- * the ReLU's mask in one pass, or, when a ReLU layer feeds a 2x2 max pool, inside the pooling
+ * activation (three passes over the activations, three tensors kept), takes the ReLU's gradient
+ * as step + multiply (two more passes) and ReLU6's as four kernels, and its own fused ops
+ * (`customGrad`) compute the filter and bias gradients even when only the input gradient is
+ * asked for. The ops here run each layer as the backend's fused XNNPACK kernel (conv, depthwise
+ * conv or matmul + bias + ReLU/ReLU6 clamp in one pass) and register gradients that take the
+ * activation's mask in one pass, or, when a ReLU layer feeds a 2x2 max pool, inside the pooling
  * gradient itself (one SIMD pass computes the gradient at the conv's pre-activation).
  *
- * Gradients are registered per input and computed lazily, so an attack (which needs only the
- * input gradient) never computes weight gradients. The kernels exist for the wasm backend
- * only; `models/compiled.ts` uses these ops only there and falls back to the model's own layers
- * elsewhere. Results equal the cpu backend's gradients (tests/backend/fused.test.ts).
+ * Gradients are registered per input and computed lazily: tfjs prunes the inputs that do not
+ * lead to what is differentiated, so an attack (which needs only the input gradient) never
+ * computes weight gradients.
+ *
+ * `AdvkitFoldBatchNorm` folds an inference-mode batch norm into the weights before it: W' = W·s,
+ * b' = (b − mean)·s + beta with s = gamma / sqrt(var + eps). Its kernel keeps the folded weights
+ * of the last weights it saw in a slot the caller owns (one per layer) and hands out the same
+ * buffer while the weights are unchanged, so XNNPACK's packed-weight cache stays warm across
+ * attack steps; its gradient is the exact chain rule back to W, b, gamma, beta, mean and var.
+ *
+ * The kernels exist for the wasm backend only; `models/compiler` uses these ops only there and
+ * runs plain tfjs ops elsewhere. Results equal the cpu backend's gradients
+ * (tests/backend/fused.test.ts, tests/models/compiler.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { maxPoolGradInto, reluGradInto } from './wasm_kernels.js';
+import { clampGradInto, maxPoolGradInto, reluGradInto } from './wasm_kernels.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> };
-type Activation = 'relu' | 'linear';
+/** Activations the fused kernels apply in place (XNNPACK's output clamp). */
+export type Activation = 'linear' | 'relu' | 'relu6';
+/** 'same', 'valid', or explicit NHWC padding [[0, 0], [top, bottom], [left, right], [0, 0]]. */
+export type ConvPad = 'same' | 'valid' | number[][];
 
 export const FUSED_CONV = 'AdvkitConv2D';
 export const FUSED_DENSE = 'AdvkitDense';
+export const FUSED_DEPTHWISE = 'AdvkitDepthwiseConv2D';
 export const FUSED_MAX_POOL = 'AdvkitMaxPool';
+export const FUSED_CLAMP = 'AdvkitClamp';
+export const FOLD_BATCH_NORM = 'AdvkitFoldBatchNorm';
 const MAX_POOL_GRAD = 'AdvkitMaxPoolGrad';
 const RELU_GRAD = 'AdvkitReluGrad';
+const ACT_GRAD = 'AdvkitActivationGrad';
 
 /** The fused ops and their gradient kernels (reported by `advkit info`). */
-export const FUSED_OPS = [FUSED_CONV, FUSED_DENSE, FUSED_MAX_POOL, MAX_POOL_GRAD, RELU_GRAD] as const;
+export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD] as const;
 
 export interface ConvAttrs {
   strides: [number, number];
-  pad: 'same' | 'valid';
+  pad: ConvPad;
   activation: Activation;
   /** The gradient arriving here already carries the ReLU's mask (a fused max pool applied it). */
   maskedUpstream: boolean;
@@ -40,6 +58,39 @@ export interface ConvAttrs {
 export interface DenseAttrs {
   activation: Activation;
 }
+export interface ClampAttrs {
+  activation: Exclude<Activation, 'linear'>;
+}
+/** Where the fold kernel keeps the folded weights of the last weights it saw (one per layer). */
+export interface FoldSlot {
+  key: object[];
+  backend: BackendWasm | null;
+  filter: TensorInfo | null;
+  bias: TensorInfo | null;
+}
+export interface FoldAttrs {
+  epsilon: number;
+  slot: FoldSlot;
+  /** Which of bias, gamma, beta the layer has (absent ones arrive as 0, 1, 0). */
+  present?: { bias: boolean; gamma: boolean; beta: boolean };
+}
+export function newFoldSlot(): FoldSlot {
+  return { key: [], backend: null, filter: null, bias: null };
+}
+/** Releases a slot's folded weights (the slot refills on its next use). */
+export function releaseFoldSlot(slot: FoldSlot): void {
+  if (slot.backend && slot.filter && slot.bias) {
+    slot.backend.disposeData(slot.filter.dataId);
+    slot.backend.disposeData(slot.bias.dataId);
+  }
+  slot.key = [];
+  slot.backend = null;
+  slot.filter = null;
+  slot.bias = null;
+}
+
+const CLAMP_HI: Record<Activation, number> = { linear: Infinity, relu: Infinity, relu6: 6 };
+
 export interface PoolAttrs {
   filterSize: [number, number];
   strides: [number, number];
@@ -58,6 +109,58 @@ function fusedConv({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const a = attrs as unknown as ConvAttrs;
   return runWasm('FusedConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
     { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1], activation: a.activation }, backend);
+}
+
+function fusedDepthwise({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const a = attrs as unknown as ConvAttrs;
+  return runWasm('FusedDepthwiseConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
+    { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1], activation: a.activation }, backend);
+}
+
+function clamp({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  return runWasm((attrs as unknown as ClampAttrs).activation === 'relu6' ? 'Relu6' : 'Relu', { x: inputs.x }, {}, backend);
+}
+
+function activationGradKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  return clampGradInto(backend, inputs.dy!, inputs.y!, CLAMP_HI[(attrs as unknown as ClampAttrs).activation]);
+}
+
+/**
+ * Folded weights [filter', bias'] for the slot's layer, computed on the heap (f64 scale) when the
+ * weights changed since the slot was filled, else the slot's buffers, shared (a reference count).
+ */
+function foldBatchNorm({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
+  const { epsilon, slot, present } = attrs as unknown as FoldAttrs;
+  const names = ['filter', 'bias', 'gamma', 'beta', 'mean', 'variance'] as const;
+  const has = (n: (typeof names)[number]) => n !== 'bias' && n !== 'gamma' && n !== 'beta' ? true : present?.[n] ?? true;
+  // Absent inputs are per-call defaults: the cache key names them instead.
+  const key = names.map((n) => (has(n) ? inputs[n]!.dataId : n));
+  const fresh = slot.backend === backend && slot.filter !== null && key.every((k, i) => k === slot.key[i]);
+  if (!fresh) {
+    releaseFoldSlot(slot);
+    const filter = inputs.filter!;
+    const co = inputs.mean!.shape[0]!;
+    // Allocate before taking views of the heap: an allocation can grow (and so detach) it.
+    const outFilter = backend.makeOutput(filter.shape, 'float32') as TensorInfo;
+    const outBias = backend.makeOutput([co], 'float32') as TensorInfo;
+    const [w, b, gamma, beta, mean, variance] = names.map((n) => (has(n) ? heap(backend, inputs[n]!) : null));
+    const scale = new Float64Array(co);
+    const ob = heap(backend, outBias);
+    for (let c = 0; c < co; c++) {
+      scale[c] = (gamma ? gamma[c]! : 1) / Math.sqrt(variance![c]! + epsilon);
+      ob[c] = ((b ? b[c]! : 0) - mean![c]!) * scale[c]! + (beta ? beta[c]! : 0);
+    }
+    const of = heap(backend, outFilter);
+    for (let i = 0; i < of.length; i++) of[i] = w![i]! * scale[i % co]!;
+    Object.assign(slot, { key, backend, filter: outFilter, bias: outBias });
+  }
+  backend.incRef(slot.filter!.dataId);
+  backend.incRef(slot.bias!.dataId);
+  return [{ ...slot.filter! }, { ...slot.bias! }];
+}
+
+function heap(backend: BackendWasm, t: TensorInfo): Float32Array {
+  return backend.typedArrayFromHeap(t as tf.TensorInfo) as Float32Array;
 }
 
 function fusedDense({ inputs, backend, attrs }: KernelArgs): TensorInfo {
@@ -92,18 +195,46 @@ export function reluGrad(dy: tf.Tensor, y: tf.Tensor): tf.Tensor {
   return tf.engine().runKernel(RELU_GRAD, { dy, y }, {}) as tf.Tensor;
 }
 
+/** dy masked by the activation whose output is y, in one pass (dy itself for linear). */
+function activationGrad(dy: tf.Tensor, y: tf.Tensor, activation: Activation): tf.Tensor {
+  if (activation === 'linear') return dy;
+  if (activation === 'relu') return reluGrad(dy, y);
+  return tf.engine().runKernel(ACT_GRAD, { dy, y }, { activation } as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** Runs one of the ops above (for models/compiler). */
+export function runFused(name: string, inputs: Record<string, tf.Tensor | undefined>, attrs: object): tf.Tensor {
+  registerFusedOps();
+  const named: Record<string, tf.Tensor> = {};
+  for (const [k, v] of Object.entries(inputs)) if (v) named[k] = v;
+  return tf.engine().runKernel(name, named, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** [filter', bias'] of a conv/dense followed by an inference batch norm (see the module comment). */
+export function foldBatchNormWeights(inputs: { filter: tf.Tensor; bias?: tf.Tensor; gamma?: tf.Tensor; beta?: tf.Tensor; mean: tf.Tensor; variance: tf.Tensor }, attrs: FoldAttrs): [tf.Tensor, tf.Tensor] {
+  registerFusedOps();
+  const co = inputs.mean.shape[0]!;
+  const present = { bias: !!inputs.bias, gamma: !!inputs.gamma, beta: !!inputs.beta };
+  const named = {
+    filter: inputs.filter, bias: inputs.bias ?? tf.zeros([co]), gamma: inputs.gamma ?? tf.ones([co]), beta: inputs.beta ?? tf.zeros([co]),
+    mean: inputs.mean, variance: inputs.variance,
+  };
+  return tf.engine().runKernel(FOLD_BATCH_NORM, named, { ...attrs, present } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor];
+}
+
 let registered = false;
 
 /** Registers the fused ops for wasm and their gradients (idempotent). */
 export function registerFusedOps(): void {
   if (registered) return;
   const kernels: Array<[string, (a: KernelArgs) => TensorInfo]> = [
-    [FUSED_CONV, fusedConv], [FUSED_DENSE, fusedDense], [FUSED_MAX_POOL, maxPool],
-    [MAX_POOL_GRAD, maxPoolGradKernel], [RELU_GRAD, reluGradKernel],
+    [FUSED_CONV, fusedConv], [FUSED_DEPTHWISE, fusedDepthwise], [FUSED_DENSE, fusedDense], [FUSED_MAX_POOL, maxPool],
+    [FUSED_CLAMP, clamp], [MAX_POOL_GRAD, maxPoolGradKernel], [RELU_GRAD, reluGradKernel], [ACT_GRAD, activationGradKernel],
   ];
   for (const [kernelName, fn] of kernels) {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
   }
+  tf.registerKernel({ kernelName: FOLD_BATCH_NORM, backendName: 'wasm', kernelFunc: foldBatchNorm as unknown as tf.KernelFunc });
 
   tf.registerGradient({
     kernelName: FUSED_CONV,
@@ -112,7 +243,7 @@ export function registerFusedOps(): void {
     gradFunc: (dy, saved, attrs) => {
       const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
       const a = attrs as unknown as ConvAttrs;
-      const dz = (a.activation === 'relu' && !a.maskedUpstream ? reluGrad(dy as tf.Tensor, y) : dy) as tf.Tensor4D;
+      const dz = (a.maskedUpstream ? dy : activationGrad(dy as tf.Tensor, y, a.activation)) as tf.Tensor4D;
       const conv = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
       return {
         x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
@@ -128,11 +259,63 @@ export function registerFusedOps(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, kernel, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const dz = ((attrs as unknown as DenseAttrs).activation === 'relu' ? reluGrad(dy as tf.Tensor, y) : dy) as tf.Tensor2D;
+      const dz = activationGrad(dy as tf.Tensor, y, (attrs as unknown as DenseAttrs).activation) as tf.Tensor2D;
       return {
         x: () => tf.matMul(dz, kernel, false, true),
         kernel: () => tf.matMul(x, dz, true, false),
         bias: () => tf.sum(dz, 0),
+      };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: FUSED_DEPTHWISE,
+    inputsToSave: ['x', 'filter'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      const a = attrs as unknown as ConvAttrs;
+      const dz = activationGrad(dy as tf.Tensor, y, a.activation) as tf.Tensor4D;
+      const conv = { strides: a.strides, pad: a.pad, dilations: [1, 1], dimRoundingMode: undefined };
+      return {
+        x: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        filter: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        bias: () => tf.sum(dz, [0, 1, 2]),
+      };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: FUSED_CLAMP,
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [y] = saved as [tf.Tensor];
+      return { x: () => activationGrad(dy as tf.Tensor, y, (attrs as unknown as ClampAttrs).activation) };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: FOLD_BATCH_NORM,
+    inputsToSave: ['filter', 'bias', 'gamma', 'beta', 'mean', 'variance'],
+    gradFunc: (dys, saved, attrs) => {
+      const [filter, bias, gamma, , mean, variance] = saved as tf.Tensor[];
+      const co = mean!.shape[0]!;
+      // An output outside the differentiated graph arrives as null.
+      const dW = (dys as Array<tf.Tensor | null>)[0] ?? tf.zerosLike(filter!);
+      const db = (dys as Array<tf.Tensor | null>)[1] ?? tf.zeros([co]);
+      const eps = (attrs as unknown as FoldAttrs).epsilon;
+      const rstd = () => tf.rsqrt(tf.add(variance!, eps));
+      const scale = () => tf.mul(gamma!, rstd());
+      const dW2 = () => tf.reshape(dW, [-1, co]);
+      // d/ds of W·s and (b − mean)·s: the column sums of dW'·W plus db'·(b − mean).
+      const dScale = () => tf.add(tf.sum(tf.mul(dW2(), tf.reshape(filter!, [-1, co])), 0), tf.mul(db, tf.sub(bias!, mean!)));
+      return {
+        filter: () => tf.reshape(tf.mul(dW2(), scale()), filter!.shape),
+        bias: () => tf.mul(db, scale()),
+        beta: () => tf.clone(db),
+        gamma: () => tf.mul(dScale(), rstd()),
+        mean: () => tf.neg(tf.mul(db, scale())),
+        variance: () => tf.mul(tf.mul(dScale(), gamma!), tf.mul(tf.pow(rstd(), 3), -0.5)),
       };
     },
   });

@@ -15,6 +15,8 @@ import { SIMD_KERNELS_WASM } from './simd_kernels.generated.js';
 export interface SimdKernels {
   /** out = y > 0 ? dy : 0 over n floats. */
   reluGrad(dy: tf.TensorInfo, y: tf.TensorInfo, out: tf.TensorInfo, n: number): void;
+  /** out = 0 < y < hi ? dy : 0 over n floats (ReLU6's gradient with hi = 6). */
+  clampGrad(dy: tf.TensorInfo, y: tf.TensorInfo, out: tf.TensorInfo, n: number, hi: number): void;
   /** 2x2/2 max-pool gradient (see simd_kernels.wat); C must be a multiple of 4. */
   maxPool2x2Grad(x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo, dims: { n: number; h: number; w: number; c: number; ho: number; wo: number }, relu: boolean): void;
   /** out[c] = Σ_r x[r, c] accumulated in f64 (scratch: 2·cols floats); cols a multiple of 4. */
@@ -27,6 +29,7 @@ export interface SimdKernels {
 
 interface Exports {
   relu_grad(dy: number, y: number, out: number, n: number): void;
+  clamp_grad(dy: number, y: number, out: number, n: number, hi: number): void;
   maxpool2x2_grad(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number, relu: number): void;
   col_sum(x: number, out: number, scratch: number, rows: number, cols: number): void;
   conv_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
@@ -78,6 +81,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
     const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
     kernels = {
       reluGrad: (dy, y, out, n) => e.relu_grad(at(dy), at(y), at(out), n),
+      clampGrad: (dy, y, out, n, hi) => e.clamp_grad(at(dy), at(y), at(out), n, hi),
       maxPool2x2Grad: (x, dy, dx, d, relu) => e.maxpool2x2_grad(at(x), at(dy), at(dx), d.n, d.h, d.w, d.c, d.ho, d.wo, relu ? 1 : 0),
       colSum: (x, out, scratch, rows, cols) => e.col_sum(at(x), at(out), at(scratch), rows, cols),
       convFilterGrad: (x, dy, dW, i) => e.conv_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,

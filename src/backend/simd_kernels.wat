@@ -7,6 +7,9 @@
 ;;
 ;; Semantics follow the tfjs cpu backend exactly (the parity tests compare against it):
 ;; - relu_grad: out = y > 0 ? dy : 0 (tfjs: dy * step(x), and y = relu(x) > 0 iff x > 0).
+;; - clamp_grad: out = 0 < y < hi ? dy : 0, the gradient of min(max(x, 0), hi) taken from its
+;;   output y (ReLU6 with hi = 6; tfjs passes the gradient where 0 < x <= hi, which differs only
+;;   where x is exactly hi).
 ;; - maxpool2x2_grad: 2x2 windows, stride 2, no padding, NHWC, C a multiple of 4. The gradient
 ;;   goes to the first maximum of each window in row-major order (a running maximum from
 ;;   -Infinity, replaced only by a strictly greater value, so NaNs never win). Every input
@@ -47,6 +50,36 @@
             (f32.load (i32.add (local.get $dy) (local.get $i)))
             (f32.const 0)
             (f32.gt (f32.load (i32.add (local.get $y) (local.get $i))) (f32.const 0))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tail))))
+
+  (func (export "clamp_grad") (param $dy i32) (param $y i32) (param $out i32) (param $n i32) (param $hi f32)
+    (local $i i32) (local $n4 i32) (local $end i32) (local $vhi v128) (local $v v128)
+    (local.set $vhi (f32x4.splat (local.get $hi)))
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $n4 (i32.and (local.get $end) (i32.const -16)))
+    (block $simd_done
+      (loop $simd
+        (br_if $simd_done (i32.ge_u (local.get $i) (local.get $n4)))
+        (local.set $v (v128.load (i32.add (local.get $y) (local.get $i))))
+        (v128.store (i32.add (local.get $out) (local.get $i))
+          (v128.and
+            (v128.load (i32.add (local.get $dy) (local.get $i)))
+            (v128.and
+              (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))
+              (f32x4.lt (local.get $v) (local.get $vhi)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $simd)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $i) (local.get $end)))
+        (f32.store (i32.add (local.get $out) (local.get $i))
+          (select
+            (f32.load (i32.add (local.get $dy) (local.get $i)))
+            (f32.const 0)
+            (i32.and
+              (f32.gt (f32.load (i32.add (local.get $y) (local.get $i))) (f32.const 0))
+              (f32.lt (f32.load (i32.add (local.get $y) (local.get $i))) (local.get $hi)))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
 

@@ -286,13 +286,35 @@ function depthwiseInfo(xShape: number[], filterShape: number[], attrs: Attrs) {
     attrs.dimRoundingMode as 'floor' | undefined, true);
 }
 
-/** dx of depthwise conv2d, a loop over the heap (cpu backend semantics). */
+/**
+ * dx of depthwise conv2d. With channel multiplier 1 and no dilation (MobileNet, Xception), the
+ * backend's XNNPACK depthwise convolution of the stride-dilated, padded dy with the spatially
+ * flipped filter; otherwise a loop over the heap (cpu backend semantics).
+ */
 function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const dy = inputs.dy!;
   const filter = inputs.filter!;
   const info = depthwiseInfo(attrs.inputShape as number[], filter.shape, attrs);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const mult = Co / C;
+  if (mode === 'advkit' && mult === 1 && dh === 1 && dw === 1) {
+    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
+    const top = kh - 1 - info.padInfo.top;
+    const left = kw - 1 - info.padInfo.left;
+    const bottom = H + info.padInfo.top - ((Ho - 1) * sh + 1);
+    const right = W + info.padInfo.left - ((Wo - 1) * sw + 1);
+    let out: TensorInfo;
+    const conv = { strides: [1, 1], dataFormat: 'NHWC', dilations: [1, 1] };
+    if (sh === 1 && sw === 1 && top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
+      out = run('DepthwiseConv2dNative', { x: dy, filter: flipped }, { ...conv, pad: [[0, 0], [top, bottom], [left, right], [0, 0]] }, backend);
+    } else {
+      const padded = dilatePad(backend, dy, sh, sw, top, left, H + kh - 1, W + kw - 1);
+      out = run('DepthwiseConv2dNative', { x: padded, filter: flipped }, { ...conv, pad: 'valid' }, backend);
+      free(backend, padded);
+    }
+    free(backend, flipped);
+    return out;
+  }
   const out = backend.makeOutput([N, H, W, C], 'float32') as TensorInfo;
   const dx = heap(backend, out);
   const g = heap(backend, dy);
@@ -450,6 +472,26 @@ function maxPoolGradGeneric(xv: Float32Array, g: Float32Array, dx: Float32Array,
       }
     }
   }
+}
+
+/**
+ * dy masked by a clamp to [0, hi] taken from its output y: 0 < y < hi ? dy : 0 (ReLU6 with hi = 6;
+ * hi = Infinity is the ReLU mask).
+ */
+export function clampGradInto(backend: BackendWasm, dy: TensorInfo, y: TensorInfo, hi: number): TensorInfo {
+  if (hi === Infinity) return reluGradInto(backend, dy, y);
+  const out = backend.makeOutput(dy.shape, 'float32') as TensorInfo;
+  const n = tf.util.sizeFromShape(dy.shape);
+  const simd = mode === 'advkit' ? simdKernels(backend) : null;
+  if (simd) {
+    simd.clampGrad(dy, y, out, n, hi);
+    return out;
+  }
+  const o = heap(backend, out);
+  const g = heap(backend, dy);
+  const v = heap(backend, y);
+  for (let i = 0; i < n; i++) o[i] = v[i]! > 0 && v[i]! < hi ? g[i]! : 0;
+  return out;
 }
 
 /** dy masked by a ReLU: y > 0 ? dy : 0, where y is the ReLU's input or output. */
