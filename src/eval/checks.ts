@@ -57,7 +57,7 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
   // Probabilities instead of logits.
   checks.push(model.warnings.length
     ? { id: 'probabilities', status: 'warn', message: model.warnings.join(' '), suggestion: 'Give advkit the logits (the model without its final softmax): gradients of saturated probabilities vanish and make the model look robust.' }
-    : { id: 'probabilities', status: 'pass', message: 'The model outputs logits.' });
+    : { id: 'probabilities', status: 'pass', message: model.output && model.output.kind !== 'logits' ? `Logits are used: ${model.output.detail}` : 'The model outputs logits.' });
 
   if (m === 0) {
     checks.push({ id: 'subset', status: 'warn', message: 'No example is classified correctly, so no attack-based check could run.', suggestion: 'Check that the model and the data match (classes, scaling to [0, 1]).' });

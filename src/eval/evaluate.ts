@@ -181,7 +181,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
     schema: REPORT_SCHEMA_ID,
     version: REPORT_VERSION,
     createdBy: { advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: backendStatus()?.name ?? tf.getBackend(), node: process.versions.node },
-    model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings], ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
+    model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
     data: { name: data.name, examples: n, classNames: [...data.classNames] },
     config: { attacks: o.attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks },
     threatModel: {

@@ -35,6 +35,7 @@ export function renderTable(report: RobustnessReport): string {
   const out = [
     `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
     report.config.cascade && report.config.attacks.length > 1 ? '(cascade: each column adds its attack on the points still robust)' : '',
+    report.model.output && report.model.output.kind !== 'logits' ? `(logits: ${report.model.output.detail})` : '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
@@ -52,6 +53,7 @@ export function renderMarkdown(report: RobustnessReport): string {
     '',
     `**Threat model.** ${report.threatModel.description}`,
     ...(report.model.defense ? ['', `**Defense.** ${report.model.defense}.`] : []),
+    ...(report.model.output ? ['', `**Logits.** ${report.model.output.detail}`] : []),
     '',
     `Catalogue: ${report.threatModel.catalogue.map((c) => `${c.source} ${c.id} (${c.name})`).join('; ')}.`,
     '',
@@ -172,6 +174,7 @@ li.warn{color:#9a3412}li.pass{color:#166534}.chart svg{max-width:100%;height:aut
 <p><b>Threat model.</b> ${escHtml(report.threatModel.description)}<br>
 Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code>${c.id}</code> (${escHtml(c.name)})`).join('; ')}.</p>
 ${report.model.defense ? `<p><b>Defense.</b> ${escHtml(report.model.defense)}.</p>` : ''}
+${report.model.output ? `<p><b>Logits.</b> ${escHtml(report.model.output.detail)}</p>` : ''}
 <p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${report.data.examples} examples · seed ${report.config.seed} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
 <div class="chart" id="chart">${svg}</div>
 <table><thead><tr>${header.map((h) => `<th>${escHtml(h)}</th>`).join('')}</tr></thead>

@@ -58,7 +58,9 @@ export interface RobustnessReport {
   schema: typeof REPORT_SCHEMA_ID;
   version: typeof REPORT_VERSION;
   createdBy: { advkit: string; tfjs: string; backend: string; node: string };
-  model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[]; /** Preprocessing defense and how its gradients are taken (BPDA, EOT). */ defense?: string };
+  model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[]; /** Preprocessing defense and how its gradients are taken (BPDA, EOT). */ defense?: string;
+    /** How the attacked logits relate to the model's output (softmax cut, sigmoid made two logits, ...). */
+    output?: { kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities'; detail: string } };
   data: { name: string; examples: number; classNames: string[] };
   config: {
     attacks: Array<{ name: string; options: Record<string, unknown> }>;
@@ -112,6 +114,10 @@ export const REPORT_JSON_SCHEMA = {
         inputShape: { type: 'array', items: { type: 'integer' }, minItems: 3, maxItems: 3 },
         bounds: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
         randomized: { type: 'boolean' }, warnings: { type: 'array', items: { type: 'string' } }, defense: { type: 'string' },
+        output: {
+          type: 'object', required: ['kind', 'detail'],
+          properties: { kind: { enum: ['logits', 'softmax-cut', 'sigmoid-binary', 'log-probabilities'] }, detail: { type: 'string' } },
+        },
       },
     },
     data: {

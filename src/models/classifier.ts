@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check, ModelError, show } from '../util/errors.js';
-import { forward } from './compiled.js';
+import { compileModel, type CompiledModel, type CompileReport } from './compiler/index.js';
 
 export type Bounds = readonly [number, number];
 export type ImageShape = readonly [number, number, number];
@@ -22,8 +22,22 @@ export interface Classifier {
   readonly inputShape: ImageShape;
   /** True when two calls on the same input may give different logits. */
   readonly randomized: boolean;
-  /** Facts about the model a report should show (softmax detected, ...). */
+  /** Facts about the model a report should show (probabilities instead of logits, ...). */
   readonly warnings: readonly string[];
+  /** How `logits` relates to the model's own output (reports show it). */
+  readonly output?: OutputInfo;
+}
+
+/**
+ * - logits: the model's output is used as it is;
+ * - softmax-cut: the model ends in softmax and its input is used;
+ * - sigmoid-binary: one sigmoid unit z (a binary detector) becomes the logits [0, z];
+ * - log-probabilities: the model outputs probabilities that could not be cut; their logs are used.
+ */
+export interface OutputInfo {
+  kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities';
+  /** One sentence for reports. */
+  detail: string;
 }
 
 export interface Normalization {
@@ -67,7 +81,7 @@ function normalizer(fn: string, norm: Normalization | undefined, channels: numbe
 }
 
 /** Builds a Classifier from a logits function. */
-export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { numClasses: number; inputShape: ImageShape; bounds?: Bounds; randomized?: boolean; normalization?: Normalization; warnings?: string[] }): Classifier {
+export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { numClasses: number; inputShape: ImageShape; bounds?: Bounds; randomized?: boolean; normalization?: Normalization; warnings?: string[]; output?: OutputInfo }): Classifier {
   const name = 'fromFunction';
   check(Number.isInteger(options.numClasses) && options.numClasses >= 2, name, () => `numClasses must be an integer >= 2, but got ${show(options.numClasses)}.`);
   check(Array.isArray(options.inputShape) && options.inputShape.length === 3 && options.inputShape.every((d) => Number.isInteger(d) && d > 0), name,
@@ -81,6 +95,7 @@ export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { num
     inputShape: [...options.inputShape] as unknown as ImageShape,
     randomized: options.randomized ?? false,
     warnings: options.warnings ?? [],
+    ...(options.output ? { output: options.output } : {}),
   };
 }
 
@@ -113,15 +128,61 @@ function probeProbabilities(run: (x: tf.Tensor4D) => tf.Tensor2D, shape: ImageSh
   return result;
 }
 
-function layerActivation(layer: tf.layers.Layer): string | undefined {
-  const cfg = layer.getConfig() as { activation?: unknown };
-  return typeof cfg.activation === 'string' ? cfg.activation : undefined;
+const PROBABILITIES_WARNING = 'the model outputs probabilities (rows are non-negative and sum to 1); advkit attacks log-probabilities, whose gradients can vanish when probabilities saturate: export the model without the softmax for a reliable evaluation.';
+
+function lastNodeName(report: CompileReport, merged: string): string {
+  const m = /'([^']+)'/.exec(report.merged.find((s) => s.includes(merged)) ?? '');
+  return m ? m[1]! : '?';
 }
 
 /**
- * Builds a Classifier from a LayersModel whose single output is [N, numClasses].
- * A final softmax (a Dense or Activation layer with activation 'softmax') is removed so
- * that `logits` returns the pre-softmax scores.
+ * The classifier over a compiled model: logits from the compiled graph (final softmax cut, one
+ * sigmoid unit made two logits), the output kind recorded, probabilities detected by probing
+ * when a softmax is hidden where the compiler cannot cut it.
+ */
+function fromCompiled(fn: string, compiled: CompiledModel, outUnits: number, inputShape: ImageShape, options: ClassifierOptions & { numClasses?: number }): Classifier {
+  const bounds = checkBounds(fn, options.bounds ?? DEFAULT_BOUNDS);
+  const mode = options.output ?? 'auto';
+  const kind = compiled.report.outputKind;
+  let run = (x: tf.Tensor4D) => compiled.forward(x, false) as tf.Tensor2D;
+  let numClasses = outUnits;
+  let output: OutputInfo;
+  const warnings: string[] = [];
+  if (kind === 'sigmoid-binary') {
+    if (outUnits !== 1) {
+      throw new ModelError(`Error in ${fn}: the model ends in ${outUnits} sigmoid units (multi-label outputs): advkit attacks classifiers, whose outputs are one score per class (softmax or logits) or one sigmoid unit (a binary detector).`);
+    }
+    numClasses = 2;
+    output = { kind, detail: `the model ends in one sigmoid unit (node '${lastNodeName(compiled.report, 'sigmoid')}'); advkit attacks the two-class logits [0, z], z the sigmoid's input (the same decisions, honest gradients).` };
+  } else if (kind === 'softmax-cut') {
+    output = { kind, detail: `the model ends in softmax (node '${lastNodeName(compiled.report, 'softmax')}'); advkit attacks its logits (the softmax's input), because gradients of probabilities saturate.` };
+  } else if (mode === 'probabilities' || (mode === 'auto' && outUnits >= 2 && probeProbabilities(run, inputShape, bounds))) {
+    run = logOf(run);
+    warnings.push(PROBABILITIES_WARNING);
+    output = { kind: 'log-probabilities', detail: 'the model outputs probabilities; advkit attacks their logarithms.' };
+  } else {
+    output = { kind: 'logits', detail: 'the model outputs logits; advkit attacks them as they are.' };
+  }
+  if (options.numClasses !== undefined) numClasses = options.numClasses;
+  if (!(Number.isInteger(numClasses) && numClasses >= 2)) {
+    throw new ModelError(`Error in ${fn}: the model's output has ${outUnits} unit${outUnits === 1 ? '' : 's'}, which is not a classifier's [batch, numClasses] with numClasses >= 2 (one unit compiles only as a sigmoid detector).`);
+  }
+  return fromFunction(run, { numClasses, inputShape, bounds, normalization: options.normalization, warnings, output });
+}
+
+function compileOrThrow(fn: string, model: tf.LayersModel | tf.GraphModel, mode: ClassifierOptions['output']): CompiledModel {
+  try {
+    return compileModel(model, { cutOutput: mode !== 'logits' && mode !== 'probabilities' });
+  } catch (err) {
+    throw new ModelError(`Error in ${fn}: ${(err as Error).message}.`);
+  }
+}
+
+/**
+ * Builds a Classifier from a LayersModel (Sequential or functional) with one image input and one
+ * output: [N, numClasses] logits or probabilities, or one sigmoid unit. The model runs through
+ * advkit's compiler (models/compiler): a final softmax is cut so that `logits` returns the
+ * pre-softmax scores, and a single sigmoid unit z becomes the logits [0, z].
  */
 export function fromLayersModel(model: tf.LayersModel, options: ClassifierOptions = {}): Classifier {
   const fn = 'fromLayersModel';
@@ -134,51 +195,23 @@ export function fromLayersModel(model: tf.LayersModel, options: ClassifierOption
     throw new ModelError(`Error in ${fn}: the model input shape [${inShape.join(', ')}] is not [height, width, channels]; pass inputShape, or build the model with a fixed image input.`);
   }
   const outShape = model.outputs[0]!.shape;
-  const numClasses = outShape[outShape.length - 1];
-  if (outShape.length !== 2 || typeof numClasses !== 'number' || numClasses < 2) {
-    throw new ModelError(`Error in ${fn}: the model output shape [${outShape.join(', ')}] is not [batch, numClasses] with numClasses >= 2.`);
+  const units = outShape[outShape.length - 1];
+  if (outShape.length !== 2 || typeof units !== 'number') {
+    throw new ModelError(`Error in ${fn}: the model output shape [${outShape.join(', ')}] is not [batch, numClasses].`);
   }
-  const bounds = checkBounds(fn, options.bounds ?? DEFAULT_BOUNDS);
-  const warnings: string[] = [];
-  const mode = options.output ?? 'auto';
-  // apply, not predict: predict splits the batch into chunks of 32 and concatenates them,
-  // which costs copies and extra ops in every attack step. On wasm a Sequential model of the
-  // common layers runs through advkit's fused ops (models/compiled.ts).
-  let run: (x: tf.Tensor4D) => tf.Tensor2D = (x) => forward(model, x, false) as tf.Tensor2D;
-
-  const last = model.layers[model.layers.length - 1]!;
-  if (mode !== 'logits' && layerActivation(last) === 'softmax') {
-    const className = last.getClassName();
-    if (className === 'Activation' || className === 'Dense') {
-      const penultimate = tf.model({ inputs: model.inputs, outputs: last.input as tf.SymbolicTensor });
-      if (className === 'Activation') {
-        run = (x) => penultimate.apply(x, { training: false }) as tf.Tensor2D;
-      } else {
-        const useBias = (last.getConfig() as { useBias?: boolean }).useBias !== false;
-        run = (x) => tf.tidy(() => {
-          const h = penultimate.apply(x, { training: false }) as tf.Tensor2D;
-          const [kernel, bias] = last.getWeights() as [tf.Tensor2D, tf.Tensor1D | undefined];
-          const z = tf.matMul(h, kernel);
-          return (useBias && bias ? tf.add(z, bias) : z) as tf.Tensor2D;
-        });
-      }
-      warnings.push(`the model ends in softmax (layer '${last.name}'); advkit attacks its logits (the layer's input) instead, because gradients of probabilities saturate.`);
-    } else {
-      run = logOf(run);
-      warnings.push(`the model ends in softmax inside layer '${last.name}' (${className}); advkit attacks log-probabilities, whose gradients can vanish: export the model without the softmax for a reliable evaluation.`);
-    }
-  } else if (mode === 'probabilities' || (mode === 'auto' && probeProbabilities(run, inputShape as unknown as ImageShape, bounds))) {
-    run = logOf(run);
-    warnings.push('the model outputs probabilities (rows are non-negative and sum to 1); advkit attacks log-probabilities, whose gradients can vanish when probabilities saturate: export the model without the softmax for a reliable evaluation.');
-  }
-  return fromFunction(run, { numClasses, inputShape: inputShape as unknown as ImageShape, bounds, normalization: options.normalization, warnings });
+  const compiled = compileOrThrow(fn, model, options.output);
+  return fromCompiled(fn, compiled, units, inputShape as unknown as ImageShape, options);
 }
 
 function logOf(run: (x: tf.Tensor4D) => tf.Tensor2D): (x: tf.Tensor4D) => tf.Tensor2D {
   return (x) => tf.tidy(() => tf.log(tf.maximum(run(x), 1e-30)) as tf.Tensor2D);
 }
 
-/** Builds a Classifier from a GraphModel (TensorFlow SavedModel / Keras export). */
+/**
+ * Builds a Classifier from a GraphModel (a SavedModel or Keras model through the converter),
+ * through advkit's compiler like `fromLayersModel`: a final Softmax is cut, one Sigmoid unit
+ * becomes two logits.
+ */
 export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions & { numClasses?: number } = {}): Classifier {
   const fn = 'fromGraphModel';
   const input = model.inputs[0];
@@ -186,21 +219,15 @@ export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions 
   if (!shape || shape.length !== 3 || shape.some((d) => !(d > 0))) {
     throw new ModelError(`Error in ${fn}: cannot tell the image shape from the graph's input (${show(input?.shape)}); pass inputShape [H, W, C].`);
   }
-  const bounds = checkBounds(fn, options.bounds ?? DEFAULT_BOUNDS);
-  let run = (x: tf.Tensor4D) => model.predict(x) as tf.Tensor2D;
-  const probe = tf.tidy(() => run(tf.zeros([1, shape[0]!, shape[1]!, shape[2]!]) as tf.Tensor4D));
-  const numClasses = options.numClasses ?? probe.shape[1];
+  const compiled = compileOrThrow(fn, model, options.output);
+  // The model's own output shape, from one forward pass of its executor.
+  const probe = tf.tidy(() => model.predict(tf.zeros([1, shape[0]!, shape[1]!, shape[2]!])) as tf.Tensor);
+  const outShape = probe.shape;
   probe.dispose();
-  if (probe.shape.length !== 2 || !(numClasses >= 2)) {
-    throw new ModelError(`Error in ${fn}: the graph's output shape [${probe.shape.join(', ')}] is not [batch, numClasses].`);
+  if (outShape.length !== 2) {
+    throw new ModelError(`Error in ${fn}: the graph's output shape [${outShape.join(', ')}] is not [batch, numClasses].`);
   }
-  const warnings: string[] = [];
-  const mode = options.output ?? 'auto';
-  if (mode === 'probabilities' || (mode === 'auto' && probeProbabilities(run, shape as unknown as ImageShape, bounds))) {
-    run = logOf(run);
-    warnings.push('the model outputs probabilities (rows are non-negative and sum to 1); advkit attacks log-probabilities, whose gradients can vanish when probabilities saturate: export the model without the softmax for a reliable evaluation.');
-  }
-  return fromFunction(run, { numClasses, inputShape: shape as unknown as ImageShape, bounds, normalization: options.normalization, warnings });
+  return fromCompiled(fn, compiled, outShape[1]!, shape as unknown as ImageShape, options);
 }
 
 /** Predicted classes for a batch (argmax of logits). */

@@ -98,7 +98,7 @@ describe('sanity checks flag gradient masking', () => {
   it('a model that outputs saturated probabilities is flagged', async () => {
     await useBackend('wasm');
     const probs = fromFunction((x) => tf.softmax(tf.mul(net.predict(x) as tf.Tensor2D, 50)) as tf.Tensor2D, { numClasses: 10, inputShape: [28, 28, 1] });
-    const wrapped = fromLayersModel(tf.sequential({ layers: [tf.layers.inputLayer({ inputShape: [28, 28, 1] }), tf.layers.flatten(), tf.layers.dense({ units: 10 }), tf.layers.softmax()] }));
+    const wrapped = fromLayersModel(tf.sequential({ layers: [tf.layers.inputLayer({ inputShape: [28, 28, 1] }), tf.layers.flatten(), tf.layers.dense({ units: 10 }), tf.layers.softmax(), tf.layers.reshape({ targetShape: [10] })] }));
     expect(wrapped.warnings.length).toBe(1);
     const { report } = await evaluateRobustness(wrapped, data, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], checksLimit: 20, squareQueries: 50 });
     expect(byId(report, 'probabilities').status).toBe('warn');

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { fromFunction, fromLayersModel } from '../../src/models/classifier.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
-import { uniform, useBackend } from '../helpers.js';
+import { relError, uniform, useBackend } from '../helpers.js';
 
 describe('Classifier', () => {
   it('a model ending in a softmax Dense layer is attacked through its logits', async () => {
@@ -12,18 +12,21 @@ describe('Classifier', () => {
       tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }), biasInitializer: 'ones' }),
     ] });
     const c = fromLayersModel(seq);
-    expect(c.warnings.join()).toMatch(/ends in softmax/);
+    expect(c.output?.detail).toMatch(/ends in softmax/);
+    expect(c.warnings).toEqual([]);
     const x = tf.tensor4d(uniform(32, 3, 0, 1), [2, 4, 4, 1]);
     const logits = c.logits(x);
     const [k, b] = seq.layers[1]!.getWeights();
     const expected = tf.add(tf.matMul(tf.reshape(x, [2, 16]), k!), b!);
-    expect(Array.from(await logits.data())).toEqual(Array.from(await expected.data()));
+    // One fused kernel (matmul + bias) against matmul then add: equal up to the last bit.
+    expect(relError(await logits.data(), await expected.data())).toBeLessThanOrEqual(1e-6);
     tf.dispose([x, logits, expected]);
   });
 
   it('a function returning probabilities is detected by probing and log-probabilities are used', async () => {
     await useBackend('wasm');
-    const seq = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [4, 4, 1] }), tf.layers.dense({ units: 3 }), tf.layers.softmax()] });
+    // A softmax the compiler cannot cut (a reshape follows it): found by probing the outputs.
+    const seq = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [4, 4, 1] }), tf.layers.dense({ units: 3 }), tf.layers.softmax(), tf.layers.reshape({ targetShape: [3] })] });
     const c = fromLayersModel(seq);
     expect(c.warnings.join()).toMatch(/probabilities/);
     const plain = fromLayersModel(buildArchitecture('mlp', { inputShape: [4, 4, 1], numClasses: 3 }));

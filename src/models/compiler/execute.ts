@@ -1,0 +1,178 @@
+/**
+ * Runs a compiled graph (ir.ts). Two ways, one graph:
+ *
+ * - fast (the wasm backend with advkit's kernels): convs, depthwise convs and dense layers as
+ *   advkit's fused ops (backend/fused.ts) with bias, folded batch norm and ReLU/ReLU6 in one
+ *   XNNPACK kernel and gradients that compute only what is asked for;
+ * - plain (any other backend, or the benchmarks' baseline kernels): the same graph as tfjs ops.
+ *
+ * Training mode runs a folded batch norm as its layer's own call (batch statistics, moving
+ * averages updated) and Dropout as its layer. Each intermediate is released after its last
+ * use (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
+import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
+
+/** Per-node state of a compiled graph: the fold slot of each layer with a folded batch norm. */
+export interface Runtime {
+  slots: Map<number, FoldSlot>;
+}
+
+/** Creates the runtime of `g` (no tensors: slots fill on first use, on the backend in use). */
+export function createRuntime(g: Graph): Runtime {
+  const rt: Runtime = { slots: new Map() };
+  g.nodes.forEach((node, i) => {
+    if ((node.op.kind === 'conv' || node.op.kind === 'dense') && node.op.bn) rt.slots.set(i, newFoldSlot());
+  });
+  return rt;
+}
+
+export function disposeRuntime(rt: Runtime): void {
+  for (const slot of rt.slots.values()) releaseFoldSlot(slot);
+}
+
+function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
+  return typeof pad === 'string' ? pad : [[0, 0], pad[0], pad[1], [0, 0]];
+}
+
+/** Inference batch norm as a per-channel affine map (its gradient never tiles). */
+function batchNormAffine(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
+  const rstd = tf.rsqrt(tf.add(bn.variance.read(), bn.epsilon));
+  const scale = bn.gamma ? tf.mul(bn.gamma.read(), rstd) : rstd;
+  const shifted = tf.mul(tf.sub(x, bn.mean.read()), scale);
+  return bn.beta ? tf.add(shifted, bn.beta.read()) : shifted;
+}
+
+function plainActivation(x: tf.Tensor, act: Activation): tf.Tensor {
+  return act === 'relu' ? tf.relu(x) : act === 'relu6' ? tf.relu6(x) : x;
+}
+
+const SQRT1_2 = Math.SQRT1_2;
+/** Activations as tfjs ops, with tfjs-layers' definitions. */
+function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, fast: boolean): tf.Tensor {
+  switch (fn) {
+    case 'linear': return tf.clone(x);
+    case 'relu':
+    case 'relu6': return fast ? runFused(FUSED_CLAMP, { x }, { activation: fn }) : plainActivation(x, fn);
+    case 'sigmoid': return tf.sigmoid(x);
+    case 'tanh': return tf.tanh(x);
+    case 'softmax': return tf.softmax(x);
+    case 'elu': return tf.elu(x);
+    case 'selu': return tf.selu(x);
+    case 'softplus': return tf.softplus(x);
+    case 'softsign': return tf.div(x, tf.add(tf.abs(x), 1));
+    case 'swish': return tf.mul(x, tf.sigmoid(x));
+    case 'hard_sigmoid': return tf.clipByValue(tf.add(tf.mul(x, 0.2), 0.5), 0, 1);
+    case 'hard_swish': return tf.mul(x, tf.div(tf.relu6(tf.add(x, 3)), 6));
+    case 'leaky_relu': return tf.leakyRelu(x, alpha ?? 0.3);
+    case 'gelu': return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, SQRT1_2))));
+    case 'gelu_new': return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
+    case 'mish': return tf.mul(x, tf.tanh(tf.softplus(x)));
+    case 'exp': return tf.exp(x);
+  }
+}
+
+function binary(fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min', a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  switch (fn) {
+    case 'add': return tf.add(a, b);
+    case 'sub': return tf.sub(a, b);
+    case 'mul': return tf.mul(a, b);
+    case 'div': return tf.div(a, b);
+    case 'max': return tf.maximum(a, b);
+    case 'min': return tf.minimum(a, b);
+  }
+}
+
+type LayerOp = Extract<Op, { kind: 'conv' | 'dense' }>;
+
+/** Weights of a conv/dense, with its inference batch norm folded in (fast path). */
+function foldedWeights(op: LayerOp, i: number, rt: Runtime): { w: tf.Tensor; b?: tf.Tensor } {
+  const w = op.kind === 'dense' ? op.kernel.read() : op.filter.read();
+  const bias = op.bias?.read();
+  if (!op.bn) return { w, b: bias };
+  const [fw, fb] = foldBatchNormWeights({
+    filter: w, bias, gamma: op.bn.gamma?.read(), beta: op.bn.beta?.read(), mean: op.bn.mean.read(), variance: op.bn.variance.read(),
+  }, { epsilon: op.bn.epsilon, slot: rt.slots.get(i)! });
+  return { w: fw, b: fb };
+}
+
+function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
+  const dilated = op.kind === 'conv' && (op.dilations[0] !== 1 || op.dilations[1] !== 1);
+  if (fast && !dilated && !(training && op.bn)) {
+    const { w, b } = foldedWeights(op, i, rt);
+    if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: op.act });
+    return runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: w, bias: b },
+      { strides: op.strides, pad: explicitPad(op.pad), activation: op.act, maskedUpstream: op.maskedByPool === true });
+  }
+  let y: tf.Tensor;
+  if (op.kind === 'dense') {
+    y = tf.matMul(h as tf.Tensor2D, op.kernel.read() as tf.Tensor2D);
+  } else {
+    const pad = explicitPad(op.pad);
+    y = op.depthwise
+      ? tf.depthwiseConv2d(h as tf.Tensor4D, op.filter.read() as tf.Tensor4D, op.strides, pad, 'NHWC', op.dilations)
+      : tf.conv2d(h as tf.Tensor4D, op.filter.read() as tf.Tensor4D, op.strides, pad, 'NHWC', op.dilations);
+  }
+  if (op.bias) y = tf.add(y, op.bias.read());
+  if (op.bn) y = training && op.bn.train ? op.bn.train(y) : batchNormAffine(y, op.bn);
+  if (op.act === 'linear') return y;
+  return fast ? runFused(FUSED_CLAMP, { x: y }, { activation: op.act }) : plainActivation(y, op.act);
+}
+
+function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
+  const op = node.op;
+  const h = xs[0]!;
+  switch (op.kind) {
+    case 'input': return h;
+    case 'conv':
+    case 'dense': return runLayer(op, i, h, training, fast, rt);
+    case 'batchnorm': return training && op.bn.train ? op.bn.train(h) : batchNormAffine(h, op.bn);
+    case 'act': return activation(h, op.fn, op.alpha, fast);
+    case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);
+    case 'const-binary': return op.constFirst ? binary(op.fn, op.value.read(), h) : binary(op.fn, h, op.value.read());
+    case 'affine': return tf.add(tf.mul(h, op.scale), op.offset);
+    case 'concat': return tf.concat(xs, op.axis);
+    case 'pad': return tf.pad(h, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+    case 'crop': {
+      const [, H, W] = h.shape as number[];
+      return tf.slice(h, [0, op.crop[0][0], op.crop[1][0], 0], [-1, H! - op.crop[0][0] - op.crop[0][1], W! - op.crop[1][0] - op.crop[1][1], -1]);
+    }
+    case 'pool':
+      if (op.type === 'avg') return tf.avgPool(h as tf.Tensor4D, op.filterSize, op.strides, op.pad);
+      if (fast) return runFused(FUSED_MAX_POOL, { x: h }, { filterSize: op.filterSize, strides: op.strides, pad: op.pad, reluInput: op.reluInput === true });
+      return tf.maxPool(h as tf.Tensor4D, op.filterSize, op.strides, op.pad);
+    case 'reduce': return op.type === 'mean' ? tf.mean(h, op.axes, op.keepDims) : tf.max(h, op.axes, op.keepDims);
+    case 'reshape': return tf.reshape(h, [h.shape[0]!, ...op.shape]);
+    case 'squeeze': return tf.squeeze(h, op.axes);
+    case 'identity': return tf.clone(h);
+    case 'dropout': return training ? op.train(h) : tf.clone(h);
+    case 'fallback': return op.run(xs, training);
+  }
+}
+
+/**
+ * The graph's output (the logits node) for input `x`. Must run inside a tidy (the caller's);
+ * intermediates are disposed as soon as nothing else needs them.
+ */
+export function execute(g: Graph, x: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
+  const remaining = new Array<number>(g.nodes.length).fill(0);
+  for (const n of g.nodes) for (const j of n.inputs) remaining[j]!++;
+  const values: Array<tf.Tensor | undefined> = new Array(g.nodes.length);
+  for (let i = 0; i < g.nodes.length; i++) {
+    const node = g.nodes[i]!;
+    const xs = node.op.kind === 'input' ? [x] : node.inputs.map((j) => values[j]!);
+    let y = runNode(node, i, xs, training, fast, rt);
+    // Every node owns its tensor, so releasing one never frees another's.
+    if (xs.includes(y)) y = tf.clone(y);
+    values[i] = y;
+    if (i === g.output) break;
+    for (const j of node.inputs) {
+      if (--remaining[j]! === 0 && j !== g.output) {
+        values[j]!.dispose();
+        values[j] = undefined;
+      }
+    }
+  }
+  return values[g.output]!;
+}

@@ -1,0 +1,122 @@
+/**
+ * The model compiler: any LayersModel (Sequential or functional) or GraphModel a user brings,
+ * lowered to one graph (ir.ts), rewritten (passes.ts) and run (execute.ts) on advkit's fused
+ * wasm ops, with a per-node fallback to tfjs for what it does not know. `compileModel` says what
+ * compiled in `report` (`advkit inspect` prints it).
+ *
+ * The compiled forward returns the classifier's logits: a final softmax is cut, and a single
+ * sigmoid unit z becomes the two logits [0, z] (the same decisions, honest gradients).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { getWasmKernelMode } from '../../backend/wasm_kernels.js';
+import { createRuntime, disposeRuntime, execute, type Runtime } from './execute.js';
+import type { Graph, Op } from './ir.js';
+import { lowerGraphModel } from './graph_model.js';
+import { lowerLayersModel } from './layers_model.js';
+import { optimize } from './passes.js';
+
+export type { Graph, Node, Op } from './ir.js';
+
+export interface CompiledNode {
+  name: string;
+  source: string;
+  /** The op it runs as ('conv', 'depthwise conv', 'dense', 'fallback', ...). */
+  op: string;
+  compiled: boolean;
+  /** Why a fallback node did not compile. */
+  reason?: string;
+  /** The fused activation and batch norm, if any ('relu6, batch norm folded'). */
+  fused?: string;
+}
+
+export interface CompileReport {
+  format: 'layers-model' | 'graph-model';
+  nodes: CompiledNode[];
+  /** Layers and ops merged into others (folded batch norms, fused activations, cut softmax). */
+  merged: string[];
+  outputKind: Graph['outputKind'];
+  /** Nodes that run through tfjs (0 when the whole model compiled). */
+  fallbacks: number;
+}
+
+export interface CompiledModel {
+  /** Logits for x (see the module comment); `training` runs batch norms and dropout in training mode. */
+  forward(x: tf.Tensor, training: boolean): tf.Tensor;
+  readonly report: CompileReport;
+  readonly graph: Graph;
+  /** Releases folded weights and constants. */
+  dispose(): void;
+}
+
+export interface CompileOptions {
+  /** Cut a final softmax / sigmoid (default true). */
+  cutOutput?: boolean;
+}
+
+function describe(op: Op): { op: string; fused?: string } {
+  switch (op.kind) {
+    case 'conv': {
+      const fused = [op.bias ? 'bias' : '', op.bn ? 'batch norm folded' : '', op.act !== 'linear' ? op.act : '', typeof op.pad === 'object' ? 'padding merged' : ''].filter(Boolean).join(', ');
+      return { op: op.depthwise ? 'depthwise conv' : 'conv', fused: fused || undefined };
+    }
+    case 'dense': {
+      const fused = [op.bias ? 'bias' : '', op.bn ? 'batch norm folded' : '', op.act !== 'linear' ? op.act : ''].filter(Boolean).join(', ');
+      return { op: 'dense', fused: fused || undefined };
+    }
+    case 'act': return { op: op.fn };
+    case 'binary': case 'const-binary': return { op: op.fn };
+    case 'pool': return { op: `${op.type} pool` };
+    case 'reduce': return { op: `reduce ${op.type}` };
+    default: return { op: op.kind };
+  }
+}
+
+function wrap(graph: Graph, format: CompileReport['format']): CompiledModel {
+  const rt: Runtime = createRuntime(graph);
+  const report: CompileReport = {
+    format,
+    nodes: graph.nodes.map((n) => ({
+      name: n.name, source: n.source, ...describe(n.op), compiled: n.op.kind !== 'fallback',
+      ...(n.op.kind === 'fallback' ? { reason: n.op.reason } : {}),
+    })),
+    merged: [...graph.merged],
+    outputKind: graph.outputKind,
+    fallbacks: graph.nodes.filter((n) => n.op.kind === 'fallback').length,
+  };
+  return {
+    report,
+    graph,
+    forward: (x, training) => tf.tidy(() => {
+      const fast = tf.getBackend() === 'wasm' && getWasmKernelMode() === 'advkit';
+      const z = execute(graph, x, training, fast, rt);
+      if (graph.outputKind !== 'sigmoid-binary') return z;
+      const col = z.rank === 2 ? z : tf.reshape(z, [z.shape[0]!, -1]);
+      return tf.concat([tf.zerosLike(col), col], 1);
+    }),
+    dispose: () => disposeRuntime(rt),
+  };
+}
+
+const cache = new WeakMap<object, Map<boolean, CompiledModel>>();
+
+function cached(model: object, cut: boolean, make: () => CompiledModel): CompiledModel {
+  let byCut = cache.get(model);
+  if (!byCut) cache.set(model, (byCut = new Map()));
+  let compiled = byCut.get(cut);
+  if (!compiled) byCut.set(cut, (compiled = make()));
+  return compiled;
+}
+
+function build(graph: Graph, cut: boolean): Graph {
+  return optimize(graph, { cutOutput: cut });
+}
+
+/**
+ * Compiles a LayersModel or GraphModel (cached per model and options). Throws an Error saying
+ * why when the model's structure is outside what compiles (several inputs or outputs).
+ */
+export function compileModel(model: tf.LayersModel | tf.GraphModel, options: CompileOptions = {}): CompiledModel {
+  const cut = options.cutOutput ?? true;
+  if (model instanceof tf.GraphModel) return cached(model, cut, () => wrap(build(lowerGraphModel(model), cut), 'graph-model'));
+  return cached(model, cut, () => wrap(build(lowerLayersModel(model), cut), 'layers-model'));
+}

@@ -1,0 +1,252 @@
+import { describe, expect, it } from 'vitest';
+import { buildArchitecture } from '../../src/models/architectures.js';
+import { fromGraphModel, fromLayersModel } from '../../src/models/classifier.js';
+import { compileModel } from '../../src/models/compiler/index.js';
+import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
+import { converterClassifier, randomizeStatistics } from './compiler_fixtures.js';
+
+type Input = [number, number, number];
+
+/**
+ * Input gradient and every trainable weight's gradient of sum(logits · r) through `run`,
+ * with the logits last: [dx, ...dW, logits].
+ */
+function gradients(model: tf.LayersModel, run: (x: tf.Tensor) => tf.Tensor, shape: Input, batch: number, seed: number, pick = (v: tf.Variable[]) => v): () => tf.Tensor[] {
+  return () => {
+    const x = tf.tensor4d(uniform(batch * shape[0] * shape[1] * shape[2], seed, 0, 1), [batch, ...shape]);
+    const logits = run(x);
+    const r = tf.tensor(uniform(logits.size, seed + 1), logits.shape);
+    const loss = (input: tf.Tensor) => tf.sum(tf.mul(run(input), r)) as tf.Scalar;
+    const dx = tf.grad(loss)(x);
+    const vars = pick(model.trainableWeights.map((w) => w.read() as tf.Variable));
+    const { grads } = tf.variableGrads(() => loss(x), vars);
+    return [dx, ...vars.map((v) => grads[v.name]!), logits];
+  };
+}
+
+interface Family {
+  name: string;
+  build: () => tf.LayersModel;
+  shape: Input;
+  /** The weights whose gradients are compared (default all). */
+  pick?: (v: tf.Variable[]) => tf.Variable[];
+  /**
+   * The cpu reference: the model's own apply (default), or the compiled graph as plain tfjs ops
+   * (for ResNet-18: on cpu, apply's fused convs compute every filter gradient, a minute here).
+   */
+  reference?: 'apply' | 'plain';
+}
+
+const FAMILIES: Family[] = [
+  { name: 'mobilenet-v2 alpha 0.35 (Keras functional: BN, ReLU6, ZeroPadding2D, DepthwiseConv2D, Add)', build: () => buildArchitecture('mobilenet-v2', { inputShape: [32, 32, 3], alpha: 0.35, seed: 3 }), shape: [32, 32, 3] },
+  { name: 'mobilenet-v2 alpha 0.5 on 40x40 (odd sizes after striding)', build: () => buildArchitecture('mobilenet-v2', { inputShape: [40, 40, 3], alpha: 0.5, seed: 4 }), shape: [40, 40, 3], reference: 'plain' },
+  { name: 'resnet-18 CIFAR form (padded stride-2 convs, 1x1 shortcuts)', build: () => buildArchitecture('resnet-18', { inputShape: [16, 16, 3], seed: 5 }), shape: [16, 16, 3], pick: (v) => [...v.slice(0, 9), ...v.slice(-2)], reference: 'plain' },
+  // The cpu backend's filter gradients of 11M weights take minutes: the first block, the first
+  // shortcut (conv + batch norm) and the head are compared.
+  { name: 'resnet-18 ImageNet form (7x7/2 stem, padded 3x3/2 max pool)', build: () => buildArchitecture('resnet-18', { inputShape: [100, 100, 3], numClasses: 5, seed: 6 }), shape: [100, 100, 3], pick: (v) => [...v.slice(0, 9), ...v.slice(-2)], reference: 'plain' },
+  { name: 'mini-xception (SeparableConv2D, 3x3/2 same max pools, residuals)', build: () => buildArchitecture('mini-xception', { inputShape: [24, 24, 1], numClasses: 7, seed: 7 }), shape: [24, 24, 1] },
+  { name: 'resnet-small (BN after bias-free convs, ReLU layers)', build: () => buildArchitecture('resnet-small', { inputShape: [12, 12, 3], seed: 8 }), shape: [12, 12, 3] },
+  {
+    name: 'a functional grab-bag (Concatenate, Multiply, Cropping2D, LeakyReLU, ELU, swish/tanh/sigmoid, 5x5 and strided convs, Dense + BN, pools, Rescaling, Dropout)',
+    shape: [12, 12, 2],
+    build: () => {
+      const input = tf.input({ shape: [12, 12, 2] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      const scaled = a(tf.layers.rescaling({ scale: 2, offset: -1 }), input);
+      const b1 = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'swish' }), scaled);
+      const b2 = a(tf.layers.conv2d({ filters: 4, kernelSize: 5, padding: 'same', activation: 'tanh' }), scaled);
+      const b3 = a(tf.layers.leakyReLU({ alpha: 0.2 }), a(tf.layers.conv2d({ filters: 4, kernelSize: 1, activation: 'sigmoid' }), scaled));
+      let x = a(tf.layers.concatenate(), [b1, b2, b3]);
+      x = a(tf.layers.multiply(), [x, a(tf.layers.conv2d({ filters: 14, kernelSize: 1, activation: 'sigmoid' }), x)]);
+      x = a(tf.layers.cropping2D({ cropping: [[1, 0], [0, 1]] }), x);
+      x = a(tf.layers.elu(), a(tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'valid' }), x));
+      x = a(tf.layers.spatialDropout1d({ rate: 0.2 }), a(tf.layers.reshape({ targetShape: [25, 8] }), x));
+      x = a(tf.layers.reshape({ targetShape: [5, 5, 8] }), x);
+      const avg = a(tf.layers.averagePooling2d({ poolSize: 2, padding: 'same' }), x);
+      const mx = a(tf.layers.globalMaxPooling2d({}), x);
+      let y = a(tf.layers.concatenate(), [a(tf.layers.flatten(), avg), mx]);
+      y = a(tf.layers.dropout({ rate: 0.3 }), a(tf.layers.dense({ units: 16, useBias: false }), y));
+      y = a(tf.layers.activation({ activation: 'relu6' }), a(tf.layers.batchNormalization(), y));
+      return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 5 }), y) });
+    },
+  },
+];
+
+describe('model compiler (models/compiler)', () => {
+  for (const family of FAMILIES) {
+    it(`${family.name}: compiles whole; logits equal predict; input and weight gradients equal the cpu backend's`, async () => {
+      await useBackend('wasm');
+      const model = family.build();
+      randomizeStatistics(model, 11);
+      const compiled = compileModel(model);
+      expect(compiled.report.fallbacks, JSON.stringify(compiled.report.nodes.filter((n) => !n.compiled))).toBe(0);
+      // Logits: compiled on wasm vs the model's own predict on wasm.
+      const x = tf.tensor4d(uniform(3 * family.shape.reduce((p, d) => p * d, 1), 2, 0, 1), [3, ...family.shape]);
+      const ours = tf.tidy(() => compiled.forward(x, false));
+      const theirs = model.predict(x) as tf.Tensor;
+      expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+      tf.dispose([x, ours, theirs]);
+
+      const before = tf.memory().numTensors;
+      const wasm = await onBackend('wasm', gradients(model, (t) => compiled.forward(t, false), family.shape, 2, 21, family.pick));
+      const wasmAgain = await onBackend('wasm', gradients(model, (t) => compiled.forward(t, false), family.shape, 2, 21, family.pick));
+      expect(tf.memory().numTensors).toBe(before);
+      const reference = family.reference === 'plain' ? (t: tf.Tensor) => compiled.forward(t, false) : (t: tf.Tensor) => model.apply(t, { training: false }) as tf.Tensor;
+      const cpu = await onBackend('cpu', gradients(model, reference, family.shape, 2, 21, family.pick));
+      expect(wasm.length).toBe(cpu.length);
+      wasm.forEach((w, i) => {
+        expect(relError(w, cpu[i]!), `gradient ${i} of ${wasm.length}`).toBeLessThanOrEqual(1e-4);
+        expect(Array.from(wasmAgain[i]!), 'same bytes on a second run').toEqual(Array.from(w));
+      });
+      expect(cpu[0]!.some((v) => v !== 0)).toBe(true);
+      model.dispose();
+    });
+  }
+
+  it('on wasm, an input gradient computes no weight gradient and no batch-norm tile (the kernels that run)', async () => {
+    await useBackend('wasm');
+    const model = buildArchitecture('mobilenet-v2', { inputShape: [32, 32, 3], alpha: 0.35, seed: 1 });
+    const c = fromLayersModel(model);
+    const x = tf.randomUniform([2, 32, 32, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+    c.logits(x).dispose(); // fold the batch norms once
+    const profile = await tf.profile(() => tf.grad((t: tf.Tensor) => tf.sum(c.logits(t as tf.Tensor4D)))(x));
+    (profile.result as tf.Tensor).dispose();
+    const names = new Set(profile.kernelNames);
+    for (const absent of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'Tile', 'FusedBatchNorm', 'LogicalAnd']) {
+      expect(names.has(absent), absent).toBe(false);
+    }
+    expect(names.has('AdvkitDepthwiseConv2D')).toBe(true);
+    x.dispose();
+    model.dispose();
+  });
+
+  it('a model with a layer the compiler does not know compiles around it and matches predict', async () => {
+    await useBackend('wasm');
+    const input = tf.input({ shape: [8, 8, 3] });
+    let x = tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' }).apply(input) as tf.SymbolicTensor;
+    x = tf.layers.layerNormalization().apply(x) as tf.SymbolicTensor;
+    x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 3 }).apply(x) as tf.SymbolicTensor });
+    const compiled = compileModel(model);
+    expect(compiled.report.fallbacks).toBe(1);
+    expect(compiled.report.nodes.find((n) => !n.compiled)).toMatchObject({ source: 'LayerNormalization', reason: expect.stringMatching(/not compiled/) });
+    expect(compiled.report.nodes.filter((n) => n.compiled).map((n) => n.op)).toEqual(expect.arrayContaining(['conv', 'dense']));
+    const t = tf.tensor4d(uniform(2 * 8 * 8 * 3, 5, 0, 1), [2, 8, 8, 3]);
+    const ours = tf.tidy(() => compiled.forward(t, false));
+    const theirs = model.predict(t) as tf.Tensor;
+    expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([t, ours, theirs]);
+    model.dispose();
+  });
+
+  it('a final softmax (Activation, Dense activation or Softmax layer) is cut and its input attacked', async () => {
+    await useBackend('wasm');
+    const model = buildArchitecture('mini-xception', { inputShape: [16, 16, 1], numClasses: 4, softmax: true, seed: 2 });
+    const c = fromLayersModel(model);
+    expect(c.output?.kind).toBe('softmax-cut');
+    expect(c.output?.detail).toMatch(/'predictions'/);
+    expect(c.warnings).toEqual([]);
+    const x = tf.tensor4d(uniform(2 * 256, 9, 0, 1), [2, 16, 16, 1]);
+    const probs = tf.tidy(() => tf.softmax(c.logits(x)));
+    const theirs = model.predict(x) as tf.Tensor;
+    expect(relError(await probs.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([x, probs, theirs]);
+    const dense = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [4, 4, 1] }), tf.layers.dense({ units: 3, activation: 'softmax' })] });
+    expect(fromLayersModel(dense).output?.kind).toBe('softmax-cut');
+    const layer = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [4, 4, 1] }), tf.layers.dense({ units: 3 }), tf.layers.softmax()] });
+    expect(fromLayersModel(layer).output?.kind).toBe('softmax-cut');
+    tf.dispose([model, dense, layer].map((m) => { m.dispose(); return []; }).flat());
+  });
+
+  it('one sigmoid unit becomes the two logits [0, z] with the same decisions; several sigmoid units are refused', async () => {
+    await useBackend('wasm');
+    const detector = tf.sequential({ layers: [
+      tf.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'relu' }), tf.layers.globalAveragePooling2d({}),
+      tf.layers.dense({ units: 1, activation: 'sigmoid' }),
+    ] });
+    const c = fromLayersModel(detector);
+    expect(c.numClasses).toBe(2);
+    expect(c.output?.kind).toBe('sigmoid-binary');
+    const x = tf.tensor4d(uniform(6 * 192, 3, 0, 1), [6, 8, 8, 3]);
+    const logits = c.logits(x);
+    const p = detector.predict(x) as tf.Tensor;
+    const [l, pv] = [await logits.data(), await p.data()];
+    for (let i = 0; i < 6; i++) {
+      expect(l[2 * i]).toBe(0);
+      expect(1 / (1 + Math.exp(-l[2 * i + 1]!))).toBeCloseTo(pv[i]!, 6);
+    }
+    tf.dispose([x, logits, p]);
+    const multi = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [2, 2, 1] }), tf.layers.dense({ units: 3, activation: 'sigmoid' })] });
+    expect(() => fromLayersModel(multi)).toThrow(/multi-label/);
+    const regression = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [2, 2, 1] }), tf.layers.dense({ units: 1 })] });
+    expect(() => fromLayersModel(regression)).toThrow(/1 unit/);
+    detector.dispose();
+    multi.dispose();
+    regression.dispose();
+  });
+});
+
+describe('GraphModels through the compiler', () => {
+  const run = (g: tf.GraphModel) => (x: tf.Tensor) => g.execute(x, 'fc') as tf.Tensor;
+
+  it('converter ops (fused conv/depthwise/matmul, FusedBatchNormV3, AddV2, Mean, explicit padding) compile whole; logits and input gradients equal the executor on cpu', async () => {
+    await useBackend('wasm');
+    const g = await converterClassifier('logits');
+    const compiled = compileModel(g);
+    expect(compiled.report.fallbacks, JSON.stringify(compiled.report.nodes)).toBe(0);
+    expect(compiled.report.merged.join('\n')).toMatch(/FusedBatchNormV3 'bn' folded into 'pw'/);
+    const x = () => tf.tensor4d(uniform(3 * 192, 4, 0, 1), [3, 8, 8, 3]);
+    const grad = (f: (t: tf.Tensor) => tf.Tensor) => () => {
+      const t = x();
+      return [tf.grad((u: tf.Tensor) => tf.sum(tf.mul(f(u), tf.range(1, 5))))(t), f(t)];
+    };
+    const before = tf.memory().numTensors;
+    const wasm = await onBackend('wasm', grad((t) => compiled.forward(t, false)));
+    expect(tf.memory().numTensors).toBe(before);
+    const cpu = await onBackend('cpu', grad(run(g)));
+    wasm.forEach((w, i) => expect(relError(w, cpu[i]!), `output ${i}`).toBeLessThanOrEqual(1e-4));
+    expect(cpu[0]!.some((v) => v !== 0)).toBe(true);
+    const wasmPredict = await onBackend('wasm', () => [compiled.forward(x(), false), g.predict(x()) as tf.Tensor]);
+    expect(relError(wasmPredict[0]!, wasmPredict[1]!)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('a Softmax-ended graph is attacked through the logits before the Softmax', async () => {
+    await useBackend('wasm');
+    const g = await converterClassifier('softmax');
+    const c = fromGraphModel(g);
+    expect(c.output?.kind).toBe('softmax-cut');
+    expect(c.numClasses).toBe(4);
+    const x = tf.tensor4d(uniform(2 * 192, 6, 0, 1), [2, 8, 8, 3]);
+    const [ours, theirs] = [c.logits(x), g.execute(x, 'fc') as tf.Tensor];
+    expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([x, ours, theirs]);
+  });
+
+  it('a one-sigmoid detector graph becomes a two-class classifier with logits [0, z]', async () => {
+    await useBackend('wasm');
+    const g = await converterClassifier('sigmoid');
+    const c = fromGraphModel(g);
+    expect(c.numClasses).toBe(2);
+    expect(c.output?.kind).toBe('sigmoid-binary');
+    const x = tf.tensor4d(uniform(2 * 192, 7, 0, 1), [2, 8, 8, 3]);
+    const [ours, z] = [c.logits(x), g.execute(x, 'fc') as tf.Tensor];
+    const [o, zv] = [await ours.data(), await z.data()];
+    expect(Array.from(o)).toEqual([0, zv[0]!, 0, zv[1]!].map((v) => Math.fround(v)));
+    tf.dispose([x, ours, z]);
+  });
+
+  it('an op the compiler does not know runs through the GraphModel executor for that node only', async () => {
+    await useBackend('wasm');
+    const g = await converterClassifier('neg');
+    const compiled = compileModel(g);
+    expect(compiled.report.fallbacks).toBe(1);
+    expect(compiled.report.nodes.find((n) => !n.compiled)).toMatchObject({ source: 'Neg' });
+    const x = tf.tensor4d(uniform(2 * 192, 8, 0, 1), [2, 8, 8, 3]);
+    const ours = tf.tidy(() => compiled.forward(x, false));
+    const theirs = g.predict(x) as tf.Tensor;
+    expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    const dx = tf.grad((t: tf.Tensor) => tf.sum(compiled.forward(t, false)))(x);
+    expect((await dx.data()).some((v) => v !== 0)).toBe(true);
+    tf.dispose([x, ours, theirs, dx]);
+  });
+});
