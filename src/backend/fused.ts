@@ -26,7 +26,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { clampGradInto, maxPoolGradInto, reluGradInto } from './wasm_kernels.js';
+import { clampGradInto, maxPoolGradInto, reluGradInto, type FilterCache } from './wasm_kernels.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> };
@@ -54,6 +54,8 @@ export interface ConvAttrs {
   activation: Activation;
   /** The gradient arriving here already carries the ReLU's mask (a fused max pool applied it). */
   maskedUpstream: boolean;
+  /** The layer's cache of the filter its input gradient uses (wasm_kernels.ts). */
+  filterCache?: FilterCache;
 }
 export interface DenseAttrs {
   activation: Activation;
@@ -246,7 +248,7 @@ export function registerFusedOps(): void {
       const dz = (a.maskedUpstream ? dy : activationGrad(dy as tf.Tensor, y, a.activation)) as tf.Tensor4D;
       const conv = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
       return {
-        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape, filterCache: a.filterCache } as unknown as tf.NamedAttrMap) as tf.Tensor,
         filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
         bias: () => tf.sum(dz, [0, 1, 2]),
       };
@@ -278,7 +280,7 @@ export function registerFusedOps(): void {
       const dz = activationGrad(dy as tf.Tensor, y, a.activation) as tf.Tensor4D;
       const conv = { strides: a.strides, pad: a.pad, dilations: [1, 1], dimRoundingMode: undefined };
       return {
-        x: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        x: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape, filterCache: a.filterCache } as unknown as tf.NamedAttrMap) as tf.Tensor,
         filter: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
         bias: () => tf.sum(dz, [0, 1, 2]),
       };

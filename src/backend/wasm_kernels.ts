@@ -113,6 +113,35 @@ function dilatePad(backend: BackendWasm, src: TensorInfo, sh: number, sw: number
   return out;
 }
 
+/**
+ * A layer's filter as its input gradient needs it (flipped, and for conv2d in/out-transposed),
+ * kept between calls by the caller that owns it (one per compiled layer, in the kernel's attrs
+ * as `filterCache`): XNNPACK caches its packed operator by the filter's buffer, so a fresh copy
+ * each step would repack it and rebuild the operator.
+ */
+export interface FilterCache {
+  key: object | null;
+  backend: BackendWasm | null;
+  value: TensorInfo | null;
+}
+export function newFilterCache(): FilterCache {
+  return { key: null, backend: null, value: null };
+}
+export function releaseFilterCache(cache: FilterCache): void {
+  if (cache.backend && cache.value) cache.backend.disposeData(cache.value.dataId);
+  Object.assign(cache, newFilterCache());
+}
+
+/** `make(filter)`, from the cache when it holds this filter; the caller frees it only when `owned`. */
+function cachedFilter(backend: BackendWasm, filter: TensorInfo, cache: FilterCache | undefined, make: () => TensorInfo): { value: TensorInfo; owned: boolean } {
+  if (!cache) return { value: make(), owned: true };
+  if (cache.key !== filter.dataId || cache.backend !== backend || !cache.value) {
+    releaseFilterCache(cache);
+    Object.assign(cache, { key: filter.dataId, backend, value: make() });
+  }
+  return { value: cache.value!, owned: false };
+}
+
 /** dx of conv2d: conv of the dilated, padded dy with the flipped, transposed filter. */
 function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const dy = inputs.dy!;
@@ -131,9 +160,12 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
 
   if (mode === 'baseline') return stock('Conv2DBackpropInput')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
   if (info.inChannels <= COL2IM_MAX_CHANNELS) return conv2DBackpropInputCol2Im(backend, dy, filter, info);
-  const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
-  const wT = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
-  free(backend, flipped);
+  const { value: wT, owned } = cachedFilter(backend, filter, attrs.filterCache as FilterCache | undefined, () => {
+    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
+    const t = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
+    free(backend, flipped);
+    return t;
+  });
 
   let out: TensorInfo;
   if (sh === 1 && sw === 1 && top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
@@ -144,7 +176,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
     out = run('Conv2D', { x: padded, filter: wT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] }, backend);
     free(backend, padded);
   }
-  free(backend, wT);
+  if (owned) free(backend, wT);
   return out;
 }
 
@@ -298,7 +330,7 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorI
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const mult = Co / C;
   if (mode === 'advkit' && mult === 1 && dh === 1 && dw === 1) {
-    const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
+    const { value: flipped, owned } = cachedFilter(backend, filter, attrs.filterCache as FilterCache | undefined, () => run('Reverse', { x: filter }, { dims: [0, 1] }, backend));
     const top = kh - 1 - info.padInfo.top;
     const left = kw - 1 - info.padInfo.left;
     const bottom = H + info.padInfo.top - ((Ho - 1) * sh + 1);
@@ -312,7 +344,7 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorI
       out = run('DepthwiseConv2dNative', { x: padded, filter: flipped }, { ...conv, pad: 'valid' }, backend);
       free(backend, padded);
     }
-    free(backend, flipped);
+    if (owned) free(backend, flipped);
     return out;
   }
   const out = backend.makeOutput([N, H, W, C], 'float32') as TensorInfo;

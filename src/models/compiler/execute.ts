@@ -12,24 +12,31 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
+import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/wasm_kernels.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
 
-/** Per-node state of a compiled graph: the fold slot of each layer with a folded batch norm. */
+/**
+ * Per-node state of a compiled graph: the fold slot of each layer with a folded batch norm, the
+ * filter cache of each conv's input gradient.
+ */
 export interface Runtime {
   slots: Map<number, FoldSlot>;
+  filters: Map<number, FilterCache>;
 }
 
 /** Creates the runtime of `g` (no tensors: slots fill on first use, on the backend in use). */
 export function createRuntime(g: Graph): Runtime {
-  const rt: Runtime = { slots: new Map() };
+  const rt: Runtime = { slots: new Map(), filters: new Map() };
   g.nodes.forEach((node, i) => {
     if ((node.op.kind === 'conv' || node.op.kind === 'dense') && node.op.bn) rt.slots.set(i, newFoldSlot());
+    if (node.op.kind === 'conv') rt.filters.set(i, newFilterCache());
   });
   return rt;
 }
 
 export function disposeRuntime(rt: Runtime): void {
   for (const slot of rt.slots.values()) releaseFoldSlot(slot);
+  for (const cache of rt.filters.values()) releaseFilterCache(cache);
 }
 
 function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
@@ -103,7 +110,7 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
     const { w, b } = foldedWeights(op, i, rt);
     if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: op.act });
     return runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: w, bias: b },
-      { strides: op.strides, pad: explicitPad(op.pad), activation: op.act, maskedUpstream: op.maskedByPool === true });
+      { strides: op.strides, pad: explicitPad(op.pad), activation: op.act, maskedUpstream: op.maskedByPool === true, filterCache: rt.filters.get(i) });
   }
   let y: tf.Tensor;
   if (op.kind === 'dense') {
