@@ -56,7 +56,7 @@ export interface CompileOptions {
 function describe(op: Op): { op: string; fused?: string } {
   switch (op.kind) {
     case 'conv': {
-      const fused = [op.bias ? 'bias' : '', op.bn ? 'batch norm folded' : '', op.act !== 'linear' ? op.act : '', typeof op.pad === 'object' ? 'padding merged' : ''].filter(Boolean).join(', ');
+      const fused = [op.bias ? 'bias' : '', op.bn ? 'batch norm folded' : '', op.act !== 'linear' ? op.act : '', typeof op.pad === 'object' ? 'explicit padding' : ''].filter(Boolean).join(', ');
       return { op: op.depthwise ? 'depthwise conv' : 'conv', fused: fused || undefined };
     }
     case 'dense': {
