@@ -23,6 +23,7 @@ import { fromLayersModel, type Classifier } from '../src/models/classifier.js';
 import { Rng } from '../src/util/random.js';
 import { trainingStep } from '../src/models/train_step.js';
 import { TrainPool } from '../src/models/train_pool.js';
+import { REAL_MODELS, realModelRows } from './real_models.js';
 
 export interface BenchRow {
   backend: BackendName;
@@ -47,6 +48,8 @@ export interface BenchOptions {
   iterations?: number;
   /** Measure data-set attacks on 1 and 2 worker threads (default true). */
   workerScaling?: boolean;
+  /** Path of torch_pgd.py: run PyTorch's loop for the real models in the same run (ratios over it). */
+  torch?: string;
   onRow?: (row: BenchRow) => void;
 }
 
@@ -104,6 +107,14 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
     await initBackend(backend);
     const batches = options.batches ?? (backend === 'cpu' ? [32] : [1, 32, 128, 256]);
     for (const arch of models) {
+      const real = REAL_MODELS[arch];
+      if (real) {
+        await realModelRows(real, backend, {
+          steps, iterations, batch: options.batches?.[0], torch: options.torch, workerScaling: backend !== 'cpu' && options.workerScaling !== false, measure,
+          onRow: (r) => push({ backend, model: arch, ...r }),
+        });
+        continue;
+      }
       const net = buildArchitecture(arch, { seed: 0 });
       const model: Classifier = fromLayersModel(net);
       for (const batch of batches) {

@@ -42,6 +42,8 @@ export interface ArchitectureOptions {
   alpha?: number;
   /** End in a softmax as Keras applications do (mobilenet-v2, resnet-18, mini-xception; default false). */
   softmax?: boolean;
+  /** resnet-18's stem: 'cifar' (3x3, no pooling), 'imagenet' (7x7/2 and a 3x3/2 max pool, as torchvision's resnet18), or 'auto' (cifar under 100 pixels; default). */
+  variant?: 'auto' | 'cifar' | 'imagenet';
 }
 
 type Builder = (o: Required<ArchitectureOptions>) => tf.LayersModel;
@@ -123,7 +125,7 @@ function resnet18(o: Required<ArchitectureOptions>): tf.LayersModel {
     const pad = stride === 2 && k > 1 ? apply(tf.layers.zeroPadding2d({ padding: (k - 1) / 2 }), x) : x;
     return apply(tf.layers.conv2d({ filters, kernelSize: k, strides: stride, padding: stride === 2 ? 'valid' : 'same', useBias: false, kernelInitializer: init.kernel() }), pad);
   };
-  const cifar = o.inputShape[0] < 100;
+  const cifar = o.variant === 'auto' ? o.inputShape[0] < 100 : o.variant === 'cifar';
   let x = cifar ? relu(bn(conv(input, 64, 3, 1))) : relu(bn(conv(input, 64, 7, 2)));
   if (!cifar) x = apply(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid' }), apply(tf.layers.zeroPadding2d({ padding: 1 }), x));
   [64, 128, 256, 512].forEach((filters, stage) => {
@@ -217,5 +219,7 @@ export function buildArchitecture(name: string, options: ArchitectureOptions = {
     throw new InvalidArgumentError(`Error in buildArchitecture: ${name} needs images of at least ${side}x${side}, but got [${inputShape.join(', ')}].`);
   }
   const alpha = checkFiniteNumber('buildArchitecture', 'alpha', options.alpha ?? 1, { min: 0.1 });
-  return builder({ inputShape, numClasses, seed, alpha, softmax: options.softmax === true });
+  const variant = options.variant ?? 'auto';
+  if (!['auto', 'cifar', 'imagenet'].includes(variant)) throw new InvalidArgumentError(`Error in buildArchitecture: variant must be auto, cifar or imagenet, but got ${show(variant)}.`);
+  return builder({ inputShape, numClasses, seed, alpha, softmax: options.softmax === true, variant });
 }

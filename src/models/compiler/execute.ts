@@ -43,6 +43,22 @@ function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [numbe
   return typeof pad === 'string' ? pad : [[0, 0], pad[0], pad[1], [0, 0]];
 }
 
+/**
+ * Training batch norm: batch statistics over every axis but the last, the moving averages
+ * updated, then the same affine map. Broadcasting ops whose gradients
+ * reduce; tfjs' own batch-norm gradient tiles the scale to the activation's shape.
+ */
+function batchNormTraining(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
+  const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+  const mean = tf.mean(x, axes);
+  const centered = tf.sub(x, mean);
+  const variance = tf.mean(tf.square(centered), axes);
+  bn.training!.update(mean, variance); // not on the path to the loss: the tape prunes it
+  const rstd = tf.rsqrt(tf.add(variance, bn.epsilon));
+  const scaled = tf.mul(centered, bn.gamma ? tf.mul(bn.gamma.read(), rstd) : rstd);
+  return bn.beta ? tf.add(scaled, bn.beta.read()) : scaled;
+}
+
 /** Inference batch norm as a per-channel affine map (its gradient never tiles). */
 function batchNormAffine(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
   const rstd = tf.rsqrt(tf.add(bn.variance.read(), bn.epsilon));
@@ -106,11 +122,19 @@ function foldedWeights(op: LayerOp, i: number, rt: Runtime): { w: tf.Tensor; b?:
 
 function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
   const dilated = op.kind === 'conv' && (op.dilations[0] !== 1 || op.dilations[1] !== 1);
-  if (fast && !dilated && !(training && op.bn)) {
+  if (fast && !dilated) {
+    const fused = (w: tf.Tensor, b: tf.Tensor | undefined, act: Activation) => (op.kind === 'dense'
+      ? runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act })
+      : runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: w, bias: b },
+        { strides: op.strides, pad: explicitPad(op.pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) }));
+    if (training && op.bn?.training) {
+      // Batch statistics: the layer stays fused, the batch norm and activation follow it.
+      const z = fused(op.kind === 'dense' ? op.kernel.read() : op.filter.read(), op.bias?.read(), 'linear');
+      const y = batchNormTraining(z, op.bn);
+      return op.act === 'linear' ? y : runFused(FUSED_CLAMP, { x: y }, { activation: op.act });
+    }
     const { w, b } = foldedWeights(op, i, rt);
-    if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: op.act });
-    return runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: w, bias: b },
-      { strides: op.strides, pad: explicitPad(op.pad), activation: op.act, maskedUpstream: op.maskedByPool === true, filterCache: rt.filters.get(i) });
+    return fused(w, b, op.act);
   }
   let y: tf.Tensor;
   if (op.kind === 'dense') {
@@ -122,7 +146,7 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
       : tf.conv2d(h as tf.Tensor4D, op.filter.read() as tf.Tensor4D, op.strides, pad, 'NHWC', op.dilations);
   }
   if (op.bias) y = tf.add(y, op.bias.read());
-  if (op.bn) y = training && op.bn.train ? op.bn.train(y) : batchNormAffine(y, op.bn);
+  if (op.bn) y = training && op.bn.training ? batchNormTraining(y, op.bn) : batchNormAffine(y, op.bn);
   if (op.act === 'linear') return y;
   return fast ? runFused(FUSED_CLAMP, { x: y }, { activation: op.act }) : plainActivation(y, op.act);
 }
@@ -134,7 +158,7 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
     case 'input': return h;
     case 'conv':
     case 'dense': return runLayer(op, i, h, training, fast, rt);
-    case 'batchnorm': return training && op.bn.train ? op.bn.train(h) : batchNormAffine(h, op.bn);
+    case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn) : batchNormAffine(h, op.bn);
     case 'act': return activation(h, op.fn, op.alpha, fast);
     case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);
     case 'const-binary': return op.constFirst ? binary(op.fn, op.value.read(), h) : binary(op.fn, h, op.value.read());

@@ -24,8 +24,11 @@ export interface BatchNormParams {
   mean: Param;
   variance: Param;
   epsilon: number;
-  /** Training mode: the layer's own call (batch statistics, moving averages updated). */
-  train?: (x: tf.Tensor) => tf.Tensor;
+  /**
+   * Training mode (LayersModels): moving mean and variance are updated with the batch's
+   * statistics as tfjs-layers does, `moving − (moving − batch)·(1 − momentum)`.
+   */
+  training?: { momentum: number; update(mean: tf.Tensor, variance: tf.Tensor): void };
 }
 
 /** 'same', 'valid', or explicit spatial padding [[top, bottom], [left, right]]. */

@@ -96,7 +96,18 @@ function lowerLayer(layer: Layer, inputRanks: number[]): Op[] | string {
       const bn: BatchNormParams = {
         gamma: config.scale ? param(layer.gamma) : undefined, beta: config.center ? param(layer.beta) : undefined,
         mean: param(layer.movingMean)!, variance: param(layer.movingVariance)!, epsilon: config.epsilon as number,
-        train: (x) => layer.apply(x, { training: true }) as tf.Tensor,
+        training: {
+          momentum: config.momentum as number,
+          update: (mean, variance) => {
+            for (const [v, value] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
+              const variable = v as { read(): tf.Tensor; write(t: tf.Tensor): void };
+              tf.tidy(() => {
+                const old = variable.read();
+                variable.write(tf.sub(old, tf.mul(tf.sub(old, value), 1 - (config.momentum as number))));
+              });
+            }
+          },
+        },
       };
       return [{ kind: 'batchnorm', bn }];
     }
