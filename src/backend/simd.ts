@@ -23,6 +23,8 @@ export interface SimdKernels {
   colSum(x: tf.TensorInfo, out: tf.TensorInfo, scratch: tf.TensorInfo, rows: number, cols: number): void;
   /** Adds the conv2d filter gradient into dW (zeroed by the caller); outChannels a multiple of 16. */
   convFilterGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dW: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
+  /** Adds the depthwise filter gradient (multiplier 1) into dW (zeroed by the caller); channels a multiple of 4. */
+  depthwiseFilterGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dW: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
   /** Scatter-adds the patch matrix cols [N·Ho·Wo, kh·kw·Ci] into dx (zeroed by the caller). */
   col2im(cols: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
 }
@@ -33,6 +35,8 @@ interface Exports {
   maxpool2x2_grad(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number, relu: number): void;
   col_sum(x: number, out: number, scratch: number, rows: number, cols: number): void;
   conv_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
+    kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
+  depthwise_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, c: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   col2im(cols: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
@@ -86,6 +90,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       colSum: (x, out, scratch, rows, cols) => e.col_sum(at(x), at(out), at(scratch), rows, cols),
       convFilterGrad: (x, dy, dW, i) => e.conv_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.outChannels, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
+      depthwiseFilterGrad: (x, dy, dW, i) => e.depthwise_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
+        i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
       col2im: (cols, dx, i) => e.col2im(at(cols), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
     };

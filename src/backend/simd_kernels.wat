@@ -10,6 +10,10 @@
 ;; - clamp_grad: out = 0 < y < hi ? dy : 0, the gradient of min(max(x, 0), hi) taken from its
 ;;   output y (ReLU6 with hi = 6; tfjs passes the gradient where 0 < x <= hi, which differs only
 ;;   where x is exactly hi).
+;; - depthwise_filter_grad: dW[p, q, c] = sum over b, i, j of
+;;   x[b, i*sh + p - pt, j*sw + q - pl, c] * dy[b, i, j, c] (channel multiplier 1, c a multiple of
+;;   4, taps outside x are zero), added into dW (zeroed by the caller) in row-major order of
+;;   (b, i, j), the order of the cpu backend's sums; f32 products and sums.
 ;; - maxpool2x2_grad: 2x2 windows, stride 2, no padding, NHWC, C a multiple of 4. The gradient
 ;;   goes to the first maximum of each window in row-major order (a running maximum from
 ;;   -Infinity, replaced only by a strictly greater value, so NaNs never win). Every input
@@ -82,6 +86,60 @@
               (f32.lt (f32.load (i32.add (local.get $y) (local.get $i))) (local.get $hi)))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
+
+  (func (export "depthwise_filter_grad")
+    (param $x i32) (param $dy i32) (param $dw i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $c i32) (param $ho i32) (param $wo i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $p i32) (local $q i32) (local $r i32) (local $s i32)
+    (local $cb i32) (local $k i32) (local $xp i32) (local $gp i32) (local $wp i32)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $gp (local.get $dy))
+    (block $b_done (loop $b_loop
+      (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+        (local.set $j (i32.const 0))
+        (block $j_done (loop $j_loop
+          (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+          (local.set $p (i32.const 0))
+          (block $p_done (loop $p_loop
+            (br_if $p_done (i32.ge_u (local.get $p) (local.get $kh)))
+            (local.set $r (i32.sub (i32.add (i32.mul (local.get $i) (local.get $sh)) (local.get $p)) (local.get $pt)))
+            (if (i32.and (i32.ge_s (local.get $r) (i32.const 0)) (i32.lt_s (local.get $r) (local.get $h)))
+              (then
+                (local.set $q (i32.const 0))
+                (block $q_done (loop $q_loop
+                  (br_if $q_done (i32.ge_u (local.get $q) (local.get $kw)))
+                  (local.set $s (i32.sub (i32.add (i32.mul (local.get $j) (local.get $sw)) (local.get $q)) (local.get $pl)))
+                  (if (i32.and (i32.ge_s (local.get $s) (i32.const 0)) (i32.lt_s (local.get $s) (local.get $w)))
+                    (then
+                      (local.set $xp (i32.add (local.get $x)
+                        (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $s)) (local.get $cb))))
+                      (local.set $wp (i32.add (local.get $dw) (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kw)) (local.get $q)) (local.get $cb))))
+                      (local.set $k (i32.const 0))
+                      (block $k_done (loop $k_loop
+                        (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+                        (v128.store (i32.add (local.get $wp) (local.get $k))
+                          (f32x4.add
+                            (v128.load (i32.add (local.get $wp) (local.get $k)))
+                            (f32x4.mul
+                              (v128.load (i32.add (local.get $xp) (local.get $k)))
+                              (v128.load (i32.add (local.get $gp) (local.get $k))))))
+                        (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                        (br $k_loop)))))
+                  (local.set $q (i32.add (local.get $q) (i32.const 1)))
+                  (br $q_loop)))))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $p_loop)))
+          (local.set $gp (i32.add (local.get $gp) (local.get $cb)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $j_loop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $i_loop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $b_loop))))
 
   (func (export "maxpool2x2_grad")
     (param $x i32) (param $dy i32) (param $dx i32)

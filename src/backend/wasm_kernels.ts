@@ -379,7 +379,7 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorI
   return out;
 }
 
-/** dW of depthwise conv2d, a loop over the heap (cpu backend semantics). */
+/** dW of depthwise conv2d: SIMD over channels (multiplier 1), else a loop over the heap (cpu backend semantics). */
 function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const x = inputs.x!;
   const dy = inputs.dy!;
@@ -387,6 +387,12 @@ function depthwiseBackpropFilter({ inputs, backend, attrs }: KernelArgs): Tensor
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const mult = Co / C;
   const out = backend.makeOutput(attrs.filterShape as number[], 'float32') as TensorInfo;
+  const simd = mode === 'advkit' && mult === 1 && dh === 1 && dw === 1 && C % 4 === 0 ? simdKernels(backend) : null;
+  if (simd) {
+    heap(backend, out).fill(0);
+    simd.depthwiseFilterGrad(x, dy, out, info);
+    return out;
+  }
   const dW = heap(backend, out);
   const g = heap(backend, dy);
   const xv = heap(backend, x);
