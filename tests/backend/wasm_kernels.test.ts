@@ -45,6 +45,18 @@ describe('wasm conv2d gradients match the cpu backend', () => {
     });
   }
 
+  // Multiplier 1 (MobileNet, Xception): the input gradient runs as an XNNPACK depthwise conv and
+  // the filter gradient as SIMD over channels (8 channels), or a loop (6 channels: not a multiple of 4).
+  for (const k of [3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) for (const [c, size] of [[8, 9], [6, 8]] as const) {
+    it(`depthwise conv2d k=${k} stride=${s} ${pad} multiplier 1, ${c} channels, size ${size}: dx and dW within 1e-4`, async () => {
+      const fn = convGrads([2, size, size, c], [k, k, c, 1], s, pad, 3 * k + s + c, true);
+      const cpu = await onBackend('cpu', fn);
+      const wasm = await onBackend('wasm', fn);
+      expect(relError(wasm[0]!, cpu[0]!)).toBeLessThanOrEqual(1e-4);
+      expect(relError(wasm[1]!, cpu[1]!)).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
   it('an input gradient through a linear conv layer (fused path) works on wasm', async () => {
     await useBackend('wasm');
     const layer = tf.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'linear', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) });
