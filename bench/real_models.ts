@@ -6,10 +6,12 @@
  * un-fused batch norm, ReLU6 as four kernels, weight gradients computed anyway), as advkit's
  * compiled PGD in one thread and over a data set on two worker threads, its forward pass, and
  * an adversarial-training step (FGSM-RS, batch norm in training mode). With `torch` (the path of
- * torch_pgd.py) the PyTorch loop runs in the same invocation and each advkit row's ratio is over
- * it; otherwise over the plain loop.
+ * torch_pgd.py) the PyTorch loops run in the same invocation, PGD through torch_pgd.py and the
+ * training step through our bench/torch_adv_train.py, and each advkit row's ratio is over its
+ * PyTorch counterpart; otherwise over the plain loop.
  */
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,12 +49,18 @@ export interface RealRow { loop: string; batch: number; imageStepsPerSecond: num
 
 type Measure = (name: string, fn: () => Promise<void>, iterations: number) => Promise<{ ms: number; peakRssMb: number }>;
 
-/** Runs torch_pgd.py (Debian's python3-torch) and returns its image-steps/s, or a reason it could not. */
-export function torchReference(script: string, arch: string, size: number, batch: number, steps: number, classes: number): { rate: number } | { error: string } {
-  const r = spawnSync('/usr/bin/python3', [script, '--arch', arch, '--size', String(size), '--batch', String(batch), '--steps', String(steps), '--rounds', '3', '--threads', String(os.availableParallelism()), '--classes', String(classes)], { encoding: 'utf8' });
+/** Our PyTorch FGSM-RS training step (bench/torch_adv_train.py; torch_pgd.py has no training loop). */
+const TORCH_TRAIN = fileURLToPath(new URL('../../bench/torch_adv_train.py', import.meta.url));
+
+/**
+ * Runs a PyTorch reference script (Debian's python3-torch) and returns the rate it prints under
+ * `key`, or a reason it could not.
+ */
+export function torchReference(script: string, args: string[], key: string): { rate: number } | { error: string } {
+  const r = spawnSync('/usr/bin/python3', [script, ...args, '--threads', String(os.availableParallelism())], { encoding: 'utf8' });
   if (r.status !== 0) return { error: (r.stderr || r.error?.message || 'failed').trim().split('\n').pop()! };
   try {
-    return { rate: (JSON.parse(r.stdout.trim().split('\n').pop()!) as { image_steps_per_s: number }).image_steps_per_s };
+    return { rate: (JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>)[key]! };
   } catch {
     return { error: `unexpected output ${JSON.stringify(r.stdout.slice(0, 80))}` };
   }
@@ -69,18 +77,25 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const x = tf.tensor4d(Float32Array.from({ length: size }, () => rng.next()), [batch, ...shape]);
   const y = Int32Array.from({ length: batch }, (_, i) => i % numClasses);
   let torchRate: number | undefined;
+  let torchTrainRate: number | undefined;
   const row = (loop: string, msPerStep: number, peakRssMb: number, base?: number): RealRow => {
     const rate = batch / (msPerStep / 1000);
     const ref = torchRate ?? base;
     return { loop, batch, imageStepsPerSecond: rate, msPerStep, ratio: ref === undefined ? null : rate / ref, peakRssMb };
   };
   if (o.torch && spec.torch) {
-    const t = torchReference(o.torch, spec.torch.arch, spec.torch.size, batch, o.steps, numClasses);
+    const common = ['--arch', spec.torch.arch, '--size', String(spec.torch.size), '--batch', String(batch), '--rounds', '3', '--classes', String(numClasses)];
+    const t = torchReference(o.torch, [...common, '--steps', String(o.steps)], 'image_steps_per_s');
     if ('rate' in t) {
       torchRate = t.rate;
       o.onRow({ loop: `PyTorch PGD (torch_pgd.py --arch ${spec.torch.arch}, ${os.availableParallelism()} threads)`, batch, imageStepsPerSecond: t.rate, msPerStep: (batch / t.rate) * 1000, ratio: 1, peakRssMb: 0 });
     } else {
       o.onRow({ loop: `PyTorch PGD: not run (${t.error})`, batch, imageStepsPerSecond: 0, msPerStep: 0, ratio: null, peakRssMb: 0 });
+    }
+    const tt = torchReference(TORCH_TRAIN, common, 'images_per_s');
+    if ('rate' in tt) {
+      torchTrainRate = tt.rate;
+      o.onRow({ loop: `PyTorch FGSM-RS training step (bench/torch_adv_train.py, ${os.availableParallelism()} threads)`, batch, imageStepsPerSecond: tt.rate, msPerStep: (batch / tt.rate) * 1000, ratio: 1, peakRssMb: 0 });
     }
   }
   // The plain loop a user writes: tf.grad through model.apply, sign step, projection.
@@ -118,7 +133,7 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const opt = tf.train.sgd(1e-4);
   const adversarial = { method: 'fgsm-rs' as const, eps: EPS, steps: 1, beta: 0, rampEpochs: 0 };
   const train = await o.measure('adv-train', async () => { await trainingStep(net, opt, x, labels, { numClasses, adversarial, seed: 2 }); }, 1);
-  o.onRow({ ...row('advkit adversarial-training step (FGSM-RS, batch norm in training mode)', train.ms, train.peakRssMb, plainRate), ratio: torchRate === undefined ? null : batch / (train.ms / 1000) / torchRate });
+  o.onRow({ ...row('advkit adversarial-training step (FGSM-RS, batch norm in training mode)', train.ms, train.peakRssMb, plainRate), ratio: torchTrainRate === undefined ? null : batch / (train.ms / 1000) / torchTrainRate });
   tf.dispose([x, labels]);
   net.dispose();
 }
