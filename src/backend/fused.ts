@@ -238,22 +238,29 @@ export function registerFusedOps(): void {
   }
   tf.registerKernel({ kernelName: FOLD_BATCH_NORM, backendName: 'wasm', kernelFunc: foldBatchNorm as unknown as tf.KernelFunc });
 
-  tf.registerGradient({
-    kernelName: FUSED_CONV,
-    inputsToSave: ['x', 'filter'],
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as ConvAttrs;
-      const dz = (a.maskedUpstream ? dy : activationGrad(dy as tf.Tensor, y, a.activation)) as tf.Tensor4D;
-      const conv = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
-      return {
-        x: () => tf.engine().runKernel('Conv2DBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape, filterCache: a.filterCache } as unknown as tf.NamedAttrMap) as tf.Tensor,
-        filter: () => tf.engine().runKernel('Conv2DBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
-        bias: () => tf.sum(dz, [0, 1, 2]),
-      };
-    },
-  });
+  // Conv and depthwise conv: the activation's mask (unless a max pool applied it), then the
+  // backend's input and filter gradient kernels, each computed only when asked for.
+  for (const [kernelName, inputGrad, filterGrad] of [
+    [FUSED_CONV, 'Conv2DBackpropInput', 'Conv2DBackpropFilter'],
+    [FUSED_DEPTHWISE, 'DepthwiseConv2dNativeBackpropInput', 'DepthwiseConv2dNativeBackpropFilter'],
+  ] as const) {
+    tf.registerGradient({
+      kernelName,
+      inputsToSave: ['x', 'filter'],
+      outputsToSave: [true],
+      gradFunc: (dy, saved, attrs) => {
+        const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+        const a = attrs as unknown as ConvAttrs;
+        const dz = (a.maskedUpstream ? dy : activationGrad(dy as tf.Tensor, y, a.activation)) as tf.Tensor4D;
+        const conv = { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined };
+        return {
+          x: () => tf.engine().runKernel(inputGrad, { dy: dz, filter }, { ...conv, inputShape: x.shape, filterCache: a.filterCache } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          filter: () => tf.engine().runKernel(filterGrad, { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
+          bias: () => tf.sum(dz, [0, 1, 2]),
+        };
+      },
+    });
+  }
 
   tf.registerGradient({
     kernelName: FUSED_DENSE,
@@ -266,23 +273,6 @@ export function registerFusedOps(): void {
         x: () => tf.matMul(dz, kernel, false, true),
         kernel: () => tf.matMul(x, dz, true, false),
         bias: () => tf.sum(dz, 0),
-      };
-    },
-  });
-
-  tf.registerGradient({
-    kernelName: FUSED_DEPTHWISE,
-    inputsToSave: ['x', 'filter'],
-    outputsToSave: [true],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, filter, y] = saved as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-      const a = attrs as unknown as ConvAttrs;
-      const dz = activationGrad(dy as tf.Tensor, y, a.activation) as tf.Tensor4D;
-      const conv = { strides: a.strides, pad: a.pad, dilations: [1, 1], dimRoundingMode: undefined };
-      return {
-        x: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy: dz, filter }, { ...conv, inputShape: x.shape, filterCache: a.filterCache } as unknown as tf.NamedAttrMap) as tf.Tensor,
-        filter: () => tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy: dz }, { ...conv, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor,
-        bias: () => tf.sum(dz, [0, 1, 2]),
       };
     },
   });

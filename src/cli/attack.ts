@@ -15,11 +15,11 @@ import { attackDataset, type AttackResult, type GradientAttackOptions } from '..
 import { ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
 import type { TargetMode } from '../attacks/dataset.js';
 import { checkShapes, loadDataset, parseDataSpec, size, take, type Dataset } from '../data/index.js';
-import { encodeNpy } from '../data/npy.js';
+import { encodeNpy, npyHeader } from '../data/npy.js';
 import { loadClassifier } from '../models/io.js';
 import type { Classifier } from '../models/classifier.js';
 import { AdvkitError } from '../util/errors.js';
-import { exists, writeFileAtomic } from '../util/fs.js';
+import { exists, writeFileAtomic, writeFileAtomicStreamed } from '../util/fs.js';
 import { writePng } from '../util/png.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
@@ -265,26 +265,23 @@ export function attackCommand(): Command {
         await pool?.close();
       }
 
-      // Assemble the final files from the per-batch state, in order.
+      // Assemble the final files from the per-batch state, in order; the NPY files are streamed
+      // batch by batch, so a large set never sits in memory whole.
       const lines: ManifestLine[] = [];
-      const xAdvAll = o.format.includes('npy') ? new Float32Array(total * ds.shape[0] * ds.shape[1] * ds.shape[2]) : undefined;
-      const xAll = xAdvAll ? new Float32Array(xAdvAll.length) : undefined;
-      const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
-      for (let start = 0; start < total; start += o.batchSize) {
+      const starts = Array.from({ length: Math.ceil(total / o.batchSize) }, (_, i) => i * o.batchSize);
+      for (const start of starts) {
         const state = JSON.parse(await fsp.readFile(path.join(stateDir, `batch-${start}.json`), 'utf8')) as BatchState;
         lines.push(...state.lines);
-        if (xAdvAll && xAll) {
-          const a = await fsp.readFile(path.join(stateDir, `batch-${start}.xadv`));
-          const c = await fsp.readFile(path.join(stateDir, `batch-${start}.x`));
-          xAdvAll.set(new Float32Array(a.buffer, a.byteOffset, a.byteLength / 4), start * per);
-          xAll.set(new Float32Array(c.buffer, c.byteOffset, c.byteLength / 4), start * per);
-        }
       }
       await writeFileAtomic(path.join(out, 'manifest.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
-      if (xAdvAll && xAll) {
+      if (o.format.includes('npy')) {
         const shape = [total, ...ds.shape];
-        await writeFileAtomic(path.join(out, 'x_adv.npy'), encodeNpy(xAdvAll, shape));
-        await writeFileAtomic(path.join(out, 'x.npy'), encodeNpy(xAll, shape));
+        const streamed = async function* (ext: string): AsyncGenerator<Uint8Array> {
+          yield npyHeader('<f4', shape);
+          for (const start of starts) yield await fsp.readFile(path.join(stateDir, `batch-${start}.${ext}`));
+        };
+        await writeFileAtomicStreamed(path.join(out, 'x_adv.npy'), streamed('xadv'));
+        await writeFileAtomicStreamed(path.join(out, 'x.npy'), streamed('x'));
         await writeFileAtomic(path.join(out, 'y.npy'), encodeNpy(Int32Array.from(ds.labels), [total]));
       }
       const summary = summarize(lines, o);

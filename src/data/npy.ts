@@ -70,20 +70,27 @@ export async function readNpy(file: string): Promise<NpyArray> {
   return parseNpy(buf, file);
 }
 
-/** Encodes an array as .npy (version 1.0). */
-export function encodeNpy(data: Float32Array | Uint8Array | Int32Array, shape: readonly number[]): Uint8Array {
-  const descr = data instanceof Float32Array ? '<f4' : data instanceof Uint8Array ? '|u1' : '<i4';
+/** The .npy (version 1.0) header of an array of this dtype and shape: the bytes before its data. */
+export function npyHeader(descr: '<f4' | '|u1' | '<i4', shape: readonly number[]): Uint8Array {
   const shapeText = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(', ')})`;
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shapeText}, }`;
   const total = 10 + header.length + 1;
   header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const out = new Uint8Array(10 + header.length + data.byteLength);
+  const out = new Uint8Array(10 + header.length);
   out.set(MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(new TextEncoder().encode(header), 10);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}
+
+/** Encodes an array as .npy (version 1.0). */
+export function encodeNpy(data: Float32Array | Uint8Array | Int32Array, shape: readonly number[]): Uint8Array {
+  const header = npyHeader(data instanceof Float32Array ? '<f4' : data instanceof Uint8Array ? '|u1' : '<i4', shape);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header, 0);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), header.length);
   return out;
 }
 

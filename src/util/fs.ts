@@ -17,6 +17,25 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
   }
 }
 
+/**
+ * Writes the chunks `parts` yields to `file` atomically, one at a time (a file larger than memory
+ * can be written; what `writeFileAtomic` promises holds).
+ */
+export async function writeFileAtomicStreamed(file: string, parts: AsyncIterable<Uint8Array>): Promise<void> {
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${counter++}`;
+  const handle = await fsp.open(tmp, 'w');
+  try {
+    for await (const part of parts) await handle.write(part);
+    await handle.close();
+    await fsp.rename(tmp, file);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
 export async function exists(p: string): Promise<boolean> {
   try {
     await fsp.access(p);

@@ -43,7 +43,7 @@ const FAMILIES: Family[] = [
   { name: 'resnet-18 CIFAR form (padded stride-2 convs, 1x1 shortcuts)', build: () => buildArchitecture('resnet-18', { inputShape: [16, 16, 3], seed: 5 }), shape: [16, 16, 3], pick: (v) => [...v.slice(0, 9), ...v.slice(-2)], reference: 'plain' },
   // The cpu backend's filter gradients of 11M weights take minutes: the first block, the first
   // shortcut (conv + batch norm) and the head are compared.
-  { name: 'resnet-18 ImageNet form (7x7/2 stem, padded 3x3/2 max pool)', build: () => buildArchitecture('resnet-18', { inputShape: [100, 100, 3], numClasses: 5, seed: 6 }), shape: [100, 100, 3], pick: (v) => [...v.slice(0, 9), ...v.slice(-2)], reference: 'plain' },
+  { name: 'resnet-18 ImageNet form (7x7/2 stem, padded 3x3/2 max pool)', build: () => buildArchitecture('resnet-18', { inputShape: [48, 48, 3], numClasses: 5, seed: 6, variant: 'imagenet' }), shape: [48, 48, 3], pick: (v) => [...v.slice(0, 9), ...v.slice(-2)], reference: 'plain' },
   { name: 'mini-xception (SeparableConv2D, 3x3/2 same max pools, residuals)', build: () => buildArchitecture('mini-xception', { inputShape: [24, 24, 1], numClasses: 7, seed: 7 }), shape: [24, 24, 1] },
   { name: 'resnet-small (BN after bias-free convs, ReLU layers)', build: () => buildArchitecture('resnet-small', { inputShape: [12, 12, 3], seed: 8 }), shape: [12, 12, 3] },
   {

@@ -80,6 +80,23 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return t ? { read: () => t } : null;
   };
 
+  /** The `fused_ops` of _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul: bias, fused activation, activation after. */
+  const fusedOps = (def: GraphNode, refs: string[]): { bias?: Param; act: Activation; after: ActivationFn | null } | { reason: string } => {
+    let bias: Param | undefined;
+    let act: Activation = 'linear';
+    let after: ActivationFn | null = null;
+    for (const f of listS(def, 'fused_ops')) {
+      if (f === 'BiasAdd' || f === 'Add') {
+        const b = refs[2] ? constant(parseInput(refs[2])![0]) : null;
+        if (!b) return { reason: 'the bias is not a constant' };
+        bias = b;
+      } else if (FUSABLE[f]) act = FUSABLE[f];
+      else if (UNARY[f] && f !== 'LeakyRelu') after = UNARY[f];
+      else return { reason: `fused op ${f}` };
+    }
+    return { bias, act, after };
+  };
+
   const visit = (ref: string): number => {
     const [name, slot] = parseInput(ref)!;
     const key = `${name}:${slot}`;
@@ -121,19 +138,9 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           const pad = padding.pad;
           if (!strides || !dilations || format !== 'NHWC') return fallback('strides, dilations or data format');
           if (!filter) return fallback('the filter is not a constant');
-          const fused = listS(def, 'fused_ops');
-          let bias: Param | undefined;
-          let act: Activation = 'linear';
-          let after: ActivationFn | null = null;
-          for (const f of fused) {
-            if (f === 'BiasAdd' || f === 'Add') {
-              const b = refs[2] ? constant(parseInput(refs[2])![0]) : null;
-              if (!b) return fallback('the bias is not a constant');
-              bias = b;
-            } else if (FUSABLE[f]) act = FUSABLE[f];
-            else if (UNARY[f] && f !== 'LeakyRelu') after = UNARY[f];
-            else return fallback(`fused op ${f}`);
-          }
+          const f = fusedOps(def, refs);
+          if ('reason' in f) return fallback(f.reason);
+          const { bias, act, after } = f;
           const conv = push({ kind: 'conv', depthwise, filter, bias, strides, pad, dilations, act }, [visit(refs[0]!)]);
           return after ? push({ kind: 'act', fn: after }, [conv]) : conv;
         }
@@ -147,18 +154,9 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
             const t = tf.keep(tf.transpose(kt));
             kernel = { read: () => t };
           }
-          let bias: Param | undefined;
-          let act: Activation = 'linear';
-          let after: ActivationFn | null = null;
-          for (const f of listS(def, 'fused_ops')) {
-            if (f === 'BiasAdd') {
-              const b = refs[2] ? constant(parseInput(refs[2])![0]) : null;
-              if (!b) return fallback('the bias is not a constant');
-              bias = b;
-            } else if (FUSABLE[f]) act = FUSABLE[f];
-            else if (UNARY[f] && f !== 'LeakyRelu') after = UNARY[f];
-            else return fallback(`fused op ${f}`);
-          }
+          const f = fusedOps(def, refs);
+          if ('reason' in f) return fallback(f.reason);
+          const { bias, act, after } = f;
           const dense = push({ kind: 'dense', kernel, bias, act }, [visit(refs[0]!)]);
           return after ? push({ kind: 'act', fn: after }, [dense]) : dense;
         }
