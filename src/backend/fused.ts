@@ -26,7 +26,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { clampGradInto, maxPoolGradInto, reluGradInto, type FilterCache } from './wasm_kernels.js';
+import { clampGradInto, reluGradInto } from './kernels/activation_grad.js';
+import type { FilterCache } from './kernels/heap.js';
+import { maxPoolGradInto } from './kernels/max_pool_grad.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> };
@@ -54,7 +56,7 @@ export interface ConvAttrs {
   activation: Activation;
   /** The gradient arriving here already carries the ReLU's mask (a fused max pool applied it). */
   maskedUpstream: boolean;
-  /** The layer's cache of the filter its input gradient uses (wasm_kernels.ts). */
+  /** The layer's cache of the filter its input gradient uses (kernels/heap.ts). */
   filterCache?: FilterCache;
 }
 export interface DenseAttrs {

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { setWasmKernelMode } from '../../src/backend/wasm_kernels.js';
+import { setWasmKernelMode } from '../../src/backend/kernels/register_all_kernels.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { compiledForward, forward } from '../../src/models/compiled.js';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';

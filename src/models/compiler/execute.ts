@@ -12,7 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
-import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/wasm_kernels.js';
+import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
 
 /**

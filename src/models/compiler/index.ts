@@ -8,7 +8,7 @@
  * sigmoid unit z becomes the two logits [0, z] (the same decisions, honest gradients).
  */
 import * as tf from '@tensorflow/tfjs';
-import { getWasmKernelMode } from '../../backend/wasm_kernels.js';
+import { getWasmKernelMode } from '../../backend/kernels/register_all_kernels.js';
 import { createRuntime, disposeRuntime, execute, type Runtime } from './execute.js';
 import type { Graph, Op } from './ir.js';
 import { lowerGraphModel } from './graph_model.js';
