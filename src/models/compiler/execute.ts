@@ -45,18 +45,38 @@ function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [numbe
 
 /**
  * Training batch norm: batch statistics over every axis but the last, the moving averages
- * updated, then the same affine map. Broadcasting ops whose gradients
- * reduce; tfjs' own batch-norm gradient tiles the scale to the activation's shape.
+ * updated, y = x̂·gamma + beta with x̂ = (x − mean)/sqrt(var + eps). Its gradient is the closed
+ * form dx = gamma/sqrt(var + eps) · (dy − mean(dy) − x̂·mean(dy·x̂)), dgamma = Σ dy·x̂,
+ * dbeta = Σ dy: column sums and a few element-wise passes (tfjs' batch-norm gradient tiles the
+ * scale to the activation's shape; tf.mean's gradient multiplies by a full-size ones tensor).
  */
 function batchNormTraining(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
+  const channels = x.shape[x.rank - 1]!;
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
-  const mean = tf.mean(x, axes);
-  const centered = tf.sub(x, mean);
-  const variance = tf.mean(tf.square(centered), axes);
-  bn.training!.update(mean, variance); // not on the path to the loss: the tape prunes it
-  const rstd = tf.rsqrt(tf.add(variance, bn.epsilon));
-  const scaled = tf.mul(centered, bn.gamma ? tf.mul(bn.gamma.read(), rstd) : rstd);
-  return bn.beta ? tf.add(scaled, bn.beta.read()) : scaled;
+  const n = x.size / channels;
+  const gamma = bn.gamma?.read() ?? tf.ones([channels]);
+  const beta = bn.beta?.read() ?? tf.zeros([channels]);
+  const op = tf.customGrad(((input: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const xt = input;
+    const mean = tf.div(tf.sum(xt, axes), n);
+    const centered = tf.sub(xt, mean);
+    const variance = tf.div(tf.sum(tf.square(centered), axes), n);
+    bn.training!.update(mean, variance);
+    const rstd = tf.rsqrt(tf.add(variance, bn.epsilon));
+    const xhat = tf.mul(centered, rstd);
+    save([xhat, rstd, g]);
+    return {
+      value: tf.add(tf.mul(xhat, g), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xh, rs, gm] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const dbeta = tf.sum(dy, axes);
+        const dgamma = tf.sum(tf.mul(dy, xh), axes);
+        const dx = tf.mul(tf.mul(gm, rs), tf.sub(tf.sub(dy, tf.div(dbeta, n)), tf.mul(xh, tf.div(dgamma, n))));
+        return [dx, dgamma, dbeta];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor;
+  return op(x, gamma, beta);
 }
 
 /** Inference batch norm as a per-channel affine map (its gradient never tiles). */
