@@ -5,3 +5,4 @@ export * from './train.js';
 export { trainingStep, trainableVariables, shardGradients, shardRanges, type TrainingStepOptions, type ShardSpec, type ShardResult } from './train_step.js';
 export { TrainPool } from './train_pool.js';
 export { compiledForward, forward } from './compiled.js';
+export { compileModel, type CompiledModel, type CompileReport, type CompiledNode, type CompileOptions } from './compiler/index.js';

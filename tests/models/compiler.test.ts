@@ -254,6 +254,25 @@ describe('GraphModels through the compiler', () => {
     expect(relError(wasmPredict[0]!, wasmPredict[1]!)).toBeLessThanOrEqual(1e-5);
   });
 
+  // The reference is the executor on cpu: stock tfjs-wasm's _FusedMatMul with transpose_b gets
+  // every row after the first wrong (4.22.0; 0.52 for 0.44 here), which the compiled path avoids.
+  it('MatMul with transpose_b compiles through a transposed copy of the weights (equal to the executor on cpu), which dispose() frees', async () => {
+    await useBackend('wasm');
+    const g = await converterClassifier('transposed');
+    const before = tf.memory().numTensors;
+    const compiled = compileModel(g);
+    expect(compiled.report.fallbacks).toBe(0);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    const x = () => tf.tensor4d(uniform(2 * 192, 12, 0, 1), [2, 8, 8, 3]);
+    const [ours] = await onBackend('wasm', () => [compiled.forward(x(), false)]);
+    const [theirs] = await onBackend('cpu', () => [g.predict(x()) as tf.Tensor]);
+    expect(relError(ours!, theirs!)).toBeLessThanOrEqual(1e-5);
+    await useBackend('wasm');
+    compiled.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    expect(compileModel(g)).not.toBe(compiled);
+  });
+
   it('a Softmax-ended graph is attacked through the logits before the Softmax', async () => {
     await useBackend('wasm');
     const g = await converterClassifier('softmax');

@@ -70,7 +70,7 @@ const f32 = (n: number, seed: number, lo = -0.5, hi = 0.5) => uniform(n, seed, l
  * 4 classes), 'sigmoid' (one Sigmoid unit), 'logits', or 'neg' (a Neg op the compiler does not
  * know, before the logits).
  */
-export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg', seed = 1): Promise<tf.GraphModel> {
+export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed', seed = 1): Promise<tf.GraphModel> {
   const units = head === 'sigmoid' ? 1 : 4;
   const consts: ConstSpec[] = [
     { name: 'c1/w', shape: [3, 3, 3, 8], values: f32(216, seed) },
@@ -83,7 +83,8 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
     { name: 'bn/mean', shape: [8], values: f32(8, seed + 7, -0.2, 0.2) },
     { name: 'bn/var', shape: [8], values: f32(8, seed + 8, 0.5, 1.5) },
     { name: 'mean/axes', shape: [2], values: new Int32Array([1, 2]), dtype: 'int32' },
-    { name: 'fc/w', shape: [8, units], values: f32(8 * units, seed + 9) },
+    // 'transposed': the dense weights stored [units, 8] and read with MatMul's transpose_b.
+    { name: 'fc/w', shape: head === 'transposed' ? [units, 8] : [8, units], values: f32(8 * units, seed + 9) },
     { name: 'fc/b', shape: [units], values: f32(units, seed + 10) },
   ];
   const nodes: object[] = [
@@ -94,7 +95,7 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
     { name: 'bn_relu', op: 'Relu', input: ['bn'] },
     { name: 'res', op: 'AddV2', input: ['bn_relu', 'c1'] },
     { name: 'gap', op: 'Mean', input: ['res', 'mean/axes'], attr: { keep_dims: { b: false } } },
-    { name: 'fc', op: '_FusedMatMul', input: ['gap', 'fc/w', 'fc/b'], attr: { transpose_a: { b: false }, transpose_b: { b: false }, fused_ops: strs(['BiasAdd']), num_args: { i: '1' } } },
+    { name: 'fc', op: '_FusedMatMul', input: ['gap', 'fc/w', 'fc/b'], attr: { transpose_a: { b: false }, transpose_b: { b: head === 'transposed' }, fused_ops: strs(['BiasAdd']), num_args: { i: '1' } } },
   ];
   let last = 'fc';
   if (head === 'neg') {

@@ -71,6 +71,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
   if (inputNames.length !== 1 || model.outputNodes.length !== 1) throw new Error(`the graph has ${inputNames.length} inputs and ${model.outputNodes.length} outputs (one of each compiles)`);
 
   const nodes: Node[] = [];
+  const owned: tf.Tensor[] = [];
   const index = new Map<string, number>();
   const constant = (name: string): Param | null => {
     let def = defs.get(name);
@@ -152,6 +153,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           let kernel: Param = k;
           if (attrB(def, 'transpose_b')) {
             const t = tf.keep(tf.transpose(kt));
+            owned.push(t);
             kernel = { read: () => t };
           }
           const f = fusedOps(def, refs);
@@ -220,5 +222,5 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return result;
   };
   const output = visit(model.outputNodes[0]!);
-  return { nodes, output, outputKind: 'logits', merged: [] };
+  return { nodes, output, outputKind: 'logits', merged: [], owned };
 }

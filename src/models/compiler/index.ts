@@ -44,7 +44,7 @@ export interface CompiledModel {
   forward(x: tf.Tensor, training: boolean): tf.Tensor;
   readonly report: CompileReport;
   readonly graph: Graph;
-  /** Releases folded weights and constants. */
+  /** Releases folded weights and constants (and drops it from compileModel's cache). */
   dispose(): void;
 }
 
@@ -93,7 +93,11 @@ function wrap(graph: Graph, format: CompileReport['format']): CompiledModel {
       const col = z.rank === 2 ? z : tf.reshape(z, [z.shape[0]!, -1]);
       return tf.concat([tf.zerosLike(col), col], 1);
     }),
-    dispose: () => disposeRuntime(rt),
+    dispose: () => {
+      disposeRuntime(rt);
+      tf.dispose(graph.owned);
+      graph.owned = [];
+    },
   };
 }
 
@@ -103,7 +107,12 @@ function cached(model: object, cut: boolean, make: () => CompiledModel): Compile
   let byCut = cache.get(model);
   if (!byCut) cache.set(model, (byCut = new Map()));
   let compiled = byCut.get(cut);
-  if (!compiled) byCut.set(cut, (compiled = make()));
+  if (!compiled) {
+    const made = make();
+    // A disposed compiled model leaves the cache: the next compileModel builds a new one.
+    compiled = { ...made, dispose: () => { byCut!.delete(cut); made.dispose(); } };
+    byCut.set(cut, compiled);
+  }
   return compiled;
 }
 

@@ -82,4 +82,6 @@ export interface Graph {
   outputKind: 'logits' | 'softmax-cut' | 'sigmoid-binary';
   /** Sources merged into other nodes by the passes: "BatchNormalization 'bn1' folded into 'conv1'". */
   merged: string[];
+  /** Tensors the frontend made for the graph (a transposed GraphModel weight); freed with it. */
+  owned: tf.Tensor[];
 }

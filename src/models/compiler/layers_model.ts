@@ -208,5 +208,5 @@ export function lowerLayersModel(model: tf.LayersModel): Graph {
     return nodes.length - 1;
   };
   const output = visit(model.outputs[0]!);
-  return { nodes, output, outputKind: 'logits', merged: [] };
+  return { nodes, output, outputKind: 'logits', merged: [], owned: [] };
 }
