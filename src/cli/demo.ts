@@ -10,7 +10,6 @@ import { loadMnist, take } from '../data/index.js';
 import { evaluateRobustness } from '../eval/evaluate.js';
 import { renderTable } from '../eval/render.js';
 import { buildArchitecture } from '../models/architectures.js';
-import { fromLayersModel } from '../models/classifier.js';
 import { loadClassifier, METADATA_JSON, saveLayersModel } from '../models/io.js';
 import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
 import { exists } from '../util/fs.js';

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { free, run, stock, type KernelArgs, type TensorInfo } from './heap.js';
 
 /**

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { depthwiseInfo, heap, type KernelArgs, type TensorInfo } from './heap.js';
 import { simdKernels } from '../simd.js';
 

@@ -1,5 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { cachedFilter, depthwiseInfo, dilatePad, free, heap, run, type FilterCache, type KernelArgs, type TensorInfo } from './heap.js';
 
 /**

@@ -87,8 +87,16 @@ function batchNormAffine(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
   return bn.beta ? tf.add(shifted, bn.beta.read()) : shifted;
 }
 
-function plainActivation(x: tf.Tensor, act: Activation): tf.Tensor {
-  return act === 'relu' ? tf.relu(x) : act === 'relu6' ? tf.relu6(x) : x;
+/** A layer's activation: a fused clamp on the fast path, tfjs' relu/relu6 otherwise; x for linear. */
+function layerActivation(x: tf.Tensor, act: Activation, fast: boolean): tf.Tensor {
+  if (act === 'linear') return x;
+  if (fast) return runFused(FUSED_CLAMP, { x }, { activation: act });
+  return act === 'relu' ? tf.relu(x) : tf.relu6(x);
+}
+
+/** A conv's filter or a dense layer's kernel. */
+function layerWeight(op: LayerOp): tf.Tensor {
+  return op.kind === 'dense' ? op.kernel.read() : op.filter.read();
 }
 
 const SQRT1_2 = Math.SQRT1_2;
@@ -97,7 +105,7 @@ function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, f
   switch (fn) {
     case 'linear': return tf.clone(x);
     case 'relu':
-    case 'relu6': return fast ? runFused(FUSED_CLAMP, { x }, { activation: fn }) : plainActivation(x, fn);
+    case 'relu6': return layerActivation(x, fn, fast);
     case 'sigmoid': return tf.sigmoid(x);
     case 'tanh': return tf.tanh(x);
     case 'softmax': return tf.softmax(x);
@@ -131,7 +139,7 @@ type LayerOp = Extract<Op, { kind: 'conv' | 'dense' }>;
 
 /** Weights of a conv/dense, with its inference batch norm folded in (fast path). */
 function foldedWeights(op: LayerOp, i: number, rt: Runtime): { w: tf.Tensor; b?: tf.Tensor } {
-  const w = op.kind === 'dense' ? op.kernel.read() : op.filter.read();
+  const w = layerWeight(op);
   const bias = op.bias?.read();
   if (!op.bn) return { w, b: bias };
   const [fw, fb] = foldBatchNormWeights({
@@ -149,9 +157,8 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
         { strides: op.strides, pad: explicitPad(op.pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) }));
     if (training && op.bn?.training) {
       // Batch statistics: the layer stays fused, the batch norm and activation follow it.
-      const z = fused(op.kind === 'dense' ? op.kernel.read() : op.filter.read(), op.bias?.read(), 'linear');
-      const y = batchNormTraining(z, op.bn);
-      return op.act === 'linear' ? y : runFused(FUSED_CLAMP, { x: y }, { activation: op.act });
+      const z = fused(layerWeight(op), op.bias?.read(), 'linear');
+      return layerActivation(batchNormTraining(z, op.bn), op.act, true);
     }
     const { w, b } = foldedWeights(op, i, rt);
     return fused(w, b, op.act);
@@ -167,8 +174,7 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
   }
   if (op.bias) y = tf.add(y, op.bias.read());
   if (op.bn) y = training && op.bn.training ? batchNormTraining(y, op.bn) : batchNormAffine(y, op.bn);
-  if (op.act === 'linear') return y;
-  return fast ? runFused(FUSED_CLAMP, { x: y }, { activation: op.act }) : plainActivation(y, op.act);
+  return layerActivation(y, op.act, fast);
 }
 
 function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast: boolean, rt: Runtime): tf.Tensor {

@@ -20,7 +20,6 @@ interface GraphNode { name: string; op: string; input?: string[]; attr?: Record<
 
 const text = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
 const attrS = (n: GraphNode, k: string): string | undefined => (n.attr?.[k]?.s !== undefined ? text(n.attr[k]!.s!) : undefined);
-const attrI = (n: GraphNode, k: string): number | undefined => (n.attr?.[k]?.i !== undefined ? Number(n.attr[k]!.i) : undefined);
 const attrF = (n: GraphNode, k: string): number | undefined => n.attr?.[k]?.f;
 const attrB = (n: GraphNode, k: string): boolean => n.attr?.[k]?.b === true;
 const listI = (n: GraphNode, k: string): number[] | undefined => n.attr?.[k]?.list?.i?.map(Number);

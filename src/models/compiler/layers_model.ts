@@ -5,7 +5,7 @@
  * runs the layer's own `apply` for that node only.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ActivationFn, BatchNormParams, Graph, Node, Op, Padding, Param } from './ir.js';
+import type { ActivationFn, BatchNormParams, Graph, Node, Op, Param } from './ir.js';
 import { ACTIVATIONS } from './ir.js';
 
 type Layer = tf.layers.Layer & Record<string, unknown>;

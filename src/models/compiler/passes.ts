@@ -49,7 +49,7 @@ function asLayer(op: Op): Layer | null {
 }
 
 /** Output channels of a conv (depthwise: channels × multiplier) or dense layer. */
-export function outChannels(layer: Layer): number {
+function outChannels(layer: Layer): number {
   if (layer.kind === 'dense') return layer.kernel.read().shape[1]!;
   const s = layer.filter.read().shape;
   return layer.depthwise ? s[2]! * s[3]! : s[3]!;
