@@ -1,15 +1,20 @@
 /**
- * The one gradient-descent loop behind every gradient attack (FGSM, BIM, PGD, MI-FGSM), in the
- * manner of Foolbox 3: the norm supplies random start, gradient normalization, projection and
- * distance (lp.ts); the loss supplies the objective (losses.ts); FGSM is this loop with one
- * full step. Step sizes are relative to eps by default, so one setting works across a sweep.
+ * The one gradient-descent loop behind every gradient attack, in the manner of Foolbox 3: the
+ * norm supplies random start, gradient normalization, projection and distance (lp.ts); the
+ * objective is a hook (losses.ts, or any per-sample function of the logits, such as TRADES'
+ * KL term); the step rule is a hook. FGSM, BIM and PGD use the fixed step, MI-FGSM adds a
+ * momentum rule (mifgsm.ts), APGD the step-size schedule with checkpoints (apgd.ts), FAB its
+ * boundary projection (fab.ts). The loop also keeps, per sample, the best iterate it has seen
+ * when asked ('strongest': success first, then objective; 'closest': success first, then the
+ * smallest distance), and runs restarts and target classes only on the samples still not
+ * broken, keeping each sample's best result over runs.
  *
  * Every iteration runs inside `tf.tidy` with no host reads; previous iterates are disposed.
  * The result is re-checked: predictions, success and norms are computed from the returned
  * batch, never carried over from inside the loop.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Classifier } from '../models/classifier.js';
+import type { Bounds, Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, InvalidArgumentError, show } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
 import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
@@ -66,7 +71,7 @@ export interface AttackResult {
 export type Attack<O extends Partial<GradientAttackOptions> = Partial<GradientAttackOptions>> =
   (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>;
 
-interface Resolved {
+export interface Resolved {
   eps: number;
   norm: Norm;
   steps: number;
@@ -144,14 +149,233 @@ export function goalMet(z: tf.Tensor2D, labels: tf.Tensor1D, isTargeted: boolean
   });
 }
 
-function l1Normalize(g: tf.Tensor4D): tf.Tensor4D {
-  return tf.tidy(() => tf.div(g, tf.add(tf.reshape(tf.sum(tf.abs(tf.reshape(g, [g.shape[0], -1])), 1), [g.shape[0], 1, 1, 1]), 1e-12)));
+/** What a step rule sees at iterate x_i (all tensors owned by the loop). */
+export interface StepInput {
+  /** Iteration index, from 0. */
+  i: number;
+  /** The clean inputs (centre of the ball). */
+  x: tf.Tensor4D;
+  adv: tf.Tensor4D;
+  /** Gradient of the summed objective at adv. */
+  grad: tf.Tensor4D;
+  /** Objective per sample at adv. */
+  loss: tf.Tensor1D;
+  logits: tf.Tensor2D;
+}
+
+export type RuleState = Record<string, tf.Tensor>;
+
+/**
+ * How the loop moves: `init` builds the tensors carried between steps from the start point;
+ * `step` (run inside tf.tidy) returns the next iterate, the new state and optionally a
+ * candidate for the tracker (FAB scores the point it reached before stepping back).
+ */
+export interface StepRule {
+  init(x: tf.Tensor4D, start: tf.Tensor4D): RuleState;
+  step(input: StepInput, state: RuleState): { next: tf.Tensor4D; state: RuleState; candidate?: tf.Tensor4D };
+}
+
+export type Keep = 'last' | 'strongest' | 'closest';
+
+/** The hooks of one run of the loop over a batch. */
+export interface LoopHooks {
+  /** Per-sample objective to maximize, from the logits. */
+  objective(logits: tf.Tensor2D): tf.Tensor1D;
+  /** 1 where the goal is met, from the logits. */
+  met(logits: tf.Tensor2D): tf.Tensor1D;
+  rule: StepRule;
+  /** The first iterate (inside the ball and bounds). */
+  start(): tf.Tensor4D;
+  steps: number;
+  keep: Keep;
+  /** Samples meeting the goal stop moving. */
+  earlyStop?: boolean;
+  /** Distance for keep = 'closest'. */
+  norm: Norm;
+}
+
+/** A run's result: the iterate kept per sample, whether it meets the goal, its score. */
+export type RunOutcome = {
+  adv: tf.Tensor4D;
+  success: tf.Tensor1D;
+  score: tf.Tensor1D;
+};
+
+/** Disposes the tensors of `old` that `next` does not carry over. */
+function disposeReplaced(old: tf.Tensor[], next: tf.Tensor[]): void {
+  const keep = new Set(next);
+  for (const t of old) if (!keep.has(t)) t.dispose();
+}
+
+const asList = (o: Record<string, tf.Tensor | undefined> | undefined): tf.Tensor[] => (o ? Object.values(o).filter((t): t is tf.Tensor => t !== undefined) : []);
+
+/** Per-sample choice: success first, then the higher score. */
+function better(a: { success: tf.Tensor1D; score: tf.Tensor1D }, b: { success: tf.Tensor1D; score: tf.Tensor1D }): tf.Tensor1D {
+  return tf.tidy(() => tf.logicalOr(tf.logicalAnd(a.success, tf.logicalNot(b.success)),
+    tf.logicalAnd(tf.equal(a.success, b.success), tf.greater(a.score, b.score))) as tf.Tensor1D);
+}
+
+function merge(prev: RunOutcome, cand: RunOutcome): RunOutcome {
+  return tf.tidy(() => {
+    const take = better(cand, prev);
+    return {
+      adv: tf.where(tf.reshape(take, [-1, 1, 1, 1]), cand.adv, prev.adv) as tf.Tensor4D,
+      success: tf.logicalOr(prev.success, cand.success) as tf.Tensor1D,
+      score: tf.where(take, cand.score, prev.score) as tf.Tensor1D,
+    };
+  });
+}
+
+/**
+ * One run of the loop on a batch. The caller disposes the outcome. With keep = 'last' and
+ * `scored` false, success and score are not computed (zeros): no extra forward pass.
+ */
+export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored = true): RunOutcome {
+  const n = x.shape[0];
+  const score = (cand: tf.Tensor4D, logits: tf.Tensor2D, loss: tf.Tensor1D): RunOutcome => tf.tidy(() => ({
+    adv: tf.clone(cand),
+    success: tf.cast(h.met(logits), 'bool') as tf.Tensor1D,
+    score: h.keep === 'closest' ? (tf.neg(h.norm.distance(cand, x)) as tf.Tensor1D) : tf.clone(loss),
+  }));
+  const track = (best: RunOutcome | undefined, cand: RunOutcome): RunOutcome => {
+    if (!best) return cand;
+    const m = merge(best, cand);
+    tf.dispose(asList(cand));
+    return m;
+  };
+  let adv = h.start();
+  let state = h.rule.init(x, adv);
+  let done = h.earlyStop ? (tf.zeros([n], 'bool') as tf.Tensor1D) : undefined;
+  let best: RunOutcome | undefined;
+  for (let i = 0; i < h.steps; i++) {
+    const out = tf.tidy(() => {
+      let logits: tf.Tensor2D | undefined;
+      let loss: tf.Tensor1D | undefined;
+      const grad = tf.grad((a: tf.Tensor) => {
+        const z = model.logits(a as tf.Tensor4D);
+        logits = tf.keep(z);
+        const l = h.objective(z);
+        loss = tf.keep(l);
+        return tf.sum(l);
+      })(adv) as tf.Tensor4D;
+      let tracked = h.keep === 'last' ? undefined : track(best, score(adv, logits!, loss!));
+      const stepped = h.rule.step({ i, x, adv, grad, loss: loss!, logits: logits! }, state);
+      let next = stepped.next;
+      if (stepped.candidate && h.keep !== 'last') {
+        const zc = model.logits(stepped.candidate);
+        tracked = track(tracked, score(stepped.candidate, zc, h.objective(zc)));
+      }
+      let doneNext: tf.Tensor1D | undefined;
+      if (done) {
+        // Samples meeting the goal at the current iterate stay where they are.
+        doneNext = tf.logicalOr(done, h.met(logits!)) as tf.Tensor1D;
+        next = tf.where(tf.reshape(doneNext, [n, 1, 1, 1]), adv, next) as tf.Tensor4D;
+      }
+      tf.dispose([logits!, loss!]);
+      return { next, state: stepped.state, done: doneNext, best: tracked };
+    });
+    disposeReplaced([adv, ...asList(state), ...(done ? [done] : [])], [out.next, ...asList(out.state), ...(out.done ? [out.done] : [])]);
+    if (best) tf.dispose(asList(best));
+    adv = out.next;
+    state = out.state;
+    done = out.done;
+    best = out.best;
+  }
+  disposeReplaced([...asList(state), ...(done ? [done] : [])], [adv]);
+  if (h.keep === 'last' && !scored) return { adv, success: tf.zeros([n], 'bool') as tf.Tensor1D, score: tf.zeros([n]) as tf.Tensor1D };
+  const last = tf.tidy(() => {
+    const z = model.logits(adv);
+    return score(adv, z, h.objective(z));
+  });
+  adv.dispose();
+  return track(best, last);
+}
+
+/**
+ * Runs `count` runs of the loop, each on the samples not yet broken by the runs before it,
+ * and keeps each sample's best outcome (success first, then score). `run(k, idx)` runs the
+ * k-th run on the samples `idx` (all of them when idx is undefined) and returns their outcome.
+ */
+export function runOnRemaining(n: number, count: number, run: (k: number, idx: Int32Array | undefined) => RunOutcome): RunOutcome {
+  let best = run(0, undefined);
+  for (let k = 1; k < count; k++) {
+    const ok = best.success.dataSync();
+    const idx = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter((i) => !ok[i]));
+    if (idx.length === 0) break;
+    const sub = run(k, idx);
+    // Scatter the subset's outcome back to batch positions (a sample outside idx keeps its own).
+    const pos = new Int32Array(n);
+    const inSub = new Uint8Array(n);
+    idx.forEach((i, j) => { pos[i] = j; inSub[i] = 1; });
+    const next = tf.tidy(() => {
+      const p = tf.tensor1d(pos, 'int32');
+      const mask = tf.cast(tf.tensor1d(inSub, 'int32'), 'bool') as tf.Tensor1D;
+      const full: RunOutcome = {
+        adv: tf.gather(sub.adv, p) as tf.Tensor4D,
+        success: tf.logicalAnd(tf.gather(sub.success, p), mask) as tf.Tensor1D,
+        score: tf.where(mask, tf.gather(sub.score, p), tf.fill([n], -Infinity)) as tf.Tensor1D,
+      };
+      return merge(best, full);
+    });
+    tf.dispose([...asList(best), ...asList(sub)]);
+    best = next;
+  }
+  return best;
+}
+
+/** Gathers the rows `idx` of a per-sample array (all rows when idx is undefined). */
+export function rows<T extends Int32Array | Float32Array>(a: T, idx: Int32Array | undefined): T {
+  return (idx ? a.constructor === Int32Array ? Int32Array.from(idx, (i) => a[i]!) : Float32Array.from(idx, (i) => a[i]!) : a) as T;
+}
+
+/** Gathers the rows `idx` of a batch tensor (a clone of all rows when idx is undefined). */
+export function gatherRows<T extends tf.Tensor>(t: T, idx: Int32Array | undefined): T {
+  return tf.tidy(() => (idx ? tf.gather(t, tf.tensor1d(idx, 'int32')) : tf.clone(t))) as T;
+}
+
+/** The fixed step of FGSM, BIM and PGD: x + α·normalize(∇), projected. */
+export function fixedStep(norm: Norm, eps: number, stepSize: number, bounds: Bounds): StepRule {
+  return {
+    init: () => ({}),
+    step: ({ x, adv, grad }) => ({ next: norm.project(tf.add(adv, tf.mul(norm.normalize(grad, adv, bounds), stepSize)) as tf.Tensor4D, x, eps, bounds), state: {} }),
+  };
+}
+
+/** Hook set of a validated attack: its objective, goal, rule and start, for run k on rows idx. */
+export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, k: number, idx: Int32Array | undefined, rule: StepRule, keep: Keep, objectiveOf?: (z: tf.Tensor2D, yT: tf.Tensor1D, goalT: tf.Tensor1D) => tf.Tensor1D): LoopHooks & { dispose(): void } {
+  const yT = tf.tensor1d(rows(labels, idx), 'int32');
+  const isTargeted = r.targets !== undefined;
+  const goalT = r.targets ? tf.tensor1d(rows(r.targets, idx), 'int32') : yT;
+  const seeds = rows(r.seeds, idx);
+  const runSeeds = k === 0 ? seeds : seeds.map((s) => deriveSeed(s, k) & 0x7fffffff);
+  return {
+    objective: (z) => (objectiveOf ? objectiveOf(z, yT, goalT) : objective(r.loss, z, goalT, isTargeted, yT)),
+    met: (z) => goalMet(z, goalT, isTargeted),
+    rule,
+    start: () => (r.randomStart
+      ? tf.tidy(() => r.norm.project(tf.add(x, r.norm.randomStart(x.shape, r.eps, runSeeds)) as tf.Tensor4D, x, r.eps, model.bounds))
+      : tf.clone(x)),
+    steps: r.steps,
+    keep,
+    earlyStop: r.earlyStop,
+    norm: r.norm,
+    dispose: () => tf.dispose(goalT === yT ? [yT] : [yT, goalT]),
+  };
+}
+
+/** What an attack built on the loop adds to the validated options. */
+export interface LoopAttack {
+  /** The step rule for a batch of `n` samples. */
+  rule?: (r: Resolved, bounds: Bounds, n: number) => StepRule;
+  keep?: Keep;
+  /** Runs over the batch (default: the restarts). */
+  runs?: number;
 }
 
 /** Runs the loop with validated options and re-checks its result (see finalize). */
-export async function runGradientAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): Promise<AttackResult> {
+export async function runGradientAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }, how: LoopAttack = {}): Promise<AttackResult> {
   const { labels, resolved: r } = validateAttack(fn, model, x, y, options);
-  const adversarial = search(model, x, labels, r);
+  const adversarial = search(model, x, labels, r, how);
   const yT = tf.tensor1d(labels, 'int32');
   const goalT = r.targets ? tf.tensor1d(r.targets, 'int32') : yT;
   const result = await finalize(model, x, adversarial, yT, goalT, r.targets !== undefined, r.loss);
@@ -165,83 +389,24 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
  */
 export function gradientAttackExamples(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): tf.Tensor4D {
   const { labels, resolved } = validateAttack(fn, model, x, y, options);
-  return search(model, x, labels, resolved);
+  return search(model, x, labels, resolved, {});
 }
 
-/** The loop: every restart from its start, each sample keeping its strongest result. */
-function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved): tf.Tensor4D {
+/** Every restart on the samples still not broken, each sample keeping its strongest result. */
+function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, how: LoopAttack): tf.Tensor4D {
   const n = x.shape[0];
-  const isTargeted = r.targets !== undefined;
-  const yT = tf.tensor1d(labels, 'int32');
-  const goalT = r.targets ? tf.tensor1d(r.targets, 'int32') : yT;
-  const step = (adv: tf.Tensor4D, m: tf.Tensor4D | undefined, done: tf.Tensor1D | undefined) => tf.tidy(() => {
-    let z: tf.Tensor2D | undefined;
-    const g = tf.grad((a: tf.Tensor) => {
-      const logits = model.logits(a as tf.Tensor4D);
-      z = tf.keep(logits);
-      return tf.sum(objective(r.loss, logits, goalT, isTargeted, yT));
-    })(adv) as tf.Tensor4D;
-    let dir: tf.Tensor4D = g;
-    let mNext: tf.Tensor4D | undefined;
-    if (m) {
-      mNext = tf.add(tf.mul(m, r.momentum), l1Normalize(g)) as tf.Tensor4D;
-      dir = mNext;
-    }
-    let next = r.norm.project(tf.add(adv, tf.mul(r.norm.normalize(dir, adv, model.bounds), r.stepSize)) as tf.Tensor4D, x, r.eps, model.bounds);
-    let doneNext: tf.Tensor1D | undefined;
-    if (done) {
-      // Samples meeting the goal at the current iterate stay where they are.
-      doneNext = tf.logicalOr(done, goalMet(z!, goalT, isTargeted)) as tf.Tensor1D;
-      next = tf.where(tf.reshape(doneNext, [n, 1, 1, 1]), adv, next) as tf.Tensor4D;
-    }
-    z!.dispose();
-    return { next, mNext, doneNext };
+  const keep = how.keep ?? 'last';
+  const out = runOnRemaining(n, how.runs ?? r.restarts, (k, idx) => {
+    const xs = gatherRows(x, idx);
+    const rule = how.rule ? how.rule(r, model.bounds, xs.shape[0]) : fixedStep(r.norm, r.eps, r.stepSize, model.bounds);
+    const hooks = attackHooks(model, xs, labels, r, k, idx, rule, keep);
+    const o = descend(model, xs, hooks, (how.runs ?? r.restarts) > 1);
+    hooks.dispose();
+    xs.dispose();
+    return o;
   });
-
-  let best: { adv: tf.Tensor4D; success: tf.Tensor1D; loss: tf.Tensor1D } | undefined;
-  for (let restart = 0; restart < r.restarts; restart++) {
-    let adv = r.randomStart
-      ? tf.tidy(() => r.norm.project(tf.add(x, r.norm.randomStart(x.shape, r.eps, restart === 0 ? r.seeds : r.seeds.map((s) => deriveSeed(s, restart) & 0x7fffffff))) as tf.Tensor4D, x, r.eps, model.bounds))
-      : tf.clone(x);
-    let m = r.momentum > 0 ? tf.zerosLike(x) : undefined;
-    let done = r.earlyStop ? (tf.zeros([n], 'bool') as tf.Tensor1D) : undefined;
-    for (let s = 0; s < r.steps; s++) {
-      const out = step(adv, m, done);
-      tf.dispose([adv, m, done].filter((t) => t !== undefined) as tf.Tensor[]);
-      adv = out.next;
-      m = out.mNext;
-      done = out.doneNext;
-    }
-    tf.dispose([m, done].filter((t) => t !== undefined) as tf.Tensor[]);
-    if (r.restarts === 1) {
-      // One start: nothing to choose between, so no scoring pass.
-      best = { adv, success: tf.zeros([n], 'bool'), loss: tf.zeros([n]) };
-      break;
-    }
-    const scored = tf.tidy(() => {
-      const z = model.logits(adv);
-      return { success: goalMet(z, goalT, isTargeted), loss: objective(r.loss, z, goalT, isTargeted, yT) };
-    });
-    if (!best) {
-      best = { adv, ...scored };
-    } else {
-      const prev: { adv: tf.Tensor4D; success: tf.Tensor1D; loss: tf.Tensor1D } = best;
-      best = tf.tidy(() => {
-        const newWins = tf.logicalAnd(scored.success, tf.logicalNot(prev.success));
-        const tieBetter = tf.logicalAnd(tf.equal(scored.success, prev.success), tf.logicalAnd(tf.logicalNot(prev.success), tf.greater(scored.loss, prev.loss)));
-        const take = tf.logicalOr(newWins, tieBetter) as tf.Tensor1D;
-        return {
-          adv: tf.where(tf.reshape(take, [n, 1, 1, 1]), adv, prev.adv) as tf.Tensor4D,
-          success: tf.logicalOr(prev.success, scored.success) as tf.Tensor1D,
-          loss: tf.where(take, scored.loss, prev.loss) as tf.Tensor1D,
-        };
-      });
-      tf.dispose([prev.adv, prev.success, prev.loss, adv, scored.success, scored.loss]);
-    }
-  }
-  tf.dispose([best!.success, best!.loss, yT]);
-  if (goalT !== yT) goalT.dispose();
-  return best!.adv;
+  tf.dispose([out.success, out.score]);
+  return out.adv;
 }
 
 /** Re-checks a candidate adversarial batch: predictions, success, loss and norms from scratch. */

@@ -14,6 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { pgdExamples } from '../attacks/pgd.js';
+import { descend, fixedStep } from '../attacks/gradient_descent.js';
+import { linf } from '../attacks/lp.js';
 import { fromFunction, type Classifier } from '../models/classifier.js';
 import { forward } from '../models/compiled.js';
 import { check, checkFiniteNumber, show } from '../util/errors.js';
@@ -69,21 +71,22 @@ export function klDivergence(p: tf.Tensor2D, zq: tf.Tensor2D): tf.Tensor1D {
   return tf.tidy(() => tf.sum(tf.mul(p, tf.sub(tf.log(tf.add(p, 1e-12)), tf.logSoftmax(zq))), 1) as tf.Tensor1D);
 }
 
-/** TRADES' inner maximization of KL(p(x) ‖ p(x')) over the L∞ ball, sign steps of 2.5·eps/steps. */
+/**
+ * TRADES' inner maximization of KL(p(x) ‖ p(x')) over the L∞ ball, sign steps of 2.5·eps/steps
+ * from x + 0.001·N(0, 1): the attack loop with the KL objective as its hook.
+ */
 export function tradesAttack(view: Classifier, x: tf.Tensor4D, eps: number, steps: number, seed: number): tf.Tensor4D {
   const [lo, hi] = view.bounds;
   const pClean = tf.tidy(() => tf.softmax(view.logits(x)) as tf.Tensor2D);
-  let adv = tf.tidy(() => tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', (seed % 2147483646) + 1)), lo, hi) as tf.Tensor4D);
-  const alpha = (2.5 * eps) / steps;
-  for (let s = 0; s < steps; s++) {
-    const next = tf.tidy(() => {
-      const g = tf.grad((z: tf.Tensor) => tf.sum(klDivergence(pClean, view.logits(z as tf.Tensor4D))))(adv);
-      const stepped = tf.add(adv, tf.mul(tf.sign(g), alpha));
-      return tf.clipByValue(tf.minimum(tf.maximum(stepped, tf.sub(x, eps)), tf.add(x, eps)), lo, hi) as tf.Tensor4D;
-    });
-    adv.dispose();
-    adv = next;
-  }
-  pClean.dispose();
-  return adv;
+  const out = descend(view, x, {
+    objective: (z) => klDivergence(pClean, z),
+    met: (z) => tf.zeros([z.shape[0]], 'bool') as tf.Tensor1D,
+    rule: fixedStep(linf, eps, (2.5 * eps) / steps, view.bounds),
+    start: () => tf.tidy(() => tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', (seed % 2147483646) + 1)), lo, hi) as tf.Tensor4D),
+    steps,
+    keep: 'last',
+    norm: linf,
+  }, false);
+  tf.dispose([pClean, out.success, out.score]);
+  return out.adv;
 }
