@@ -66,6 +66,11 @@ export interface AttackResult {
   restarts: number;
   /** Final value of the objective per sample. */
   loss: Float32Array;
+  /**
+   * Minimum-norm attacks (FAB): each sample's smallest adversarial distance found, in the
+   * attack's norm (Infinity where none was found), whatever eps was.
+   */
+  minimumNorm?: Float32Array;
 }
 
 export type Attack<O extends Partial<GradientAttackOptions> = Partial<GradientAttackOptions>> =
@@ -288,7 +293,9 @@ export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored 
     return score(adv, z, h.objective(z));
   });
   adv.dispose();
-  return track(best, last);
+  const final = track(best, last);
+  if (best) tf.dispose(asList(best));
+  return final;
 }
 
 /**
@@ -375,7 +382,11 @@ export interface LoopAttack {
 /** Runs the loop with validated options and re-checks its result (see finalize). */
 export async function runGradientAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }, how: LoopAttack = {}): Promise<AttackResult> {
   const { labels, resolved: r } = validateAttack(fn, model, x, y, options);
-  const adversarial = search(model, x, labels, r, how);
+  return finalizeResult(model, x, search(model, x, labels, r, how), labels, r);
+}
+
+/** The attack's result for a candidate batch, re-checked against the validated options. */
+export async function finalizeResult(model: Classifier, x: tf.Tensor4D, adversarial: tf.Tensor4D, labels: Int32Array, r: Resolved): Promise<AttackResult> {
   const yT = tf.tensor1d(labels, 'int32');
   const goalT = r.targets ? tf.tensor1d(r.targets, 'int32') : yT;
   const result = await finalize(model, x, adversarial, yT, goalT, r.targets !== undefined, r.loss);

@@ -9,8 +9,11 @@
  *   for L2, g/‖g‖₂ after dropping the components that push a pixel already at a bound further
  *   out, which clipping would undo and which would otherwise eat the step's length);
  * - `project(xAdv, x, eps, bounds)`: the closest point of the eps-ball around x, inside bounds;
- * - `distance(a, b)`: per-sample distances [N].
- * Shapes: images [N, H, W, C]; per-sample values [N].
+ * - `distance(a, b)`: per-sample distances [N];
+ * - `toHyperplane(p, w, c, bounds)`: the smallest δ (in this norm) with w·δ = c and p + δ
+ *   inside bounds, per row (FAB's projection onto a linearized decision boundary); where no
+ *   such δ exists, the δ inside bounds that comes closest.
+ * Shapes: images [N, H, W, C]; per-sample values [N]; toHyperplane rows [N, D].
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds } from '../models/classifier.js';
@@ -21,6 +24,7 @@ export interface Norm {
   normalize(g: tf.Tensor4D, xAdv: tf.Tensor4D, bounds: Bounds): tf.Tensor4D;
   project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, bounds: Bounds): tf.Tensor4D;
   distance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D;
+  toHyperplane(p: tf.Tensor2D, w: tf.Tensor2D, c: tf.Tensor1D, bounds: Bounds): tf.Tensor2D;
 }
 
 const TINY = 1e-12;
@@ -43,12 +47,60 @@ function perSampleDraw(shape: readonly [number, number, number, number], seeds: 
   });
 }
 
+
+const col = (t: tf.Tensor1D) => tf.reshape(t, [-1, 1]) as tf.Tensor2D;
+const rowSum = (t: tf.Tensor2D) => tf.sum(t, 1) as tf.Tensor1D;
+
+/**
+ * Solves h(s) = c per row for s on [sLo, sHi], with h nondecreasing and piecewise linear, by
+ * bisection that fixes which coordinates sit at a bound, then exactly on that piece:
+ * `piece(s)` returns the slope and the offset of h on the piece holding s.
+ */
+function solveMonotone(h: (s: tf.Tensor1D) => tf.Tensor1D, piece: (s: tf.Tensor1D) => { slope: tf.Tensor1D; offset: tf.Tensor1D }, c: tf.Tensor1D, sLo: tf.Tensor1D, sHi: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => {
+    let lo = sLo;
+    let hi = sHi;
+    for (let it = 0; it < 40; it++) {
+      const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
+      const below = tf.less(h(mid), c);
+      lo = tf.where(below, mid, lo) as tf.Tensor1D;
+      hi = tf.where(below, hi, mid) as tf.Tensor1D;
+    }
+    const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
+    const { slope, offset } = piece(mid);
+    const exact = tf.div(tf.sub(c, offset), slope) as tf.Tensor1D;
+    // On a flat piece (or rounding outside the bracket) keep the bracket's end that reaches c.
+    const ok = tf.logicalAnd(tf.greater(slope, 0), tf.logicalAnd(tf.greaterEqual(exact, lo), tf.lessEqual(exact, hi)));
+    return tf.where(ok, exact, hi) as tf.Tensor1D;
+  });
+}
+
 export const linf: Norm = {
   name: 'linf',
   randomStart: (shape, eps, seeds) => perSampleDraw(shape, seeds, (s, seed) => tf.randomUniform(s, -eps, eps, 'float32', seed)),
   normalize: (g) => tf.sign(g) as tf.Tensor4D,
   project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => tf.clipByValue(tf.minimum(tf.maximum(xAdv, tf.sub(x, eps)), tf.add(x, eps)), lo, hi) as tf.Tensor4D),
   distance: (a, b) => tf.max(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D,
+  // min t with |δ_i| <= t: δ_i = clip(t·σ·sign(w_i), l_i, u_i), σ = sign(c); h(t) = σ·w·δ(t).
+  toHyperplane: (p, w, c, [lo, hi]) => tf.tidy(() => {
+    const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
+    const dir = tf.mul(tf.sign(w), col(sigma)) as tf.Tensor2D;
+    const l = tf.sub(lo, p) as tf.Tensor2D;
+    const u = tf.sub(hi, p) as tf.Tensor2D;
+    const room = tf.where(tf.greater(dir, 0), u, tf.neg(l)) as tf.Tensor2D; // how far each coordinate can move its way
+    const delta = (t: tf.Tensor1D) => tf.mul(dir, tf.minimum(col(t), room)) as tf.Tensor2D;
+    const h = (t: tf.Tensor1D) => tf.mul(sigma, rowSum(tf.mul(w, delta(t)))) as tf.Tensor1D;
+    const piece = (t: tf.Tensor1D) => {
+      const free = tf.logicalAnd(tf.less(col(t), room), tf.notEqual(dir, 0));
+      return {
+        slope: rowSum(tf.where(free, tf.abs(w), tf.zerosLike(w)) as tf.Tensor2D),
+        offset: tf.mul(sigma, rowSum(tf.where(free, tf.zerosLike(w), tf.mul(w, tf.mul(dir, room))) as tf.Tensor2D)) as tf.Tensor1D,
+      };
+    };
+    const tMax = tf.max(room, 1) as tf.Tensor1D;
+    const t = solveMonotone(h, piece, tf.abs(c), tf.zerosLike(tMax), tMax);
+    return delta(t);
+  }),
 };
 
 export const l2: Norm = {
@@ -72,6 +124,28 @@ export const l2: Norm = {
     return tf.clipByValue(tf.add(x, tf.mul(delta, scale)), lo, hi) as tf.Tensor4D;
   }),
   distance: (a, b) => tf.tidy(() => tf.sqrt(tf.sum(tf.square(perSample(tf.sub(a, b))), 1)) as tf.Tensor1D),
+  // δ_i = clip(σλ·w_i, l_i, u_i) (KKT), σ = sign(c), λ >= 0 such that w·δ = c; h(λ) = σ·w·δ.
+  toHyperplane: (p, w, c, [lo, hi]) => tf.tidy(() => {
+    const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
+    const sw = tf.mul(w, col(sigma)) as tf.Tensor2D;
+    const l = tf.sub(lo, p) as tf.Tensor2D;
+    const u = tf.sub(hi, p) as tf.Tensor2D;
+    const delta = (lam: tf.Tensor1D) => tf.minimum(tf.maximum(tf.mul(sw, col(lam)), l), u) as tf.Tensor2D;
+    const h = (lam: tf.Tensor1D) => tf.mul(sigma, rowSum(tf.mul(w, delta(lam)))) as tf.Tensor1D;
+    const piece = (lam: tf.Tensor1D) => {
+      const v = tf.mul(sw, col(lam));
+      const free = tf.logicalAnd(tf.greater(v, l), tf.less(v, u));
+      return {
+        slope: rowSum(tf.where(free, tf.square(w), tf.zerosLike(w)) as tf.Tensor2D),
+        offset: tf.mul(sigma, rowSum(tf.where(free, tf.zerosLike(w), tf.mul(w, delta(lam))) as tf.Tensor2D)) as tf.Tensor1D,
+      };
+    };
+    // Past lamMax every coordinate sits at a bound.
+    const reach = tf.where(tf.greater(sw, 0), u, tf.neg(l)) as tf.Tensor2D;
+    const lamMax = tf.max(tf.where(tf.notEqual(sw, 0), tf.div(reach, tf.abs(sw)), tf.zerosLike(sw)), 1) as tf.Tensor1D;
+    const lam = solveMonotone(h, piece, tf.abs(c), tf.zerosLike(lamMax), lamMax);
+    return delta(lam);
+  }),
 };
 
 export const NORMS = { linf, l2 } as const;

@@ -46,3 +46,20 @@ export function fixedTargets(n: number, target: number, numClasses: number): Int
   check(Number.isInteger(target) && target >= 0 && target < numClasses, 'fixedTargets', () => `target must be an integer class in [0, ${numClasses - 1}], but got ${target}.`);
   return new Int32Array(n).fill(target);
 }
+
+/** The classes ranked 2nd, 3rd, ... by the clean logits, skipping the true class: [N, count]. */
+export function rankedWrongClasses(model: Classifier, x: tf.Tensor4D, labels: Int32Array, count: number): Int32Array[] {
+  const k = model.numClasses;
+  const order = tf.tidy(() => tf.topk(model.logits(x), k).indices);
+  const idx = order.dataSync();
+  order.dispose();
+  return Array.from({ length: count }, (_, rank) => Int32Array.from(labels, (label, s) => {
+    let seen = 0;
+    for (let j = 0; j < k; j++) {
+      const c = idx[s * k + j]!;
+      if (c === label) continue;
+      if (seen++ === rank) return c;
+    }
+    return label;
+  }));
+}
