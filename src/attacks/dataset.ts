@@ -59,7 +59,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   const total = size(ds);
   const pool = run.pool;
   const poolName = pool ? ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown)) : undefined;
-  check(!pool || poolName !== undefined, 'attackDataset', () => 'a worker pool runs only the registry attacks (fgsm, bim, pgd, mifgsm, square).');
+  check(!pool || poolName !== undefined, 'attackDataset', () => `a worker pool runs only the registry attacks (${ATTACK_NAMES.join(', ')}).`);
 
   // With a pool the workers compute the clean predictions too: a forward pass here would take a
   // core from them.
@@ -93,6 +93,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
       adversarial: tf.tensor4d(reply.adversarial!, p.x.shape as [number, number, number, number]),
       success: reply.success!, predictions: reply.predictions!, norms: { linf: reply.linf!, l2: reply.l2! },
       steps: reply.steps!, restarts: reply.restarts!, loss: reply.loss!,
+      ...(reply.minimumNorm ? { minimumNorm: reply.minimumNorm } : {}),
     };
     return { result, cleanPredictions: reply.cleanPredictions! };
   };

@@ -50,6 +50,11 @@ export interface GradientAttackOptions {
   earlyStop?: boolean;
   /** Momentum decay μ (MI-FGSM); 0 turns momentum off. */
   momentum?: number;
+  /**
+   * Expectation over Transformation: gradient and objective averaged over this many calls of
+   * the model per step (for randomized models and defenses). Default 1.
+   */
+  eot?: number;
 }
 
 export interface AttackResult {
@@ -88,6 +93,7 @@ export interface Resolved {
   seeds: Int32Array;
   earlyStop: boolean;
   momentum: number;
+  eot: number;
 }
 
 /** Checks the inputs of an attack; every message names the attack, the argument and the value. */
@@ -113,6 +119,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
     seeds = Int32Array.from(seedOpt, (v) => checkFiniteNumber(fn, 'seed[i]', v, { integer: true, min: 0 }) & 0x7fffffff);
   }
   const momentum = checkFiniteNumber(fn, 'momentum', o.momentum ?? 0, { min: 0 });
+  const eot = checkFiniteNumber(fn, 'eot', o.eot ?? 1, { integer: true, min: 1 });
   const normName = o.norm ?? 'linf';
   check(normName in NORMS, fn, () => `norm must be 'linf' or 'l2', but got ${show(normName)}.`);
   const loss = o.loss ?? 'ce';
@@ -142,7 +149,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   }
   return {
     labels,
-    resolved: { eps, norm: NORMS[normName as NormName], steps, stepSize, randomStart: o.randomStart ?? false, restarts, loss, targets, seeds, earlyStop: o.earlyStop ?? false, momentum },
+    resolved: { eps, norm: NORMS[normName as NormName], steps, stepSize, randomStart: o.randomStart ?? false, restarts, loss, targets, seeds, earlyStop: o.earlyStop ?? false, momentum, eot },
   };
 }
 
@@ -197,6 +204,8 @@ export interface LoopHooks {
   earlyStop?: boolean;
   /** Distance for keep = 'closest'. */
   norm: Norm;
+  /** Gradient and objective averaged over this many model calls (EOT). Default 1. */
+  eot?: number;
 }
 
 /** A run's result: the iterate kept per sample, whether it meets the goal, its score. */
@@ -256,13 +265,23 @@ export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored 
     const out = tf.tidy(() => {
       let logits: tf.Tensor2D | undefined;
       let loss: tf.Tensor1D | undefined;
-      const grad = tf.grad((a: tf.Tensor) => {
-        const z = model.logits(a as tf.Tensor4D);
-        logits = tf.keep(z);
-        const l = h.objective(z);
-        loss = tf.keep(l);
-        return tf.sum(l);
-      })(adv) as tf.Tensor4D;
+      // With EOT, the mean gradient and objective over draws, and the logits of the last draw.
+      const draws = h.eot ?? 1;
+      const grads: tf.Tensor4D[] = [];
+      const losses: tf.Tensor1D[] = [];
+      for (let d = 0; d < draws; d++) {
+        logits?.dispose();
+        grads.push(tf.grad((a: tf.Tensor) => {
+          const z = model.logits(a as tf.Tensor4D);
+          logits = tf.keep(z);
+          const l = h.objective(z);
+          losses.push(tf.keep(l));
+          return tf.sum(l);
+        })(adv) as tf.Tensor4D);
+      }
+      const grad = draws === 1 ? grads[0]! : (tf.div(tf.addN(grads), draws) as tf.Tensor4D);
+      loss = draws === 1 ? losses[0]! : (tf.keep(tf.div(tf.addN(losses), draws)) as tf.Tensor1D);
+      if (draws > 1) tf.dispose(losses);
       let tracked = h.keep === 'last' ? undefined : track(best, score(adv, logits!, loss!));
       const stepped = h.rule.step({ i, x, adv, grad, loss: loss!, logits: logits! }, state);
       let next = stepped.next;
@@ -366,6 +385,7 @@ export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Arra
     keep,
     earlyStop: r.earlyStop,
     norm: r.norm,
+    eot: r.eot,
     dispose: () => tf.dispose(goalT === yT ? [yT] : [yT, goalT]),
   };
 }

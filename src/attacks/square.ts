@@ -28,13 +28,18 @@ export interface SquareOptions {
   queries?: number;
   pInit?: number;
   seed?: number | ArrayLike<number>;
+  /**
+   * Stretch the paper's window schedule (made for 10,000 queries) over the budget (default
+   * true); false keeps the paper's iteration counts, as AutoAttack does.
+   */
+  rescaleSchedule?: boolean;
 }
 
-export const SQUARE_DEFAULTS = Object.freeze({ queries: 1000, pInit: 0.3, seed: 0 });
+export const SQUARE_DEFAULTS = Object.freeze({ queries: 1000, pInit: 0.3, seed: 0, rescaleSchedule: true });
 
 /** The paper's schedule for the fraction of pixels changed, rescaled to the query budget. */
-function pSelection(pInit: number, it: number, queries: number): number {
-  const i = Math.floor((it / queries) * 10000);
+function pSelection(pInit: number, it: number, queries: number, rescale: boolean): number {
+  const i = rescale ? Math.floor((it / queries) * 10000) : it;
   const cuts = [10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000];
   let p = pInit;
   for (const c of cuts) if (i > c) p /= 2;
@@ -82,7 +87,7 @@ export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, optio
     for (let it = 0; it < queries - 1; it++) {
       const active = Array.from({ length: n }, (_, s) => s).filter((s) => bestMargin[s]! > 0);
       if (active.length === 0) break;
-      const p = pSelection(pInit, it, queries);
+      const p = pSelection(pInit, it, queries, o.rescaleSchedule !== false);
       const side = Math.max(1, Math.min(h - 1 > 0 ? h - 1 : 1, Math.round(Math.sqrt((p * per) / c))));
       const cand = new Float32Array(active.length * per);
       active.forEach((s, a) => {

@@ -41,6 +41,7 @@ export interface WorkerReply {
   loss?: Float32Array;
   steps?: number;
   restarts?: number;
+  minimumNorm?: Float32Array;
   cleanPredictions?: Int32Array;
 }
 
@@ -64,7 +65,7 @@ parentPort!.on('message', (job: WorkerJob) => {
       const r = await ATTACKS[job.attack](model, x, job.labels, opts);
       const adversarial = (await r.adversarial.data()) as Float32Array;
       r.adversarial.dispose();
-      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts, cleanPredictions };
+      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts, ...(r.minimumNorm ? { minimumNorm: r.minimumNorm } : {}), cleanPredictions };
       parentPort!.postMessage(reply, [adversarial.buffer as ArrayBuffer]);
     } catch (err) {
       parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies WorkerReply);

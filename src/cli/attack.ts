@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, type AttackResult, type GradientAttackOptions } from '../attacks/index.js';
-import { ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
+import { ATTACKS, GOAL_ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
 import type { TargetMode } from '../attacks/dataset.js';
 import { checkShapes, loadDataset, parseDataSpec, size, take, type Dataset } from '../data/index.js';
 import { encodeNpy, npyHeader } from '../data/npy.js';
@@ -25,7 +25,7 @@ import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { action, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
 
-type AttackName = 'fgsm' | 'bim' | 'pgd' | 'mifgsm';
+type AttackName = (typeof GRADIENT_ATTACKS)[number];
 
 export interface AttackCliOptions {
   model: string;
@@ -97,7 +97,10 @@ export function attackOptions(o: Pick<AttackCliOptions, 'eps' | 'norm' | 'steps'
 function checkCompatible(o: AttackCliOptions): void {
   const bad = (flag: string, why: string) => new AdvkitError('E_USAGE', `Error in ${flag}: ${why}`, 2);
   if (o.attack === 'fgsm' && (o.steps !== undefined || o.relStepSize !== undefined || o.stepSize !== undefined)) throw bad('--steps', 'fgsm takes one full step of size eps; drop --steps/--rel-step-size/--step-size or use bim/pgd.');
-  if (o.restarts !== undefined && o.attack !== 'pgd') throw bad('--restarts', `only pgd has random restarts, not ${o.attack}.`);
+  const own = o.attack.startsWith('apgd') || o.attack === 'fab-t';
+  if (o.restarts !== undefined && o.attack !== 'pgd' && !own) throw bad('--restarts', `only pgd, apgd-* and fab-t have restarts, not ${o.attack}.`);
+  if (own && (o.relStepSize !== undefined || o.stepSize !== undefined)) throw bad('--step-size', `${o.attack} sets its own step sizes; drop --rel-step-size/--step-size.`);
+  if (o.targeted !== undefined && !GOAL_ATTACKS.includes(o.attack)) throw bad('--targeted', `${o.attack} picks its own target classes; use one of ${GOAL_ATTACKS.join(', ')} for a targeted attack.`);
   if (o.momentum !== undefined && o.attack !== 'mifgsm') throw bad('--momentum', `only mifgsm uses momentum, not ${o.attack}.`);
   if (o.relStepSize !== undefined && o.stepSize !== undefined) throw bad('--step-size', 'give either --rel-step-size or --step-size, not both.');
 }
@@ -182,10 +185,10 @@ export function attackCommand(): Command {
     .addOption(new Option('--attack <name>', 'attack').choices([...GRADIENT_ATTACKS]).default('pgd'))
     .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images)', floatOption(0))
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
-    .option('--steps <n>', 'gradient steps (bim, pgd, mifgsm)', intOption(1, 100_000))
+    .option('--steps <n>', 'gradient steps (bim, pgd, mifgsm, apgd-*, fab-t)', intOption(1, 100_000))
     .option('--rel-step-size <f>', 'step size as a fraction of eps', floatOption(0, { exclusive: true }))
     .option('--step-size <a>', 'absolute step size in pixel units', floatOption(0, { exclusive: true }))
-    .option('--restarts <n>', 'random restarts (pgd)', intOption(1, 1000))
+    .option('--restarts <n>', 'restarts (pgd, apgd-*, fab-t)', intOption(1, 1000))
     .option('--targeted <mode>', 'targeted attack: random, least-likely or a class index', targetOption)
     .addOption(new Option('--loss <loss>', 'objective').choices(['ce', 'margin', 'dlr']).default('ce'))
     .option('--momentum <mu>', 'momentum decay (mifgsm)', floatOption(0))

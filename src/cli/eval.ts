@@ -9,7 +9,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
 import { loadDataset, parseDataSpec, take } from '../data/index.js';
-import { evaluateRobustness, validateEvaluateOptions, type AttackSpec, type EvaluateOptions } from '../eval/evaluate.js';
+import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions } from '../eval/evaluate.js';
+import { PRESET_NAMES, type PresetName } from '../eval/presets.js';
 import { checkAssertions, checkBaseline, junitXml, parseAssertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
@@ -26,6 +27,7 @@ interface EvalCliOptions {
   model?: string;
   data?: string;
   attacks?: string;
+  preset?: PresetName;
   eps?: string;
   norm?: 'linf' | 'l2';
   steps?: number;
@@ -54,7 +56,7 @@ interface EvalCliOptions {
 }
 
 /** Keys a --config file may hold (the long option names in camelCase). */
-const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
+const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
 
 async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
   let text: string;
@@ -84,29 +86,36 @@ function parseEpsilons(text: string): number[] {
   return vals;
 }
 
-function parseAttacks(text: string, o: EvalCliOptions): AttackSpec[] {
+/** Applies --steps, --restarts, --loss and --square-queries to the attacks they concern. */
+function withFlags(specs: AttackSpec[], o: EvalCliOptions): AttackSpec[] {
+  return specs.map(({ name, options: given }) => {
+    const options: Record<string, unknown> = { ...(given ?? {}) };
+    const loop = name !== 'fgsm' && name !== 'square';
+    if (loop && o.steps !== undefined) options.steps = o.steps;
+    if ((name === 'pgd' || name.startsWith('apgd') || name === 'fab-t') && o.restarts !== undefined) options.restarts = o.restarts;
+    if (['fgsm', 'bim', 'pgd', 'mifgsm'].includes(name) && o.loss !== undefined) options.loss = o.loss;
+    if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
+    return { name, options };
+  });
+}
+
+function parseAttacks(text: string): AttackSpec[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
   const bad = names.find((n) => !(ATTACK_NAMES as string[]).includes(n));
   if (bad !== undefined || names.length === 0) throw new InvalidArgumentError(`Error in --attacks: unknown attack ${JSON.stringify(bad ?? text)}; use a comma list of ${ATTACK_NAMES.join(', ')}.`);
-  return names.map((name) => {
-    const options: Record<string, unknown> = {};
-    if (name !== 'fgsm' && name !== 'square' && o.steps !== undefined) options.steps = o.steps;
-    if (name === 'pgd' && o.restarts !== undefined) options.restarts = o.restarts;
-    if (name !== 'square' && o.loss !== undefined) options.loss = o.loss;
-    if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
-    return { name: name as AttackName, options };
-  });
+  return names.map((name) => ({ name: name as AttackName, options: {} }));
 }
 
 export function evalCommand(): Command {
   return withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
-    .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')} (run in this order; default fgsm,pgd)`)
+    .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
+    .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI)').choices([...PRESET_NAMES]))
     .option('--eps <list>', 'comma list of epsilons, e.g. 0,0.1,0.2,0.3')
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
-    .option('--steps <n>', 'steps of the iterative attacks', intOption(1, 100_000))
-    .option('--restarts <n>', 'restarts of pgd', intOption(1, 1000))
+    .option('--steps <n>', 'steps of the iterative attacks (changes a preset: partial evaluation)', intOption(1, 100_000))
+    .option('--restarts <n>', 'restarts of pgd, apgd-* and fab-t', intOption(1, 1000))
     .addOption(new Option('--loss <loss>', 'objective of the gradient attacks').choices(['ce', 'margin', 'dlr']))
     .option('--square-queries <n>', 'queries of the square attack', intOption(1, 1_000_000))
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1))
@@ -139,8 +148,15 @@ export function evalCommand(): Command {
       parseDataSpec(o.data);
       const assertions = (o.assert ?? []).map(parseAssertion);
       const epsilons = parseEpsilons(o.eps);
-      const attacks = parseAttacks(o.attacks ?? 'fgsm,pgd', o);
-      const evalOptions: EvaluateOptions = { attacks, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
+      if (o.attacks !== undefined && o.preset !== undefined) throw new InvalidArgumentError(`Error in --preset: give --preset ${o.preset} or --attacks ${o.attacks}, not both.`);
+      if (o.preset !== undefined && !(PRESET_NAMES as readonly string[]).includes(o.preset)) throw new InvalidArgumentError(`Error in --preset: unknown preset ${JSON.stringify(o.preset)}; use one of ${PRESET_NAMES.join(', ')}.`);
+      const resolved = resolveAttacks({ attacks: o.attacks !== undefined ? parseAttacks(o.attacks) : undefined, preset: o.preset });
+      const attacks = withFlags(resolved.attacks, o);
+      const changed = resolved.preset !== undefined && JSON.stringify(attacks) !== JSON.stringify(resolved.attacks);
+      // An untouched preset is named as such; flags that change its attacks make it a list.
+      const choice = resolved.preset !== undefined && !changed ? { preset: resolved.preset } : { attacks };
+      if (changed) log(`advkit: --steps/--restarts/--square-queries change the ${resolved.preset} preset; the report will call it a partial evaluation`);
+      const evalOptions: EvaluateOptions = { ...choice, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
       validateEvaluateOptions('advkit eval', evalOptions);
       let baseline: RobustnessReport | undefined;
       if (o.baseline) {

@@ -8,7 +8,15 @@
  * - `zero-gradients`: zero or non-finite input gradients on many points (masking);
  * - `monotone`: worst-case accuracy rises with eps;
  * - `iterative-vs-single-step`: PGD leaves more points robust than FGSM;
- * - `convergence`: twice the steps and more restarts lower accuracy materially;
+ * - `convergence`: the run's strongest gradient attack, with twice the steps and two more
+ *   restarts, breaks points the whole run left robust;
+ * - `iterations`: APGD-CE with all its steps leaves more points robust than with a quarter of
+ *   them (success should never fall with more iterations);
+ * - `targeted-vs-untargeted`: APGD-T breaks many points APGD-CE could not (a loss surface on
+ *   which cross-entropy fails: scaled or saturated logits);
+ * - `square-success`: the black-box Square attack lowers robust accuracy after the white-box
+ *   attacks of the cascade (AutoAttack's flag for gradient masking);
+ * - `classes`: fewer than 4 classes, so targeted DLR falls back to a pairwise margin;
  * - `large-eps`: accuracy does not fall to chance when eps covers the whole input range;
  * - `gradient-free`: the Square attack (black-box) breaks points the gradient attacks did not.
  */
@@ -30,7 +38,13 @@ interface CheckOptions {
   checksLimit: number;
   squareQueries: number;
   pool?: AttackPool;
+  cascade: boolean;
+  /** Per eps (sorted), 1 where an example stayed robust under the whole run. */
+  robustAt: Uint8Array[];
 }
+
+/** Gradient attacks from strongest to weakest, for the convergence check. */
+const STRENGTH: readonly AttackName[] = ['apgd-t', 'apgd-ce', 'apgd-dlr', 'pgd', 'mifgsm', 'bim', 'fgsm'];
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
@@ -104,22 +118,64 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
       ? { id: 'iterative-vs-single-step', status: 'warn', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust but single-step FGSM only ${count(fgsmRobust)}.`, suggestion: 'An iterative attack weaker than one step means its optimization fails: check the step size and the loss, and look for gradient masking.', details: { eps: midEps, pgd: count(pgdRobust), fgsm: count(fgsmRobust) } }
       : { id: 'iterative-vs-single-step', status: 'pass', message: `At eps ${midEps}, PGD leaves ${count(pgdRobust)} of ${m} robust, FGSM ${count(fgsmRobust)}.` });
 
-    const steps = Number(pgdOpts.steps);
-    const restarts = Number((pgdOpts as { restarts?: number }).restarts ?? 1);
-    const strong = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: midEps, steps: 2 * steps, restarts: restarts + 2 }, o.batchSize, o.pool);
-    const drop = count(pgdRobust) - count(strong);
+    // Convergence: the run's strongest gradient attack, made stronger, against the whole run.
+    const strongest = STRENGTH.find((name) => o.attacks.some((a) => a.name === name)) ?? 'pgd';
+    const spec = o.attacks.find((a) => a.name === strongest);
+    const baseOpts: Record<string, unknown> = spec ? { ...(spec.options ?? {}) } : { ...pgdOpts };
+    const steps = Number(baseOpts.steps ?? (strongest.startsWith('apgd') ? 100 : strongest === 'fgsm' ? 1 : 20));
+    const restarts = Number(baseOpts.restarts ?? 1);
+    const stronger = strongest === 'fgsm' ? 'pgd' : strongest;
+    const strong = await robustMask(model, ds, stronger, { ...baseOpts, ...base, eps: midEps, steps: 2 * steps, restarts: restarts + 2 }, o.batchSize, o.pool);
+    const e = o.epsilons.indexOf(midEps);
+    const runRobust = Uint8Array.from(picked, (i) => o.robustAt[e]?.[i] ?? 1);
+    const drop = runRobust.reduce((a, v, j) => a + (v && !strong[j] ? 1 : 0), 0);
     checks.push(drop > Math.max(2, 0.02 * m)
-      ? { id: 'convergence', status: 'warn', message: `At eps ${midEps}, PGD with ${2 * steps} steps and ${restarts + 2} restarts leaves ${count(strong)} of ${m} robust, ${drop} fewer than PGD-${steps} with ${restarts}.`, suggestion: 'The attack had not converged: raise steps and restarts until accuracy stops falling, and report those settings.', details: { eps: midEps, base: count(pgdRobust), stronger: count(strong) } }
-      : { id: 'convergence', status: 'pass', message: `At eps ${midEps}, doubling PGD's steps and adding restarts changes robust points by ${drop} of ${m}.` });
+      ? { id: 'convergence', status: 'warn', message: `At eps ${midEps}, ${stronger.toUpperCase()} with ${2 * steps} steps and ${restarts + 2} restarts broke ${drop} of ${m} examples the whole run left robust.`, suggestion: 'The attacks had not converged: raise steps and restarts (or use the standard preset) until accuracy stops falling, and report those settings.', details: { eps: midEps, attack: stronger, runRobust: count(runRobust), stronger: count(strong), drop } }
+      : { id: 'convergence', status: 'pass', message: `At eps ${midEps}, ${stronger.toUpperCase()} with ${2 * steps} steps and ${restarts + 2} restarts broke ${drop} examples the whole run left robust (of ${m}).` });
 
-    if (o.norm === 'linf') {
+    // More iterations should never break fewer points.
+    const apgdSteps = Number(o.attacks.find((a) => a.name === 'apgd-ce')?.options?.steps ?? 100);
+    const quarter = Math.max(1, Math.floor(apgdSteps / 4));
+    const few = await robustMask(model, ds, 'apgd-ce', { ...base, eps: midEps, steps: quarter }, o.batchSize, o.pool);
+    const many = await robustMask(model, ds, 'apgd-ce', { ...base, eps: midEps, steps: apgdSteps }, o.batchSize, o.pool);
+    const worse = count(many) - count(few);
+    checks.push(worse > Math.max(1, 0.01 * m)
+      ? { id: 'iterations', status: 'warn', message: `At eps ${midEps}, APGD-CE with ${apgdSteps} steps leaves ${count(many)} of ${m} robust but with ${quarter} steps only ${count(few)}.`, suggestion: 'Success that falls with more iterations means the optimization is unstable (noisy or shattered gradients): look for randomness or masking, and use EOT or BPDA.', details: { eps: midEps, steps: apgdSteps, robust: count(many), fewSteps: quarter, robustFewSteps: count(few) } }
+      : { id: 'iterations', status: 'pass', message: `At eps ${midEps}, APGD-CE leaves ${count(many)} of ${m} robust with ${apgdSteps} steps, ${count(few)} with ${quarter}.` });
+
+    if (o.norm === 'linf' && !o.attacks.some((a) => a.name === 'square')) {
       const sq = await robustMask(model, ds, 'square', { eps: midEps, queries: o.squareQueries, seed: o.seed }, o.batchSize, o.pool);
-      const gradRobust = Uint8Array.from(pgdRobust, (v, i) => v & fgsmRobust[i]! & strong[i]!);
+      const gradRobust = Uint8Array.from(pgdRobust, (v, i) => v & fgsmRobust[i]! & strong[i]! & runRobust[i]!);
       const onlySquare = gradRobust.reduce((a, v, i) => a + (v && !sq[i] ? 1 : 0), 0);
       checks.push(onlySquare > Math.max(1, 0.02 * m)
         ? { id: 'gradient-free', status: 'warn', message: `At eps ${midEps}, the gradient-free Square attack (${o.squareQueries} queries) broke ${onlySquare} of ${m} examples that FGSM and PGD could not.`, suggestion: 'A black-box attack beating white-box ones is the signature of gradient masking: the gradient-based figures overstate robustness.', details: { eps: midEps, onlySquare, squareRobust: count(sq), gradientRobust: count(gradRobust) } }
         : { id: 'gradient-free', status: 'pass', message: `At eps ${midEps}, the Square attack broke ${onlySquare} examples the gradient attacks could not (of ${m}).` });
     }
+  }
+
+  // From the run's own figures: APGD-T against APGD-CE, Square after the white-box attacks.
+  const stage = (r: EpsilonResult, name: string) => r.attacks.find((a) => a.attack === name);
+  const nonzeroResults = results.filter((r) => r.eps > 0);
+  if (o.attacks.some((a) => a.name === 'apgd-t') && o.attacks.some((a) => a.name === 'apgd-ce')) {
+    const wide = nonzeroResults.filter((r) => {
+      const t = stage(r, 'apgd-t');
+      const ce = stage(r, 'apgd-ce');
+      return t && ce && t.attacked > 0 && o.attacks.findIndex((a) => a.name === 'apgd-ce') < o.attacks.findIndex((a) => a.name === 'apgd-t') && t.successes > Math.max(2, 0.05 * (ce.attacked || 1));
+    });
+    checks.push(wide.length
+      ? { id: 'targeted-vs-untargeted', status: 'warn', message: `APGD-T broke ${wide.map((r) => `${stage(r, 'apgd-t')!.successes} at eps ${r.eps}`).join(', ')} of the points APGD-CE left robust.`, suggestion: 'Cross-entropy fails on this model where the scale-invariant DLR loss succeeds: the logits are likely scaled or saturated, so figures from CE-only attacks (PGD, FGSM) overstate robustness.' }
+      : { id: 'targeted-vs-untargeted', status: 'pass', message: 'APGD-T broke few points beyond APGD-CE.' });
+  }
+  const squareIndex = o.attacks.findIndex((a) => a.name === 'square');
+  if (squareIndex > 0 && o.cascade) {
+    const total = results[0] ? data.labels.length : 0;
+    const flagged = nonzeroResults.filter((r) => total > 0 && (stage(r, 'square')?.successes ?? 0) / total > 0.002);
+    checks.push(flagged.length
+      ? { id: 'square-success', status: 'warn', message: `The black-box Square attack lowered robust accuracy after the white-box attacks by ${flagged.map((r) => `${pct(stage(r, 'square')!.successes / total)} at eps ${r.eps}`).join(', ')}.`, suggestion: 'A black-box attack beating white-box ones is the signature of gradient masking: trust the worst case, not the gradient attacks alone, and look for the masking (BPDA, EOT).' }
+      : { id: 'square-success', status: 'pass', message: 'Square broke no more than 0.2% of the points after the white-box attacks.' });
+  }
+  if (model.numClasses < 4 && o.attacks.some((a) => a.name === 'apgd-t' || a.name === 'apgd-dlr')) {
+    checks.push({ id: 'classes', status: 'warn', message: `The model has ${model.numClasses} classes; the DLR loss needs at least 4 (3 untargeted), so APGD-T used the pairwise margin z_t − z_y.`, suggestion: 'Treat DLR-based figures on this model with care; the CE and margin attacks remain exact.' });
   }
 
   // Huge budget: everything in the input range is reachable.

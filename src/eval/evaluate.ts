@@ -16,7 +16,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import type { AttackPool } from '../backend/pool.js';
-import { ATTACK_NAMES, ATTACKS, type AttackName } from '../attacks/registry.js';
+import { ATTACK_NAMES, ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
+import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';
 import { batches, checkShapes, size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
@@ -32,7 +33,10 @@ export interface AttackSpec {
 }
 
 export interface EvaluateOptions {
-  attacks: AttackSpec[];
+  /** The attacks, run in this order; give either attacks or preset (default: preset 'standard'). */
+  attacks?: AttackSpec[];
+  /** A fixed ensemble (presets.ts): 'standard' (AutoAttack's), 'rand' or 'fast'. */
+  preset?: PresetName;
   epsilons: number[];
   norm?: 'linf' | 'l2';
   seed?: number;
@@ -86,11 +90,20 @@ function threatText(norm: 'linf' | 'l2', epsilons: number[], attacks: AttackSpec
   return `White-box evasion: the attacker knows the model and its gradients and perturbs each input within an ${ball} ball of radius ${epsilons.join(', ')} (pixel units, images in [0, 1]) to change the prediction (untargeted), using ${attacks.map((a) => a.name.toUpperCase()).join(', ')}.`;
 }
 
+/** The attacks a run uses: the given list, or the preset's (standard by default). */
+export function resolveAttacks(o: Pick<EvaluateOptions, 'attacks' | 'preset'>): { attacks: AttackSpec[]; preset?: PresetName } {
+  if (o.attacks !== undefined) return { attacks: o.attacks, preset: undefined };
+  const preset = o.preset ?? 'standard';
+  return { attacks: presetAttacks(preset), preset };
+}
+
 export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
-  check(Array.isArray(o.attacks) && o.attacks.length > 0, fn, () => `attacks must be a non-empty list, but got ${show(o.attacks)}.`);
-  for (const a of o.attacks) {
+  check(o.attacks === undefined || o.preset === undefined, fn, () => `give either attacks or preset, not both (preset ${show(o.preset)}).`);
+  check(o.preset === undefined || (PRESET_NAMES as readonly string[]).includes(o.preset), fn, () => `unknown preset ${show(o.preset)}; use one of ${PRESET_NAMES.join(', ')}.`);
+  const { attacks } = resolveAttacks(o);
+  check(Array.isArray(attacks) && attacks.length > 0, fn, () => `attacks must be a non-empty list, but got ${show(attacks)}.`);
+  for (const a of attacks) {
     check(ATTACK_NAMES.includes(a?.name), fn, () => `unknown attack ${show(a?.name)}; use one of ${ATTACK_NAMES.join(', ')}.`);
-    if (a.name === 'square') check((o.norm ?? 'linf') === 'linf', fn, () => 'the square attack is L∞ only; use norm linf or drop it.');
   }
   check(Array.isArray(o.epsilons) && o.epsilons.length > 0, fn, () => `epsilons must be a non-empty list, but got ${show(o.epsilons)}.`);
   o.epsilons.forEach((e, i) => checkFiniteNumber(fn, `epsilons[${i}]`, e, { min: 0 }));
@@ -103,6 +116,18 @@ function describeDefense(model: Classifier): string | undefined {
   return typeof d.describe === 'function' ? d.describe() : undefined;
 }
 
+/**
+ * The median of per-example distances where Infinity means "none found": null when more than
+ * half are unknown (the median is then only known to exceed every distance found).
+ */
+function medianWithMissing(d: Float64Array): number | null {
+  if (d.length === 0) return null;
+  const sorted = Float64Array.from(d).sort();
+  const mid = sorted.length >> 1;
+  const m = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return Number.isFinite(m) ? m : null;
+}
+
 export async function evaluateRobustness(model: Classifier, data: Dataset, options: EvaluateOptions): Promise<Evaluation> {
   const fn = 'evaluateRobustness';
   validateEvaluateOptions(fn, options);
@@ -110,35 +135,81 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
   const seed = checkFiniteNumber(fn, 'seed', o.seed, { integer: true, min: 0 });
   const batchSize = checkFiniteNumber(fn, 'batchSize', o.batchSize, { integer: true, min: 1 });
   checkShapes(fn, model.inputShape, data);
+  const { attacks, preset } = resolveAttacks(options);
   const t0 = performance.now();
   const n = size(data);
   const epsilons = [...o.epsilons].sort((a, b) => a - b);
+  const maxEps = epsilons[epsilons.length - 1]!;
   const clean = await cleanPredictions(model, data, batchSize);
   const cleanCorrect = Uint8Array.from(clean, (p, i) => (p === data.labels[i] ? 1 : 0));
   const nCorrect = cleanCorrect.reduce((a, b) => a + b, 0);
   const results: EpsilonResult[] = [];
+  const robustAt: Uint8Array[] = [];
   const kept: KeptExample[] = [];
-  const total = epsilons.length * o.attacks.length;
+  const total = epsilons.length * attacks.length;
   let done = 0;
   const per = data.shape[0] * data.shape[1] * data.shape[2];
+  // Each example's smallest adversarial distance found by any attack at any eps (0 when the
+  // clean input is already wrong; Infinity while none is known).
+  const distance = Float64Array.from(cleanCorrect, (c) => (c ? Infinity : 0));
+  const witness = (i: number, norms: { linf: number; l2: number }) => {
+    distance[i] = Math.min(distance[i]!, o.norm === 'linf' ? norms.linf : norms.l2);
+  };
+  // Minimum-norm attacks answer every eps from one run over all clean-correct points.
+  const minimumRuns = new Map<string, { linf: Float32Array; l2: Float32Array; minimum: Float32Array; seconds: number }>();
+  const keepFrom = (b: { x: tf.Tensor4D }, r: { adversarial: tf.Tensor4D; success: Uint8Array }) =>
+    o.keepExamples > 0 && kept.length < o.keepExamples && r.success.some((v) => v === 1) ? Promise.all([b.x.data(), r.adversarial.data()]) : Promise.resolve(undefined);
 
   for (const eps of epsilons) {
     const robust = Uint8Array.from(cleanCorrect);
     const outcomes: AttackOutcome[] = [];
-    for (const [k, spec] of o.attacks.entries()) {
+    for (const [k, spec] of attacks.entries()) {
       const t1 = performance.now();
       const pool = Array.from({ length: n }, (_, i) => i).filter((i) => (o.cascade ? robust[i] : cleanCorrect[i]) === 1);
       let successes = 0;
       const linfs: number[] = [];
       const l2s: number[] = [];
-      if (eps > 0 && pool.length > 0) {
+      const key = `${k}`;
+      if (eps > 0 && MINIMUM_NORM_ATTACKS.includes(spec.name) && !minimumRuns.has(key)) {
+        // One run at the largest eps on every clean-correct point; each eps reads it below.
+        const all = Array.from({ length: n }, (_, i) => i).filter((i) => cleanCorrect[i] === 1);
+        const run = { linf: new Float32Array(n).fill(Infinity), l2: new Float32Array(n).fill(Infinity), minimum: new Float32Array(n).fill(Infinity), seconds: 0 };
+        if (all.length > 0) {
+          const opts = { ...(spec.options ?? {}), eps: maxEps, norm: o.norm, seed };
+          for await (const b of attackDataset(ATTACKS[spec.name] as never, model, subset(data, all), opts as never, { batchSize, pool: o.pool })) {
+            const r = b.result;
+            const pixels = await keepFrom(b, r);
+            for (let j = 0; j < b.end - b.start; j++) {
+              const i = all[b.start + j]!;
+              run.minimum[i] = r.minimumNorm?.[j] ?? Infinity;
+              if (r.success[j] === 1) {
+                run.linf[i] = r.norms.linf[j]!;
+                run.l2[i] = r.norms.l2[j]!;
+                if (pixels && kept.length < o.keepExamples) kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps: maxEps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
+              }
+              if (Number.isFinite(run.minimum[i]!)) distance[i] = Math.min(distance[i]!, run.minimum[i]!);
+            }
+            tf.dispose([b.x, r.adversarial]);
+          }
+        }
+        run.seconds = (performance.now() - t1) / 1000;
+        minimumRuns.set(key, run);
+      }
+      const minimum = minimumRuns.get(key);
+      if (eps > 0 && pool.length > 0 && minimum) {
+        for (const i of pool) {
+          if (!(minimum.minimum[i]! <= eps)) continue;
+          successes++;
+          robust[i] = 0;
+          linfs.push(Number.isFinite(minimum.linf[i]!) ? minimum.linf[i]! : o.norm === 'linf' ? minimum.minimum[i]! : NaN);
+          l2s.push(Number.isFinite(minimum.l2[i]!) ? minimum.l2[i]! : o.norm === 'l2' ? minimum.minimum[i]! : NaN);
+        }
+      } else if (eps > 0 && pool.length > 0) {
         const sub = subset(data, pool);
-        const attack = ATTACKS[spec.name];
         const opts = { ...(spec.options ?? {}), eps, norm: o.norm, seed };
-        for await (const b of attackDataset(attack as never, model, sub, opts as never, { batchSize, pool: o.pool })) {
+        for await (const b of attackDataset(ATTACKS[spec.name] as never, model, sub, opts as never, { batchSize, pool: o.pool })) {
           const r = b.result;
-          const wantKeep = o.keepExamples > 0 && eps === epsilons[epsilons.length - 1] && kept.length < o.keepExamples && r.success.some((s) => s === 1);
-          const [xs, adv] = wantKeep ? await Promise.all([b.x.data(), r.adversarial.data()]) : [undefined, undefined];
+          const pixels = eps === maxEps ? await keepFrom(b, r) : undefined;
           for (let j = 0; j < b.end - b.start; j++) {
             if (r.success[j] !== 1) continue;
             const i = pool[b.start + j]!;
@@ -146,8 +217,9 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
             robust[i] = 0;
             linfs.push(r.norms.linf[j]!);
             l2s.push(r.norms.l2[j]!);
-            if (xs && adv && kept.length < o.keepExamples) {
-              kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps, x: Float32Array.from(xs.subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(adv.subarray(j * per, (j + 1) * per)) });
+            witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! });
+            if (pixels && kept.length < o.keepExamples) {
+              kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
             }
           }
           tf.dispose([b.x, r.adversarial]);
@@ -161,21 +233,39 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
         successRate: eps > 0 && pool.length > 0 ? successes / pool.length : null,
         robustAccuracy: individual && n > 0 ? (nCorrect - successes) / n : null,
         robustAccuracyAfter: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0,
-        perturbation: { linf: stats(linfs), l2: stats(l2s) },
-        seconds: (performance.now() - t1) / 1000,
+        perturbation: { linf: stats(linfs.filter(Number.isFinite)), l2: stats(l2s.filter(Number.isFinite)) },
+        seconds: minimum && eps === epsilons.find((e) => e > 0) ? minimum.seconds : (performance.now() - t1) / 1000,
       });
       o.onProgress?.(`${spec.name} eps=${eps}`, ++done, total);
     }
+    robustAt.push(robust);
+    results.push({ eps, attacks: outcomes, worstCase: { robustAccuracy: 0, perClass: [] } });
+  }
+  // The worst case counts every adversarial example found, at this eps or at another one
+  // whose perturbation is within this eps.
+  results.forEach((r, e) => {
+    const robust = Uint8Array.from(robustAt[e]!, (v, i) => (v && distance[i]! > r.eps ? 1 : 0));
+    robustAt[e] = robust;
     const perClass = data.classNames.map((name, label) => {
       let count = 0;
       let ok = 0;
       for (let i = 0; i < n; i++) if (data.labels[i] === label) { count++; ok += robust[i]!; }
       return { label, name, examples: count, robustAccuracy: count ? ok / count : null };
     });
-    results.push({ eps, attacks: outcomes, worstCase: { robustAccuracy: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0, perClass } });
-  }
+    r.worstCase = { robustAccuracy: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0, perClass };
+  });
+  const hasMinimumNorm = minimumRuns.size > 0;
+  const finite = Array.from(distance).filter((d, i) => cleanCorrect[i] === 0 || Number.isFinite(d));
+  const minimumNorm = hasMinimumNorm ? {
+    norm: o.norm,
+    attacks: attacks.filter((a) => MINIMUM_NORM_ATTACKS.includes(a.name)).map((a) => a.name),
+    median: medianWithMissing(distance),
+    found: finite.length,
+    distances: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)),
+  } : undefined;
+  const evaluation = completeness(preset, attacks, model.randomized);
 
-  const checks = o.checks ? await runChecks(model, data, cleanCorrect, results, { ...o, seed, batchSize, epsilons, pool: o.pool }) : [];
+  const checks = o.checks ? await runChecks(model, data, cleanCorrect, results, { ...o, attacks, seed, batchSize, epsilons, pool: o.pool, robustAt }) : [];
   const seconds = (performance.now() - t0) / 1000;
   const report: RobustnessReport = {
     schema: REPORT_SCHEMA_ID,
@@ -183,9 +273,9 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
     createdBy: { advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: backendStatus()?.name ?? tf.getBackend(), node: process.versions.node },
     model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
     data: { name: data.name, examples: n, classNames: [...data.classNames] },
-    config: { attacks: o.attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks },
+    config: { preset: preset ?? null, attacks: attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks },
     threatModel: {
-      description: threatText(o.norm, epsilons, o.attacks),
+      description: threatText(o.norm, epsilons, attacks),
       knowledge: 'white-box',
       norm: o.norm,
       epsilons,
@@ -196,7 +286,9 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
       ],
     },
     cleanAccuracy: n > 0 ? nCorrect / n : 0,
+    evaluation: { preset: preset ?? null, ...evaluation },
     results,
+    ...(minimumNorm ? { minimumNorm } : {}),
     checks,
     timing: { seconds, examplesPerSecond: seconds > 0 ? (n * epsilons.length) / seconds : 0 },
   };

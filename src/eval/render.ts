@@ -6,7 +6,7 @@
  */
 import sharp from 'sharp';
 import type { KeptExample } from './evaluate.js';
-import type { AttackOutcome, RobustnessReport } from './report.js';
+import { robustAtDistance, type AttackOutcome, type RobustnessReport } from './report.js';
 
 const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
 
@@ -14,6 +14,23 @@ function columnTitle(report: RobustnessReport, k: number): string {
   const names = report.config.attacks.map((a) => a.name.toUpperCase());
   if (!report.config.cascade || k === 0) return names[k]!;
   return `+${names[k]}`;
+}
+
+/** One line on the minimum-norm distances, or '' when the run had no minimum-norm attack. */
+function minimumNormLine(report: RobustnessReport): string {
+  const m = report.minimumNorm;
+  if (!m) return '';
+  const ball = m.norm === 'linf' ? 'L∞' : 'L2';
+  const median = m.median === null ? `above every distance found (found for ${m.found} of ${m.distances.length})` : m.median.toPrecision(4);
+  return `minimum-norm (${m.attacks.join(', ')}): median ${ball} distance to a wrong class ${median}; robust accuracy is the share of examples farther than eps (curve in the HTML report)`;
+}
+
+/** The minimum-norm robust-accuracy curve as (eps, accuracy) steps up to `upTo`. */
+export function minimumNormCurve(report: RobustnessReport, upTo: number): Array<{ eps: number; accuracy: number }> {
+  const m = report.minimumNorm;
+  if (!m) return [];
+  const steps = [...new Set(m.distances.filter((d): d is number => d !== null && d <= upTo))].sort((a, b) => a - b);
+  return [0, ...steps.filter((d) => d > 0), upTo].map((eps) => ({ eps, accuracy: robustAtDistance(m.distances, eps) }));
 }
 
 function cell(report: RobustnessReport, o: AttackOutcome): number | null {
@@ -36,9 +53,11 @@ export function renderTable(report: RobustnessReport): string {
     `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
     report.config.cascade && report.config.attacks.length > 1 ? '(cascade: each column adds its attack on the points still robust)' : '',
     report.model.output && report.model.output.kind !== 'logits' ? `(logits: ${report.model.output.detail})` : '',
+    report.evaluation ? `(${report.evaluation.note})` : '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
+    minimumNormLine(report),
     '',
     warn.length ? `sanity checks: ${warn.length} warning(s)` : report.checks.length ? `sanity checks: all ${report.checks.length} passed` : 'sanity checks: not run',
     ...warn.map((c) => `  ! ${c.id}: ${c.message}\n    ${c.suggestion ?? ''}`),
@@ -59,10 +78,12 @@ export function renderMarkdown(report: RobustnessReport): string {
     '',
     `Clean accuracy: **${pct(report.cleanAccuracy)}** on ${report.data.examples} examples. Seed ${report.config.seed}, backend ${report.createdBy.backend}, advkit ${report.createdBy.advkit}, tfjs ${report.createdBy.tfjs}, ${report.timing.seconds.toFixed(1)} s.`,
     '',
+    ...(report.evaluation ? [`**${report.evaluation.complete ? 'Complete' : 'Partial'} evaluation.** ${report.evaluation.note}`, ''] : []),
     `| ${header.join(' | ')} |`,
     `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
     ...rows.map((r) => `| ${r.join(' | ')} |`),
     '',
+    ...(report.minimumNorm ? [`${minimumNormLine(report).replace(' (curve in the HTML report)', '')}.`, ''] : []),
     report.config.cascade && report.config.attacks.length > 1 ? '_Cascade: each attack runs only on the points still robust; a column is the accuracy after that attack and those before it._\n' : '',
     '## Sanity checks',
     '',
@@ -94,19 +115,26 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
     });
     values.push({ eps: r.eps, accuracy: r.worstCase.robustAccuracy, series: 'worst case' });
   }
+  const maxEps = report.results[report.results.length - 1]?.eps ?? 0;
+  const curve = minimumNormCurve(report, maxEps > 0 ? maxEps : 1).map((p) => ({ ...p, series: `minimum norm (${report.minimumNorm!.attacks.join(', ')})` }));
+  const encoding = {
+    x: { field: 'eps', type: 'quantitative', title: 'eps' },
+    y: { field: 'accuracy', type: 'quantitative', title: 'robust accuracy', axis: { format: '%' }, scale: { domain: [0, 1] } },
+    color: { field: 'series', type: 'nominal', title: null },
+  };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 480,
     height: 300,
     title: `Robust accuracy vs eps (${report.config.norm === 'linf' ? 'L∞' : 'L2'})`,
-    data: { values },
-    mark: { type: 'line', point: true },
-    encoding: {
-      x: { field: 'eps', type: 'quantitative', title: 'eps' },
-      y: { field: 'accuracy', type: 'quantitative', title: 'robust accuracy', axis: { format: '%' }, scale: { domain: [0, 1] } },
-      color: { field: 'series', type: 'nominal', title: null },
-      strokeDash: { condition: { test: "datum.series === 'worst case'", value: [6, 3] }, value: [1, 0] },
-    },
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line', point: true },
+        encoding: { ...encoding, strokeDash: { condition: { test: "datum.series === 'worst case'", value: [6, 3] }, value: [1, 0] } },
+      },
+      ...(curve.length ? [{ data: { values: curve }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.5 }, encoding }] : []),
+    ],
   };
 }
 
@@ -168,7 +196,7 @@ export async function renderHtml(report: RobustnessReport, options: { gridPng?: 
 <style>
 body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222;line-height:1.45}
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child{text-align:left}
-li.warn{color:#9a3412}li.pass{color:#166534}.chart svg{max-width:100%;height:auto}code{background:#f3f4f6;padding:0 3px}
+li.warn,p.warn{color:#9a3412}li.pass,p.pass{color:#166534}.chart svg{max-width:100%;height:auto}code{background:#f3f4f6;padding:0 3px}
 </style></head><body>
 <h1>Robustness report: ${escHtml(report.model.name)} on ${escHtml(report.data.name)}</h1>
 <p><b>Threat model.</b> ${escHtml(report.threatModel.description)}<br>
@@ -176,7 +204,9 @@ Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code
 ${report.model.defense ? `<p><b>Defense.</b> ${escHtml(report.model.defense)}.</p>` : ''}
 ${report.model.output ? `<p><b>Logits.</b> ${escHtml(report.model.output.detail)}</p>` : ''}
 <p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${report.data.examples} examples · seed ${report.config.seed} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
+${report.evaluation ? `<p class="${report.evaluation.complete ? 'pass' : 'warn'}"><b>${report.evaluation.complete ? 'Complete' : 'Partial'} evaluation.</b> ${escHtml(report.evaluation.note)}</p>` : ''}
 <div class="chart" id="chart">${svg}</div>
+${report.minimumNorm ? `<p>${escHtml(minimumNormLine(report).replace(' (curve in the HTML report)', ' (the step curve above)'))}.</p>` : ''}
 <table><thead><tr>${header.map((h) => `<th>${escHtml(h)}</th>`).join('')}</tr></thead>
 <tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escHtml(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table>
 <h2>Sanity checks</h2><ul>${checks || '<li>Not run.</li>'}</ul>

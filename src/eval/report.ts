@@ -63,6 +63,8 @@ export interface RobustnessReport {
     output?: { kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities'; detail: string } };
   data: { name: string; examples: number; classNames: string[] };
   config: {
+    /** The preset the attacks came from (null: a list given by hand). */
+    preset?: string | null;
     attacks: Array<{ name: string; options: Record<string, unknown> }>;
     epsilons: number[];
     norm: 'linf' | 'l2';
@@ -80,7 +82,18 @@ export interface RobustnessReport {
     catalogue: Array<{ source: string; id: string; name: string }>;
   };
   cleanAccuracy: number;
+  /**
+   * Whether the figure comes from a complete evaluation (the standard preset, or rand for a
+   * randomized model) or a partial one, which may overstate robustness.
+   */
+  evaluation?: { preset: string | null; complete: boolean; note: string };
   results: EpsilonResult[];
+  /**
+   * From a minimum-norm attack (FAB-T): each example's smallest adversarial distance found by
+   * any attack of the run, in the threat model's norm (0 for clean errors, null when none was
+   * found). Robust accuracy at any eps is the fraction with distance > eps.
+   */
+  minimumNorm?: { norm: 'linf' | 'l2'; attacks: string[]; median: number | null; found: number; distances: Array<number | null> };
   checks: SanityCheck[];
   timing: { seconds: number; examplesPerSecond: number };
 }
@@ -127,6 +140,7 @@ export const REPORT_JSON_SCHEMA = {
     config: {
       type: 'object', required: ['attacks', 'epsilons', 'norm', 'seed', 'batchSize', 'cascade', 'checks'],
       properties: {
+        preset: { type: ['string', 'null'] },
         attacks: { type: 'array', minItems: 1, items: { type: 'object', required: ['name', 'options'], properties: { name: { type: 'string' }, options: { type: 'object' } } } },
         epsilons: { type: 'array', minItems: 1, items: { type: 'number', minimum: 0 } },
         norm: { enum: ['linf', 'l2'] }, seed: { type: 'integer' }, batchSize: { type: 'integer', minimum: 1 },
@@ -142,6 +156,18 @@ export const REPORT_JSON_SCHEMA = {
       },
     },
     cleanAccuracy: { $ref: '#/$defs/fraction' },
+    evaluation: {
+      type: 'object', required: ['preset', 'complete', 'note'], additionalProperties: false,
+      properties: { preset: { type: ['string', 'null'] }, complete: { type: 'boolean' }, note: { type: 'string' } },
+    },
+    minimumNorm: {
+      type: 'object', required: ['norm', 'attacks', 'median', 'found', 'distances'], additionalProperties: false,
+      properties: {
+        norm: { enum: ['linf', 'l2'] }, attacks: { type: 'array', items: { type: 'string' } },
+        median: { type: ['number', 'null'], minimum: 0 }, found: { type: 'integer', minimum: 0 },
+        distances: { type: 'array', items: { type: ['number', 'null'], minimum: 0 } },
+      },
+    },
     results: {
       type: 'array',
       items: {
@@ -192,6 +218,12 @@ export const REPORT_JSON_SCHEMA = {
     },
   },
 } as const;
+
+/** Robust accuracy at eps from the minimum-norm distances: the fraction with distance > eps. */
+export function robustAtDistance(distances: ReadonlyArray<number | null>, eps: number): number {
+  if (distances.length === 0) return 0;
+  return distances.filter((d) => d === null || d > eps).length / distances.length;
+}
 
 export function stats(values: ArrayLike<number>): Stats {
   if (values.length === 0) return { mean: null, median: null, max: null };
