@@ -49,29 +49,33 @@ function perSampleDraw(shape: readonly [number, number, number, number], seeds: 
 
 
 const col = (t: tf.Tensor1D) => tf.reshape(t, [-1, 1]) as tf.Tensor2D;
-const rowSum = (t: tf.Tensor2D) => tf.sum(t, 1) as tf.Tensor1D;
 
 /**
- * Solves h(s) = c per row for s on [sLo, sHi], with h nondecreasing and piecewise linear, by
- * bisection that fixes which coordinates sit at a bound, then exactly on that piece:
- * `piece(s)` returns the slope and the offset of h on the piece holding s.
+ * Solves h(s) = c per row for s >= 0, where h(s) = Σ_i slope_i · min(s, bp_i) is the
+ * nondecreasing, piecewise-linear sum of coordinates that grow at slope_i until they saturate
+ * at breakpoint bp_i. Exact, from one sort of the breakpoints: with them in increasing order,
+ * h at the j-th is (sum of the saturated values before it) + bp_j · (slopes from j on). Where
+ * h never reaches c, returns the largest breakpoint (everything saturated).
  */
-function solveMonotone(h: (s: tf.Tensor1D) => tf.Tensor1D, piece: (s: tf.Tensor1D) => { slope: tf.Tensor1D; offset: tf.Tensor1D }, c: tf.Tensor1D, sLo: tf.Tensor1D, sHi: tf.Tensor1D): tf.Tensor1D {
+function solveBreakpoints(bp: tf.Tensor2D, slope: tf.Tensor2D, c: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
-    let lo = sLo;
-    let hi = sHi;
-    for (let it = 0; it < 40; it++) {
-      const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
-      const below = tf.less(h(mid), c);
-      lo = tf.where(below, mid, lo) as tf.Tensor1D;
-      hi = tf.where(below, hi, mid) as tf.Tensor1D;
-    }
-    const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
-    const { slope, offset } = piece(mid);
-    const exact = tf.div(tf.sub(c, offset), slope) as tf.Tensor1D;
-    // On a flat piece (or rounding outside the bracket) keep the bracket's end that reaches c.
-    const ok = tf.logicalAnd(tf.greater(slope, 0), tf.logicalAnd(tf.greaterEqual(exact, lo), tf.lessEqual(exact, hi)));
-    return tf.where(ok, exact, hi) as tf.Tensor1D;
+    const [n, d] = bp.shape;
+    // Row-wise gathers as one flat gather (tfjs-wasm's GatherV2 with batchDims fails).
+    const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
+    const take = (t: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D => tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.add(idx, rowStart));
+    const order = tf.topk(tf.neg(bp), d).indices as tf.Tensor2D;
+    const b = take(bp, order);
+    const sl = take(slope, order);
+    const before = tf.cumsum(tf.mul(sl, b), 1, true) as tf.Tensor2D; // saturated values before j
+    const from = tf.cumsum(sl, 1, false, true) as tf.Tensor2D; // slopes from j on
+    const atBreak = tf.add(before, tf.mul(b, from));
+    // The piece holding the solution: the first breakpoint where h reaches c.
+    const j = tf.sum(tf.cast(tf.less(atBreak, col(c)), 'int32'), 1) as tf.Tensor1D;
+    const jc = tf.cast(tf.minimum(j, tf.scalar(d - 1, 'int32')), 'int32') as tf.Tensor1D;
+    const pick = (t: tf.Tensor2D) => tf.reshape(take(t, tf.reshape(jc, [n, 1]) as tf.Tensor2D), [n]) as tf.Tensor1D;
+    const exact = tf.div(tf.sub(c, pick(before)), tf.maximum(pick(from), 1e-30));
+    const largest = tf.max(bp, 1);
+    return tf.where(tf.less(j, d), tf.minimum(exact, largest), largest) as tf.Tensor1D;
   });
 }
 
@@ -89,16 +93,7 @@ export const linf: Norm = {
     const u = tf.sub(hi, p) as tf.Tensor2D;
     const room = tf.where(tf.greater(dir, 0), u, tf.neg(l)) as tf.Tensor2D; // how far each coordinate can move its way
     const delta = (t: tf.Tensor1D) => tf.mul(dir, tf.minimum(col(t), room)) as tf.Tensor2D;
-    const h = (t: tf.Tensor1D) => tf.mul(sigma, rowSum(tf.mul(w, delta(t)))) as tf.Tensor1D;
-    const piece = (t: tf.Tensor1D) => {
-      const free = tf.logicalAnd(tf.less(col(t), room), tf.notEqual(dir, 0));
-      return {
-        slope: rowSum(tf.where(free, tf.abs(w), tf.zerosLike(w)) as tf.Tensor2D),
-        offset: tf.mul(sigma, rowSum(tf.where(free, tf.zerosLike(w), tf.mul(w, tf.mul(dir, room))) as tf.Tensor2D)) as tf.Tensor1D,
-      };
-    };
-    const tMax = tf.max(room, 1) as tf.Tensor1D;
-    const t = solveMonotone(h, piece, tf.abs(c), tf.zerosLike(tMax), tMax);
+    const t = solveBreakpoints(room, tf.where(tf.notEqual(dir, 0), tf.abs(w), tf.zerosLike(w)) as tf.Tensor2D, tf.abs(c));
     return delta(t);
   }),
 };
@@ -131,19 +126,10 @@ export const l2: Norm = {
     const l = tf.sub(lo, p) as tf.Tensor2D;
     const u = tf.sub(hi, p) as tf.Tensor2D;
     const delta = (lam: tf.Tensor1D) => tf.minimum(tf.maximum(tf.mul(sw, col(lam)), l), u) as tf.Tensor2D;
-    const h = (lam: tf.Tensor1D) => tf.mul(sigma, rowSum(tf.mul(w, delta(lam)))) as tf.Tensor1D;
-    const piece = (lam: tf.Tensor1D) => {
-      const v = tf.mul(sw, col(lam));
-      const free = tf.logicalAnd(tf.greater(v, l), tf.less(v, u));
-      return {
-        slope: rowSum(tf.where(free, tf.square(w), tf.zerosLike(w)) as tf.Tensor2D),
-        offset: tf.mul(sigma, rowSum(tf.where(free, tf.zerosLike(w), tf.mul(w, delta(lam))) as tf.Tensor2D)) as tf.Tensor1D,
-      };
-    };
-    // Past lamMax every coordinate sits at a bound.
+    // Coordinate i saturates at λ = reach_i / |w_i|; before that it adds w_i² per unit of λ.
     const reach = tf.where(tf.greater(sw, 0), u, tf.neg(l)) as tf.Tensor2D;
-    const lamMax = tf.max(tf.where(tf.notEqual(sw, 0), tf.div(reach, tf.abs(sw)), tf.zerosLike(sw)), 1) as tf.Tensor1D;
-    const lam = solveMonotone(h, piece, tf.abs(c), tf.zerosLike(lamMax), lamMax);
+    const moving = tf.notEqual(sw, 0);
+    const lam = solveBreakpoints(tf.where(moving, tf.div(reach, tf.abs(sw)), tf.zerosLike(sw)) as tf.Tensor2D, tf.square(w) as tf.Tensor2D, tf.abs(c));
     return delta(lam);
   }),
 };

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { apgd, apgdCheckpoints, apgdT } from '../../src/attacks/apgd.js';
 import { attackDataset } from '../../src/attacks/dataset.js';
 import { fabT } from '../../src/attacks/fab.js';
+import { square } from '../../src/attacks/square.js';
 import { l2, linf } from '../../src/attacks/lp.js';
 import { ATTACKS } from '../../src/attacks/registry.js';
 import type { AttackResult } from '../../src/attacks/gradient_descent.js';
@@ -116,6 +117,7 @@ const FAMILY: Record<string, AnyAttack> = {
   'apgd-dlr': (m, x, y, o) => apgd(m, x, y, { ...o, steps: 6, loss: 'dlr' }),
   'apgd-t': (m, x, y, o) => apgdT(m, x, y, { ...o, steps: 5, targets: 3 }),
   'fab-t': (m, x, y, o) => fabT(m, x, y, { ...o, steps: 5, targets: 2, restarts: 2 }),
+  square: (m, x, y, o) => square(m, x, y, { ...o, queries: 25, pInit: 0.8 }),
 };
 
 const arbCase = fc.record({
