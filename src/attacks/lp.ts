@@ -62,7 +62,7 @@ function solveBreakpoints(bp: tf.Tensor2D, slope: tf.Tensor2D, c: tf.Tensor1D): 
     const [n, d] = bp.shape;
     // Row-wise gathers as one flat gather (tfjs-wasm's GatherV2 with batchDims fails).
     const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
-    const take = (t: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D => tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.add(idx, rowStart));
+    const take = (t: tf.Tensor2D, idx: tf.Tensor2D) => tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.add(idx, rowStart)) as unknown as tf.Tensor2D;
     const order = tf.topk(tf.neg(bp), d).indices as tf.Tensor2D;
     const b = take(bp, order);
     const sl = take(slope, order);
