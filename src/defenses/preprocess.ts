@@ -164,15 +164,15 @@ export function tvMinimization(weight = 0.1, iterations = 30): Preprocessor {
   };
 }
 
-let noiseCalls = 0;
-
 /**
  * Additive Gaussian noise of standard deviation sigma, clipped to [0, 1]: randomized and
  * differentiable (exact gradient per draw; EOT over draws). Draws are seeded from `seed` and
- * a call counter, so a run is reproducible.
+ * this preprocessor's own call counter (no state shared between instances), so a run is
+ * reproducible whatever else runs in the process.
  */
 export function gaussianNoise(sigma: number, seed = 0): Preprocessor {
   checkFiniteNumber('gaussianNoise', 'sigma', sigma, { min: 0, minExclusive: true });
+  let noiseCalls = 0;
   return {
     name: `gaussian-noise(${sigma})`, gradient: 'exact', randomized: true,
     apply: (x) => tf.tidy(() => tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, sigma, 'float32', (seed * 7919 + ++noiseCalls) % 2147483646 + 1)), 0, 1) as tf.Tensor4D),

@@ -152,8 +152,9 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
   // Each example's smallest adversarial distance found by any attack at any eps (0 when the
   // clean input is already wrong; Infinity while none is known).
   const distance = Float64Array.from(cleanCorrect, (c) => (c ? Infinity : 0));
-  const witness = (i: number, norms: { linf: number; l2: number }) => {
-    distance[i] = Math.min(distance[i]!, o.norm === 'linf' ? norms.linf : norms.l2);
+  // A success at eps lies in the eps-ball by construction (its norm can round a hair past eps).
+  const witness = (i: number, norms: { linf: number; l2: number }, eps: number) => {
+    distance[i] = Math.min(distance[i]!, o.norm === 'linf' ? norms.linf : norms.l2, eps);
   };
   // Minimum-norm attacks answer every eps from one run over all clean-correct points.
   const minimumRuns = new Map<string, { linf: Float32Array; l2: Float32Array; minimum: Float32Array; seconds: number }>();
@@ -217,7 +218,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
             robust[i] = 0;
             linfs.push(r.norms.linf[j]!);
             l2s.push(r.norms.l2[j]!);
-            witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! });
+            witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! }, eps);
             if (pixels && kept.length < o.keepExamples) {
               kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
             }

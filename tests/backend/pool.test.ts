@@ -8,6 +8,8 @@ import { AttackPool } from '../../src/backend/pool.js';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
+import { evaluateRobustness } from '../../src/eval/evaluate.js';
+import type { RobustnessReport } from '../../src/eval/report.js';
 import { useBackend } from '../helpers.js';
 
 describe('AttackPool', () => {
@@ -40,6 +42,32 @@ describe('AttackPool', () => {
       }
     }
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('an evaluation with APGD-CE, APGD-T, FAB-T and Square gives the same report and minimum-norm distances on 2 workers as in the main thread', async () => {
+    await useBackend('wasm');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
+    const net = buildArchitecture('mnist-cnn', { seed: 5 });
+    await saveLayersModel(net, dir);
+    net.dispose();
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 20);
+    const attacks = [
+      { name: 'apgd-ce' as const, options: { steps: 4 } },
+      { name: 'apgd-t' as const, options: { steps: 3, targets: 2 } },
+      { name: 'fab-t' as const, options: { steps: 4, targets: 2 } },
+      { name: 'square' as const, options: { queries: 10 } },
+    ];
+    const strip = (r: RobustnessReport) => JSON.stringify({ results: r.results.map((e) => ({ ...e, attacks: e.attacks.map((a) => ({ ...a, seconds: 0 })) })), minimumNorm: r.minimumNorm });
+    const main = await evaluateRobustness(classifier, ds, { attacks, epsilons: [0.02, 0.05], checks: false, batchSize: 8 });
+    const pool = await AttackPool.create(dir, { workers: 2, backend: 'wasm' });
+    try {
+      const onPool = await evaluateRobustness(classifier, ds, { attacks, epsilons: [0.02, 0.05], checks: false, batchSize: 8, pool });
+      expect(strip(onPool.report)).toBe(strip(main.report));
+      expect(main.report.minimumNorm!.distances.length).toBe(20);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('reports an attack error from a worker as an error of the run', async () => {

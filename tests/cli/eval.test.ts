@@ -90,6 +90,27 @@ describe('advkit eval', () => {
     const a = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd,cw']);
     expect(a.code).toBe(2);
     expect(a.stderr).toMatch(/unknown attack "cw"/);
+    const both = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd', '--preset', 'fast']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/Error in --preset: give --preset fast or --attacks pgd, not both/);
+    const unknown = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--preset', 'strong']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/--preset/);
+  });
+
+  it('--preset fast runs its ensemble and the report calls it partial; changing a preset with --steps says so', () => {
+    const r = advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '24', '--no-checks', '--preset', 'fast', '--eps', '0.1', '--json']);
+    expect(r.code).toBe(0);
+    const { report } = JSON.parse(r.stdout);
+    expect(report.config.preset).toBe('fast');
+    expect(report.config.attacks.map((a: { name: string }) => a.name)).toEqual(['apgd-ce', 'apgd-t', 'square']);
+    expect(report.evaluation.complete).toBe(false);
+    const changed = advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '8', '--no-checks', '--preset', 'fast', '--steps', '3', '--eps', '0.1', '--json']);
+    expect(changed.code).toBe(0);
+    const c = JSON.parse(changed.stdout).report;
+    expect(c.config.preset).toBeNull();
+    expect(c.config.attacks[0].options.steps).toBe(3);
+    expect(changed.stderr).toMatch(/change the fast preset/);
   });
 });
 

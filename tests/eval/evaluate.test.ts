@@ -90,7 +90,8 @@ describe('presets', () => {
   let standard: RobustnessReport;
   it('standard (the default) runs AutoAttack\'s ensemble, reaches 0% at eps 0.3 on a naturally trained model, and calls itself complete', async () => {
     const before = tf.memory().numTensors;
-    const { report } = await evaluateRobustness(model, data, { epsilons: [0.05, 0.3], checks: false });
+    // (eps 0.2 and 0.3 leave Square, 5,000 queries per point, next to nothing to attack.)
+    const { report } = await evaluateRobustness(model, take(data, 30), { epsilons: [0.2, 0.3], checks: false });
     expect(tf.memory().numTensors).toBe(before);
     standard = report;
     expect(report.config.preset).toBe('standard');
@@ -105,15 +106,15 @@ describe('presets', () => {
   it('the minimum-norm curve from FAB-T equals the worst case at every evaluated eps and never rises', () => {
     const m = standard.minimumNorm!;
     expect(m.attacks).toEqual(['fab-t']);
-    expect(m.distances.length).toBe(60);
+    expect(m.distances.length).toBe(30);
     for (const r of standard.results) expect(robustAtDistance(m.distances, r.eps)).toBeCloseTo(r.worstCase.robustAccuracy, 10);
     const grid = Array.from({ length: 31 }, (_, i) => i * 0.01);
     for (let i = 1; i < grid.length; i++) expect(robustAtDistance(m.distances, grid[i]!)).toBeLessThanOrEqual(robustAtDistance(m.distances, grid[i - 1]!));
     // Clean errors sit at distance 0; the median lies within the distances found.
-    const wrong = Math.round((1 - standard.cleanAccuracy) * 60);
+    const wrong = Math.round((1 - standard.cleanAccuracy) * 30);
     expect(m.distances.filter((d) => d === 0).length).toBeGreaterThanOrEqual(wrong);
     expect(m.median!).toBeGreaterThan(0);
-    expect(m.median!).toBeLessThan(0.3);
+    expect(m.median!).toBeLessThan(0.25);
     expect(renderTable(standard)).toMatch(/minimum-norm \(fab-t\): median L∞ distance/);
   });
 
