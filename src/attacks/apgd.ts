@@ -106,10 +106,10 @@ export async function apgd(model: Classifier, x: tf.Tensor4D, y: Labels, options
   const fn = 'apgd';
   const o = { ...APGD_DEFAULTS, ...defined(options) };
   const { labels, resolved: r, rho } = resolveApgd(fn, model, x, y, o);
-  const out = runOnRemaining(x.shape[0], r.restarts, (k, idx) => {
+  const out = await runOnRemaining(x.shape[0], r.restarts, async (k, idx) => {
     const xs = gatherRows(x, idx);
     const hooks = attackHooks(model, xs, labels, r, k, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest');
-    const res = descend(model, xs, hooks);
+    const res = await descend(model, xs, hooks);
     hooks.dispose();
     xs.dispose();
     return res;
@@ -125,7 +125,7 @@ export async function apgdT(model: Classifier, x: tf.Tensor4D, y: Labels, option
   const count = Math.min(checkFiniteNumber(fn, 'targets', o.targets, { integer: true, min: 1 }), model.numClasses - 1);
   const targets = rankedWrongClasses(model, x, labels, count);
   const fourPlus = model.numClasses >= 4;
-  const out = runOnRemaining(x.shape[0], count * r.restarts, (run, idx) => {
+  const out = await runOnRemaining(x.shape[0], count * r.restarts, async (run, idx) => {
     const rank = Math.floor(run / r.restarts);
     const restart = run % r.restarts;
     const xs = gatherRows(x, idx);
@@ -135,7 +135,7 @@ export async function apgdT(model: Classifier, x: tf.Tensor4D, y: Labels, option
       ? objective('dlr', z, tT, true, yT)
       : tf.tidy(() => tf.sub(tf.sum(tf.mul(z, tf.oneHot(tT, z.shape[1])), 1), tf.sum(tf.mul(z, tf.oneHot(yT, z.shape[1])), 1)) as tf.Tensor1D));
     const hooks = attackHooks(model, xs, labels, r, restart, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest', toTarget);
-    const res = descend(model, xs, hooks);
+    const res = await descend(model, xs, hooks);
     hooks.dispose();
     tf.dispose([xs, tT]);
     return res;

@@ -89,14 +89,14 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
   const beta = checkFiniteNumber(fn, 'beta', o.beta, { min: 0, max: 1 });
   const targets = rankedWrongClasses(model, x, labels, count);
   const n = x.shape[0];
-  const out = runOnRemaining(n, count * r.restarts, (run, idx) => {
+  const out = await runOnRemaining(n, count * r.restarts, async (run, idx) => {
     const rank = Math.floor(run / r.restarts);
     const restart = run % r.restarts;
     const xs = gatherRows(x, idx);
     const yT = tf.tensor1d(rows(labels, idx), 'int32');
     const tT = tf.tensor1d(rows(targets[rank]!, idx), 'int32');
     const seeds = rows(r.seeds, idx);
-    const res = descend(model, xs, {
+    const res = await descend(model, xs, {
       // f = z_y − z_t: the target's boundary is f = 0.
       objective: (z) => tf.tidy(() => tf.sub(tf.sum(tf.mul(z, tf.oneHot(yT, z.shape[1])), 1), tf.sum(tf.mul(z, tf.oneHot(tT, z.shape[1])), 1)) as tf.Tensor1D),
       met: (z) => goalMet(z, yT, false),

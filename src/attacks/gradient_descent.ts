@@ -240,11 +240,21 @@ function merge(prev: RunOutcome, cand: RunOutcome): RunOutcome {
   });
 }
 
+/** Lets the event loop run about every 100 ms of a long synchronous loop (workers, RPC, timers). */
+export function yielder(): () => Promise<void> {
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < 100) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    last = performance.now();
+  };
+}
+
 /**
  * One run of the loop on a batch. The caller disposes the outcome. With keep = 'last' and
  * `scored` false, success and score are not computed (zeros): no extra forward pass.
  */
-export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored = true): RunOutcome {
+export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored = true): Promise<RunOutcome> {
   const n = x.shape[0];
   const score = (cand: tf.Tensor4D, logits: tf.Tensor2D, loss: tf.Tensor1D): RunOutcome => tf.tidy(() => ({
     adv: tf.clone(cand),
@@ -261,7 +271,9 @@ export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored 
   let state = h.rule.init(x, adv);
   let done = h.earlyStop ? (tf.zeros([n], 'bool') as tf.Tensor1D) : undefined;
   let best: RunOutcome | undefined;
+  const pause = yielder();
   for (let i = 0; i < h.steps; i++) {
+    await pause();
     const out = tf.tidy(() => {
       let logits: tf.Tensor2D | undefined;
       let loss: tf.Tensor1D | undefined;
@@ -322,13 +334,13 @@ export function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, scored 
  * and keeps each sample's best outcome (success first, then score). `run(k, idx)` runs the
  * k-th run on the samples `idx` (all of them when idx is undefined) and returns their outcome.
  */
-export function runOnRemaining(n: number, count: number, run: (k: number, idx: Int32Array | undefined) => RunOutcome): RunOutcome {
-  let best = run(0, undefined);
+export async function runOnRemaining(n: number, count: number, run: (k: number, idx: Int32Array | undefined) => Promise<RunOutcome>): Promise<RunOutcome> {
+  let best = await run(0, undefined);
   for (let k = 1; k < count; k++) {
-    const ok = best.success.dataSync();
+    const ok = await best.success.data();
     const idx = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter((i) => !ok[i]));
     if (idx.length === 0) break;
-    const sub = run(k, idx);
+    const sub = await run(k, idx);
     // Scatter the subset's outcome back to batch positions (a sample outside idx keeps its own).
     const pos = new Int32Array(n);
     const inSub = new Uint8Array(n);
@@ -402,7 +414,7 @@ export interface LoopAttack {
 /** Runs the loop with validated options and re-checks its result (see finalize). */
 export async function runGradientAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }, how: LoopAttack = {}): Promise<AttackResult> {
   const { labels, resolved: r } = validateAttack(fn, model, x, y, options);
-  return finalizeResult(model, x, search(model, x, labels, r, how), labels, r);
+  return finalizeResult(model, x, await search(model, x, labels, r, how), labels, r);
 }
 
 /** The attack's result for a candidate batch, re-checked against the validated options. */
@@ -418,20 +430,20 @@ export async function finalizeResult(model: Classifier, x: tf.Tensor4D, adversar
  * The adversarial batch alone, without the re-check of predictions and norms: for training
  * loops, which need only the inputs. Same options, same batch as runGradientAttack.
  */
-export function gradientAttackExamples(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): tf.Tensor4D {
+export function gradientAttackExamples(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions & { steps: number }): Promise<tf.Tensor4D> {
   const { labels, resolved } = validateAttack(fn, model, x, y, options);
   return search(model, x, labels, resolved, {});
 }
 
 /** Every restart on the samples still not broken, each sample keeping its strongest result. */
-function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, how: LoopAttack): tf.Tensor4D {
+async function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, how: LoopAttack): Promise<tf.Tensor4D> {
   const n = x.shape[0];
   const keep = how.keep ?? 'last';
-  const out = runOnRemaining(n, how.runs ?? r.restarts, (k, idx) => {
+  const out = await runOnRemaining(n, how.runs ?? r.restarts, async (k, idx) => {
     const xs = gatherRows(x, idx);
     const rule = how.rule ? how.rule(r, model.bounds, xs.shape[0]) : fixedStep(r.norm, r.eps, r.stepSize, model.bounds);
     const hooks = attackHooks(model, xs, labels, r, k, idx, rule, keep);
-    const o = descend(model, xs, hooks, (how.runs ?? r.restarts) > 1);
+    const o = await descend(model, xs, hooks, (how.runs ?? r.restarts) > 1);
     hooks.dispose();
     xs.dispose();
     return o;

@@ -31,6 +31,6 @@ export function pgd(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOp
 }
 
 /** PGD's adversarial batch alone, without the re-check (for adversarial training). */
-export function pgdExamples(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOptions): tf.Tensor4D {
+export function pgdExamples(model: Classifier, x: tf.Tensor4D, y: Labels, options: PgdOptions): Promise<tf.Tensor4D> {
   return gradientAttackExamples('pgd', model, x, y, { ...PGD_DEFAULTS, ...defined(options) });
 }

@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, defined } from '../util/errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
-import { validateAttack, type AttackResult } from './gradient_descent.js';
+import { validateAttack, yielder, type AttackResult } from './gradient_descent.js';
 import { linf, l2 } from './lp.js';
 import type { Labels } from './targets.js';
 
@@ -143,7 +143,9 @@ export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, optio
   }
   let { margin: bestMargin } = await margins(model, best, [n, h, w, c], labels);
   if (eps > 0) {
+    const pause = yielder();
     for (let it = 0; it < queries - 1; it++) {
+      await pause();
       const active = Array.from({ length: n }, (_, s) => s).filter((s) => bestMargin[s]! > 0);
       if (active.length === 0) break;
       const p = pSelection(pInit, it, queries, o.rescaleSchedule !== false);

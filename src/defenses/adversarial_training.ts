@@ -75,10 +75,10 @@ export function klDivergence(p: tf.Tensor2D, zq: tf.Tensor2D): tf.Tensor1D {
  * TRADES' inner maximization of KL(p(x) ‖ p(x')) over the L∞ ball, sign steps of 2.5·eps/steps
  * from x + 0.001·N(0, 1): the attack loop with the KL objective as its hook.
  */
-export function tradesAttack(view: Classifier, x: tf.Tensor4D, eps: number, steps: number, seed: number): tf.Tensor4D {
+export async function tradesAttack(view: Classifier, x: tf.Tensor4D, eps: number, steps: number, seed: number): Promise<tf.Tensor4D> {
   const [lo, hi] = view.bounds;
   const pClean = tf.tidy(() => tf.softmax(view.logits(x)) as tf.Tensor2D);
-  const out = descend(view, x, {
+  const out = await descend(view, x, {
     objective: (z) => klDivergence(pClean, z),
     met: (z) => tf.zeros([z.shape[0]], 'bool') as tf.Tensor1D,
     rule: fixedStep(linf, eps, (2.5 * eps) / steps, view.bounds),
