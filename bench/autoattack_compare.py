@@ -12,7 +12,7 @@ them with `npx vite-node bench/export_points.ts` (x: float32 [N, 28, 28, 1] in [
 usage: autoattack_compare.py --model DIR --x X.npy --y Y.npy --autoattack DIR
                              [--eps 0.3] [--version standard] [--threads 2] [--bs 500]
 """
-import argparse, json, struct, sys, time
+import argparse, contextlib, json, sys, time
 
 import numpy as np
 import torch
@@ -72,7 +72,8 @@ with torch.no_grad():
     clean = (model(x).argmax(1) == y).float().mean().item()
 adversary = AutoAttack(model, norm=args.norm, eps=args.eps, version=args.version, seed=0, verbose=False, device="cpu")
 t0 = time.time()
-adv = adversary.run_standard_evaluation(x, y, bs=args.bs)
+with contextlib.redirect_stdout(sys.stderr):  # AutoAttack prints its warnings on stdout
+    adv = adversary.run_standard_evaluation(x, y, bs=args.bs)
 seconds = time.time() - t0
 with torch.no_grad():
     robust = (model(adv).argmax(1) == y) & ((adv - x).abs().flatten(1).amax(1) <= args.eps + 1e-6 if args.norm == "Linf" else True)

@@ -28,7 +28,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, defined } from '../util/errors.js';
 import { attackHooks, descend, finalizeResult, gatherRows, rows, runOnRemaining, validateAttack, type AttackResult, type GradientAttackOptions, type Resolved, type StepRule } from './gradient_descent.js';
-import { objective } from './losses.js';
+import { logitGap, objective } from './losses.js';
 import { rankedWrongClasses, type Labels } from './targets.js';
 
 export interface ApgdOptions extends Pick<GradientAttackOptions, 'eps' | 'norm' | 'steps' | 'restarts' | 'loss' | 'goal' | 'seed'> {
@@ -133,7 +133,7 @@ export async function apgdT(model: Classifier, x: tf.Tensor4D, y: Labels, option
     // Untargeted success, reached through the targeted loss towards this run's class.
     const toTarget = (z: tf.Tensor2D, yT: tf.Tensor1D) => (fourPlus
       ? objective('dlr', z, tT, true, yT)
-      : tf.tidy(() => tf.sub(tf.sum(tf.mul(z, tf.oneHot(tT, z.shape[1])), 1), tf.sum(tf.mul(z, tf.oneHot(yT, z.shape[1])), 1)) as tf.Tensor1D));
+      : logitGap(z, tT, yT));
     const hooks = attackHooks(model, xs, labels, r, restart, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest', toTarget);
     const res = await descend(model, xs, hooks);
     hooks.dispose();

@@ -32,6 +32,7 @@ import { checkFiniteNumber, defined } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
 import { descend, finalizeResult, gatherRows, goalMet, rows, runOnRemaining, validateAttack, type AttackResult, type GradientAttackOptions, type StepRule } from './gradient_descent.js';
 import type { Norm } from './lp.js';
+import { logitGap } from './losses.js';
 import { rankedWrongClasses, type Labels } from './targets.js';
 
 export interface FabOptions extends Pick<GradientAttackOptions, 'eps' | 'norm' | 'steps' | 'restarts' | 'seed'> {
@@ -98,7 +99,7 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
     const seeds = rows(r.seeds, idx);
     const res = await descend(model, xs, {
       // f = z_y − z_t: the target's boundary is f = 0.
-      objective: (z) => tf.tidy(() => tf.sub(tf.sum(tf.mul(z, tf.oneHot(yT, z.shape[1])), 1), tf.sum(tf.mul(z, tf.oneHot(tT, z.shape[1])), 1)) as tf.Tensor1D),
+      objective: (z) => logitGap(z, yT, tT),
       met: (z) => goalMet(z, yT, false),
       rule: fabRule(model, r.norm, model.bounds, yT, { alphaMax, eta, beta }),
       start: () => (restart === 0 ? tf.clone(xs) : tf.tidy(() => r.norm.project(tf.add(xs, r.norm.randomStart(xs.shape, r.eps / 2, seeds.map((s) => deriveSeed(s, restart) & 0x7fffffff))) as tf.Tensor4D, xs, r.eps / 2, model.bounds))),

@@ -245,7 +245,8 @@ export function yielder(): () => Promise<void> {
   let last = performance.now();
   return async () => {
     if (performance.now() - last < 100) return;
-    await new Promise((resolve) => setImmediate(resolve));
+    // setImmediate under Node; a zero timeout in browsers, which have none.
+    await new Promise<void>((resolve) => (typeof setImmediate === 'function' ? setImmediate(resolve) : setTimeout(resolve, 0)));
     last = performance.now();
   };
 }

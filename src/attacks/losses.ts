@@ -42,6 +42,11 @@ function pick(z: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
   return tf.sum(tf.mul(z, oneHot), 1) as tf.Tensor1D;
 }
 
+/** z_a − z_b per sample, for class labels a and b [N] (FAB's boundary, APGD-T's few-class margin). */
+export function logitGap(z: tf.Tensor2D, a: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor1D {
+  return tf.tidy(() => tf.sub(pick(z, tf.oneHot(a, z.shape[1]).toFloat() as tf.Tensor2D), pick(z, tf.oneHot(b, z.shape[1]).toFloat() as tf.Tensor2D)) as tf.Tensor1D);
+}
+
 /**
  * The objective to maximize. `labels` are the true labels for untargeted attacks and the
  * targets for targeted ones; `trueLabels` (targeted DLR only) are the true labels.

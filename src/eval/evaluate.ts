@@ -160,6 +160,11 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
   const minimumRuns = new Map<string, { linf: Float32Array; l2: Float32Array; minimum: Float32Array; seconds: number }>();
   const keepFrom = (b: { x: tf.Tensor4D }, r: { adversarial: tf.Tensor4D; success: Uint8Array }) =>
     o.keepExamples > 0 && kept.length < o.keepExamples && r.success.some((v) => v === 1) ? Promise.all([b.x.data(), r.adversarial.data()]) : Promise.resolve(undefined);
+  /** Keeps example i (row j of a batch whose pixels keepFrom read) for the grid. */
+  const keepExample = (pixels: [Float32Array | Int32Array | Uint8Array, Float32Array | Int32Array | Uint8Array] | undefined, i: number, j: number, prediction: number, attack: string, eps: number) => {
+    if (!pixels || kept.length >= o.keepExamples) return;
+    kept.push({ index: i, label: data.labels[i]!, prediction, attack, eps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
+  };
 
   for (const eps of epsilons) {
     const robust = Uint8Array.from(cleanCorrect);
@@ -186,7 +191,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
               if (r.success[j] === 1) {
                 run.linf[i] = r.norms.linf[j]!;
                 run.l2[i] = r.norms.l2[j]!;
-                if (pixels && kept.length < o.keepExamples) kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps: maxEps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
+                keepExample(pixels, i, j, r.predictions[j]!, spec.name, maxEps);
               }
               if (Number.isFinite(run.minimum[i]!)) distance[i] = Math.min(distance[i]!, run.minimum[i]!);
             }
@@ -219,9 +224,7 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
             linfs.push(r.norms.linf[j]!);
             l2s.push(r.norms.l2[j]!);
             witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! }, eps);
-            if (pixels && kept.length < o.keepExamples) {
-              kept.push({ index: i, label: data.labels[i]!, prediction: r.predictions[j]!, attack: spec.name, eps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
-            }
+            keepExample(pixels, i, j, r.predictions[j]!, spec.name, eps);
           }
           tf.dispose([b.x, r.adversarial]);
         }
