@@ -10,6 +10,7 @@ import { demoCommand } from './cli/demo.js';
 import { evalCommand } from './cli/eval.js';
 import { infoCommand } from './cli/info.js';
 import { inspectCommand } from './cli/inspect.js';
+import { mergeCommand } from './cli/merge.js';
 import { trainCommand } from './cli/train.js';
 import { ADVKIT_VERSION } from './util/version.js';
 
@@ -18,7 +19,7 @@ export function buildProgram(): Command {
     .description('adversarial-ML attacks, defenses and robustness evaluation on TensorFlow.js')
     .version(ADVKIT_VERSION)
     .showHelpAfterError('(run with --help for usage)');
-  for (const cmd of [demoCommand(), infoCommand(), inspectCommand(), trainCommand(), attackCommand(), evalCommand(), defendCommand(), certifyCommand(), detectCommand(), benchCommand()]) program.addCommand(cmd);
+  for (const cmd of [demoCommand(), infoCommand(), inspectCommand(), trainCommand(), attackCommand(), evalCommand(), mergeCommand(), defendCommand(), certifyCommand(), detectCommand(), benchCommand()]) program.addCommand(cmd);
   program.commands.forEach((c) => c.showHelpAfterError('(run with --help for usage)'));
   program.exitOverride();
   program.commands.forEach((c) => c.exitOverride());

@@ -9,3 +9,4 @@ export * from './defenses/index.js';
 export * from './util/errors.js';
 export { Rng, deriveSeed, permutation } from './util/random.js';
 export { ADVKIT_VERSION } from './util/version.js';
+export { parseShard, resolveShard, shardRange, type Shard } from './util/shard.js';

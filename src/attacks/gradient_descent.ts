@@ -99,10 +99,11 @@ export interface Resolved {
 /** Checks the inputs of an attack; every message names the attack, the argument and the value. */
 export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, o: GradientAttackOptions & { steps: number }): { labels: Int32Array; resolved: Resolved } {
   check(x instanceof tf.Tensor && x.rank === 4, fn, () => `x must be a rank-4 tensor [N, H, W, C], but got ${x instanceof tf.Tensor ? `rank ${x.rank}` : show(x)}.`);
+  check(!x.isDisposed, fn, () => 'x is a disposed tensor; keep the images alive until the call returns.');
   const [, h, w, c] = x.shape;
   check(h === model.inputShape[0] && w === model.inputShape[1] && c === model.inputShape[2], fn,
     () => `x has images of shape [${h}, ${w}, ${c}] but the model takes [${model.inputShape.join(', ')}].`);
-  const labels = labelsToArray(y);
+  const labels = labelsToArray(y, fn);
   check(labels.length === x.shape[0], fn, () => `y has ${labels.length} labels but x has ${x.shape[0]} images; pass one label per image.`);
   const badLabel = labels.findIndex((l) => !(Number.isInteger(l) && l >= 0 && l < model.numClasses));
   check(badLabel < 0, fn, () => `y[${badLabel}] = ${labels[badLabel]} is not a class of this model (0..${model.numClasses - 1}).`);

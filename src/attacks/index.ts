@@ -12,3 +12,4 @@ export { square, SQUARE_DEFAULTS, type SquareOptions } from './square.js';
 export { apgd, apgdT, apgdCheckpoints, APGD_DEFAULTS, APGDT_DEFAULTS, type ApgdOptions, type ApgdTOptions } from './apgd.js';
 export { fabT, FAB_DEFAULTS, type FabOptions } from './fab.js';
 export { ATTACKS, ATTACK_NAMES, GRADIENT_ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName, type AnyAttackFn } from './registry.js';
+export { writeExampleSet, readExampleSet, mergeExampleSets, isExampleSet, summarizeExampleSet, EXAMPLE_SET_SCHEMA, EXAMPLE_SET_VERSION, type ManifestLine, type ExampleSet, type ExampleSetSummary, type WriteExampleSetOptions, type Provenance } from './example_set.js';

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber } from '../util/errors.js';
+import { check, checkFiniteNumber, show } from '../util/errors.js';
 import { Rng } from '../util/random.js';
 
 export type Labels = tf.Tensor1D | ArrayLike<number>;
@@ -17,9 +17,17 @@ export function targeted(labels: Labels): Goal {
   return { kind: 'targeted', labels };
 }
 
-export function labelsToArray(labels: Labels): Int32Array {
-  if (labels instanceof tf.Tensor) return Int32Array.from(labels.dataSync());
-  return Int32Array.from(labels as ArrayLike<number>);
+/** Labels as int32, refusing what is not a list of non-negative integers (2.5, NaN, a disposed tensor). */
+export function labelsToArray(labels: Labels, fn = 'labels'): Int32Array {
+  const isTensor = labels instanceof tf.Tensor;
+  check(isTensor ? !labels.isDisposed : labels != null && typeof (labels as ArrayLike<number>).length === 'number', fn,
+    () => (isTensor ? 'y is a disposed tensor; keep the labels alive until the call returns.' : `y must be a 1-D tensor or an array of class indices, but got ${show(labels)}.`));
+  const raw: ArrayLike<number> = isTensor ? (labels as tf.Tensor).dataSync() : (labels as ArrayLike<number>);
+  for (let i = 0; i < raw.length; i++) {
+    const l = raw[i];
+    check(typeof l === 'number' && Number.isInteger(l) && l >= 0 && l < 2 ** 31, fn, () => `y[${i}] = ${show(l)} is not a class index (an integer >= 0).`);
+  }
+  return Int32Array.from(raw);
 }
 
 /** A uniformly random class different from each true label (seeded). */

@@ -9,7 +9,9 @@ import { initBackend, parseBackend, type BackendStatus } from '../backend/index.
 import { AttackPool, defaultWorkers } from '../backend/pool.js';
 import { TrainPool } from '../models/train_pool.js';
 import type { BatchProgress, EpochRecord } from '../models/train.js';
+import { modelDigest, type ModelDigest } from '../models/io.js';
 import { progressBar } from '../util/progress.js';
+import { SHARD_INDEX_VARIABLES } from '../util/shard.js';
 import { AdvkitError } from '../util/errors.js';
 
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -85,6 +87,29 @@ export function reportError(err: unknown): number {
 /** Adds --workers (default: the number of cores). */
 export function withWorkersOption(cmd: Command): Command {
   return cmd.option('--workers <n>', `worker threads for the attacks (default: the ${defaultWorkers()} cores here); results do not depend on it`, intOption(1, 256));
+}
+
+/** Adds --shard, --shard-count and --expect-model-sha256 (commands that can run as shards). */
+export function withShardOptions(cmd: Command): Command {
+  return cmd
+    .option('--shard <i/N>', 'run shard i of N (0-based): a deterministic block of the examples; advkit merge joins the shards')
+    .option('--shard-count <n>', `number of shards, the index coming from ${SHARD_INDEX_VARIABLES.join(', ')}`, intOption(1, 100_000))
+    .option('--expect-model-sha256 <hex>', 'refuse a model whose files (model.json + weights) do not have this SHA-256', sha256Option);
+}
+
+function sha256Option(value: string): string {
+  const v = value.trim().toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(v)) throw new CommanderArgError(`must be 64 hex digits (a SHA-256), got ${JSON.stringify(value)}.`);
+  return v;
+}
+
+/** The model files' digest; refuses (exit 2) a model other than the expected one. */
+export async function checkedModelDigest(model: string, expected: string | undefined): Promise<ModelDigest> {
+  const digest = await modelDigest(model);
+  if (expected !== undefined && digest.sha256 !== expected) {
+    throw new AdvkitError('E_MODEL_DIGEST', `Error in --expect-model-sha256: the model in ${model} has SHA-256 ${digest.sha256}, not the expected ${expected}; refusing to run on a model the pipeline did not approve.`, 2);
+  }
+  return digest;
 }
 
 /**

@@ -18,12 +18,12 @@ import { exists, writeFileAtomic } from '../util/fs.js';
 import { writePng } from '../util/png.js';
 import { action, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
 import { parseDefense } from './defense_spec.js';
-import { isExampleSet, readExampleSet } from './example_set.js';
+import { isExampleSet, readExampleSet } from '../attacks/example_set.js';
 
 /** An example set (all its examples) or an image folder, with an output PNG name per image. */
 async function readInput(dir: string): Promise<{ ds: Dataset; names: string[] }> {
   if (!(await exists(dir))) throw new DataError(`Error in --input: ${dir} does not exist.`);
-  if (await isExampleSet(dir)) return readExampleSet(dir, '--input');
+  if (await isExampleSet(dir)) return readExampleSet(dir, { flag: '--input' });
   const folder = await readImageFolder(dir);
   return {
     ds: makeDataset(dir, folder.images, folder.labels, folder.shape, folder.classNames),

@@ -10,7 +10,7 @@ import { featureSqueezing, defaultSqueezers } from '../defenses/detector.js';
 import { loadClassifier } from '../models/io.js';
 import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
 import { parseDefense } from './defense_spec.js';
-import { isExampleSet, readExampleSet } from './example_set.js';
+import { isExampleSet, readExampleSet } from '../attacks/example_set.js';
 
 /** The successful examples of an `advkit attack --format npy` set, or a data spec. */
 async function adversarialSet(spec: string, classNames: readonly string[], dataDir?: string): Promise<Dataset> {
@@ -18,7 +18,7 @@ async function adversarialSet(spec: string, classNames: readonly string[], dataD
     parseDataSpec(spec);
     return loadDataset(spec, { split: 'test', dataDir });
   }
-  const set = await readExampleSet(spec, '--adversarial', { npyOnly: true, classNames });
+  const set = await readExampleSet(spec, { flag: '--adversarial', npyOnly: true, classNames });
   return subset(set.ds, set.success.flatMap((ok, i) => (ok ? [i] : [])), `${spec} (successful x_adv)`);
 }
 

@@ -8,19 +8,21 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
-import { loadDataset, parseDataSpec, take } from '../data/index.js';
-import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions } from '../eval/evaluate.js';
+import { loadDataset, parseDataSpec, take, type Dataset } from '../data/index.js';
+import type { Classifier } from '../models/classifier.js';
+import { resolveShard, shardName, shardRange } from '../util/shard.js';
+import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions, type Evaluation } from '../eval/evaluate.js';
 import { PRESET_NAMES, type PresetName } from '../eval/presets.js';
-import { checkAssertions, checkBaseline, junitXml, parseAssertion, type GateResult } from '../eval/gate.js';
+import { checkAssertions, checkBaseline, junitXml, parseAssertion, type Assertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { loadClassifier } from '../models/io.js';
 import { defend, withGradient } from '../defenses/preprocess.js';
 import { parseDefense } from './defense_spec.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { lockDirectory, writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
-import { action, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
+import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
 
 interface EvalCliOptions {
@@ -53,6 +55,9 @@ interface EvalCliOptions {
   dataDir?: string;
   backend?: string;
   json?: boolean;
+  shard?: string;
+  shardCount?: number;
+  expectModelSha256?: string;
 }
 
 /** Keys a --config file may hold (the long option names in camelCase). */
@@ -107,7 +112,7 @@ function parseAttacks(text: string): AttackSpec[] {
 }
 
 export function evalCommand(): Command {
-  return withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
+  return withShardOptions(withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
@@ -133,7 +138,7 @@ export function evalCommand(): Command {
     .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, jpeg:Q, tv:WEIGHT, noise:SIGMA')
     .addOption(new Option('--defense-gradient <mode>', 'how attacks differentiate the defense: auto (BPDA where not differentiable, EOT where random), exact (naive: shows the illusion), bpda').choices(['auto', 'exact', 'bpda']).default('auto'))
     .option('--eot <n>', 'draws averaged per call for randomized defenses', intOption(1, 1000))
-    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')))
     .action(action(async (flags: EvalCliOptions, cmd: Command) => {
       // Flags given on the command line win over the config file.
       const fromConfig = flags.config ? await readConfig(flags.config) : {};
@@ -158,47 +163,89 @@ export function evalCommand(): Command {
       if (changed) log(`advkit: --steps/--restarts/--square-queries change the ${resolved.preset} preset; the report will call it a partial evaluation`);
       const evalOptions: EvaluateOptions = { ...choice, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
       validateEvaluateOptions('advkit eval', evalOptions);
-      let baseline: RobustnessReport | undefined;
-      if (o.baseline) {
-        try {
-          baseline = JSON.parse(await fsp.readFile(o.baseline, 'utf8')) as RobustnessReport;
-        } catch (err) {
-          throw new InvalidArgumentError(`Error in --baseline: cannot read ${o.baseline} as JSON (${(err as Error).message}).`);
-        }
-        if (baseline.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${o.baseline} is not an advkit robustness report (schema ${JSON.stringify(baseline.schema)}).`);
-      }
+      const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
+      const shard = resolveShard(o.shard, o.shardCount);
+      if (shard && !o.out) throw new InvalidArgumentError(`Error in --shard: a shard's report is for advkit merge; give --out DIR to write it.`);
+      if (shard && (assertions.length || o.baseline || o.junit)) throw new InvalidArgumentError('Error in --shard: gates (--assert, --baseline, --junit) judge the whole set; give them to advkit merge instead.');
       const status = await startBackend(o.backend);
-      const loaded = (await loadClassifier(o.model)).classifier;
-      const classifier = o.defense ? defend(loaded, parseDefense(o.defense, o.seed ?? 0).map((p) => (o.defenseGradient && o.defenseGradient !== 'auto' ? withGradient(p, o.defenseGradient) : p)), { eot: o.eot }) : loaded;
-      let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir });
-      if (o.limit !== undefined) data = take(data, o.limit);
-      const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
-      bar.start(epsilons.length * attacks.length, { step: '' });
-      // Worker threads load the bare model, so a defended model is attacked in this thread.
-      const pool = o.defense ? undefined : await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
-      let evaluation;
+      const source: EvalSource = { model: path.resolve(o.model), data: o.data, limit: o.limit ?? null, dataDir: o.dataDir ?? null, defense: o.defense ?? null, defenseGradient: o.defenseGradient ?? null, eot: o.eot ?? null, seed: o.seed ?? 0 };
+      const digest = await checkedModelDigest(o.model, o.expectModelSha256);
+      const { classifier, data } = await loadEvalSource(source);
+      if (shard) {
+        const { start, end } = shardRange(data.labels.length, shard);
+        log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${data.labels.length}; the sanity checks run at the merge`);
+      }
+      // One writer per output directory, found writable before any computation.
+      const release = o.out ? await lockDirectory(path.resolve(o.out), '--out') : undefined;
       try {
-        evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+        const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
+        bar.start(epsilons.length * attacks.length, { step: '' });
+        // Worker threads load the bare model, so a defended model is attacked in this thread.
+        const pool = o.defense ? undefined : await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
+        let evaluation;
+        try {
+          evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+        } finally {
+          bar.stop();
+          await pool?.close();
+        }
+        await presentEvaluation(evaluation, data, { ...o, assertions, baseline, backend: status.name });
       } finally {
-        bar.stop();
-        await pool?.close();
-      }
-      const { report } = evaluation;
-      if (o.out) {
-        const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
-        log(`advkit: wrote ${files.join(', ')}`);
-      }
-      const gates: GateResult[] = [...checkAssertions(report, assertions), ...(baseline ? checkBaseline(report, baseline, o.maxDrop) : [])];
-      if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
-      if (o.json) printJson({ report, gates });
-      else {
-        process.stdout.write(renderTable(report));
-        for (const g of gates) process.stdout.write(`${g.passed ? 'PASS' : 'FAIL'} ${g.name}: ${g.message}\n`);
-      }
-      log(`advkit: evaluated ${data.name} on the ${status.name} backend in ${report.timing.seconds.toFixed(1)} s`);
-      if (gates.some((g) => !g.passed)) {
-        process.exitCode = 1;
-        log(`advkit: ${gates.filter((g) => !g.passed).length} of ${gates.length} gate(s) failed`);
+        await release?.();
       }
     }));
+}
+
+/** Reads a --baseline report. */
+export async function readBaseline(file: string): Promise<RobustnessReport> {
+  let baseline: RobustnessReport;
+  try {
+    baseline = JSON.parse(await fsp.readFile(file, 'utf8')) as RobustnessReport;
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in --baseline: cannot read ${file} as JSON (${(err as Error).message}).`);
+  }
+  if (baseline?.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${file} is not an advkit robustness report (schema ${JSON.stringify(baseline?.schema)}).`);
+  return baseline;
+}
+
+/** Where an evaluation's model and data come from: recorded in a shard's report for the merge. */
+export interface EvalSource {
+  model: string;
+  data: string;
+  limit: number | null;
+  dataDir: string | null;
+  defense: string | null;
+  defenseGradient: 'auto' | 'exact' | 'bpda' | null;
+  eot: number | null;
+  seed: number;
+}
+
+/** Loads the classifier (with its defense) and the data an evaluation runs on. */
+export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
+  const loaded = (await loadClassifier(s.model)).classifier;
+  const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
+  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined });
+  if (s.limit !== null) data = take(data, s.limit);
+  return { classifier, data };
+}
+
+/** Writes the report files, runs the gates, prints the table or JSON; exit code 1 on a failed gate. */
+export async function presentEvaluation(evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>, o: { out?: string; junit?: string; json?: boolean; maxDrop: number; assertions: Assertion[]; baseline?: RobustnessReport; backend: string }): Promise<void> {
+  const { report } = evaluation;
+  if (o.out) {
+    const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
+    log(`advkit: wrote ${files.join(', ')}`);
+  }
+  const gates: GateResult[] = [...checkAssertions(report, o.assertions), ...(o.baseline ? checkBaseline(report, o.baseline, o.maxDrop) : [])];
+  if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
+  if (o.json) printJson({ report: report.shard ? { ...report, shard: { index: report.shard.index, count: report.shard.count, start: report.shard.start, end: report.shard.end } } : report, gates });
+  else {
+    process.stdout.write(renderTable(report));
+    for (const g of gates) process.stdout.write(`${g.passed ? 'PASS' : 'FAIL'} ${g.name}: ${g.message}\n`);
+  }
+  log(`advkit: evaluated ${report.data.name} (${report.data.examples} examples) on the ${o.backend} backend in ${report.timing.seconds.toFixed(1)} s`);
+  if (gates.some((g) => !g.passed)) {
+    process.exitCode = 1;
+    log(`advkit: ${gates.filter((g) => !g.passed).length} of ${gates.length} gate(s) failed`);
+  }
 }

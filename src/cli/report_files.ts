@@ -5,7 +5,7 @@ import type { Evaluation } from '../eval/evaluate.js';
 import { examplesGridPng, renderHtml, renderMarkdown } from '../eval/render.js';
 import { writeFileAtomic } from '../util/fs.js';
 
-export async function writeReportFiles(out: string, evaluation: Evaluation, data: Dataset): Promise<string[]> {
+export async function writeReportFiles(out: string, evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>): Promise<string[]> {
   const { report, examples } = evaluation;
   const files: Array<[string, string | Uint8Array]> = [
     ['report.json', `${JSON.stringify(report, null, 2)}\n`],

@@ -2,6 +2,7 @@
  * The Dataset type: NHWC float32 images in [0, 1], integer labels, class names. Shuffle,
  * split and batching are seeded; batches stream as tensors one at a time.
  */
+import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs';
 import { check, checkFiniteNumber, DataError } from '../util/errors.js';
 import { permutation } from '../util/random.js';
@@ -62,6 +63,26 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name):
     ids[k] = ds.ids[i]!;
   }
   return { name, images, labels, shape: ds.shape, classNames: ds.classNames, ids };
+}
+
+/** The examples [start, end), ids kept (a shard's block). */
+export function slice(ds: Dataset, start: number, end: number): Dataset {
+  if (start === 0 && end === size(ds)) return ds;
+  return subset(ds, Int32Array.from({ length: end - start }, (_, k) => start + k));
+}
+
+/**
+ * SHA-256 of the examples exactly as a run uses them: image shape, ids, labels (int32 LE) and
+ * pixels (float32 LE), so two runs that agree on it attacked the same inputs.
+ */
+export function datasetDigest(ds: Dataset): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ shape: ds.shape, examples: size(ds), classes: ds.classNames }));
+  const bytes = (a: Int32Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  h.update(bytes(ds.ids));
+  h.update(bytes(ds.labels));
+  h.update(bytes(ds.images));
+  return h.digest('hex');
 }
 
 /** A seeded permutation of the examples. */

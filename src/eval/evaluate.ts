@@ -19,12 +19,14 @@ import type { AttackPool } from '../backend/pool.js';
 import { ATTACK_NAMES, ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
 import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';
-import { batches, checkShapes, size, subset, type Dataset } from '../data/dataset.js';
+import { batches, checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
+import type { ModelDigest } from '../models/io.js';
+import { shardRange, type Shard } from '../util/shard.js';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
-import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type RobustnessReport } from './report.js';
+import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type EvaluationRecords, type RobustnessReport } from './report.js';
 
 export interface AttackSpec {
   name: AttackName;
@@ -55,6 +57,12 @@ export interface EvaluateOptions {
   /** Worker threads for the attacks (see AttackPool); results are the same without. */
   pool?: AttackPool;
   onProgress?: (message: string, done: number, total: number) => void;
+  /** Evaluate only this shard's block of the data (util/shard.ts); merge the shards' reports with mergeReports. */
+  shard?: Shard;
+  /** The model files' SHA-256 (models/io.ts modelDigest), recorded in the report's provenance. */
+  modelDigest?: ModelDigest | null;
+  /** Recorded in a shard's report for the merge step (how to load the model and data for the checks). */
+  shardSource?: Record<string, unknown>;
 }
 
 export interface KeptExample {
@@ -128,23 +136,21 @@ function medianWithMissing(d: Float64Array): number | null {
   return Number.isFinite(m) ? m : null;
 }
 
-export async function evaluateRobustness(model: Classifier, data: Dataset, options: EvaluateOptions): Promise<Evaluation> {
-  const fn = 'evaluateRobustness';
-  validateEvaluateOptions(fn, options);
-  const o = { ...EVALUATE_DEFAULTS, ...defined(options) };
-  const seed = checkFiniteNumber(fn, 'seed', o.seed, { integer: true, min: 0 });
-  const batchSize = checkFiniteNumber(fn, 'batchSize', o.batchSize, { integer: true, min: 1 });
-  checkShapes(fn, model.inputShape, data);
-  const { attacks, preset } = resolveAttacks(options);
-  const t0 = performance.now();
+/** Which attack index and eps index a progress step is, for the records' layout. */
+interface AttackPhase {
+  records: EvaluationRecords;
+  kept: KeptExample[];
+}
+
+/**
+ * Runs every attack at every eps over `data` (a shard's block or the whole set) and records, per
+ * example, what broke it: the raw material of the figures (summarizeRecords).
+ */
+async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec[], epsilons: number[], o: EvaluateOptions & { norm: 'linf' | 'l2'; cascade: boolean; keepExamples: number }, seed: number, batchSize: number): Promise<AttackPhase> {
   const n = size(data);
-  const epsilons = [...o.epsilons].sort((a, b) => a - b);
   const maxEps = epsilons[epsilons.length - 1]!;
   const clean = await cleanPredictions(model, data, batchSize);
   const cleanCorrect = Uint8Array.from(clean, (p, i) => (p === data.labels[i] ? 1 : 0));
-  const nCorrect = cleanCorrect.reduce((a, b) => a + b, 0);
-  const results: EpsilonResult[] = [];
-  const robustAt: Uint8Array[] = [];
   const kept: KeptExample[] = [];
   const total = epsilons.length * attacks.length;
   let done = 0;
@@ -166,15 +172,14 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
     kept.push({ index: i, label: data.labels[i]!, prediction, attack, eps, x: Float32Array.from(pixels[0].subarray(j * per, (j + 1) * per)), adversarial: Float32Array.from(pixels[1].subarray(j * per, (j + 1) * per)) });
   };
 
+  const outcomes: EvaluationRecords['outcomes'] = [];
   for (const eps of epsilons) {
     const robust = Uint8Array.from(cleanCorrect);
-    const outcomes: AttackOutcome[] = [];
+    const row: EvaluationRecords['outcomes'][number] = [];
     for (const [k, spec] of attacks.entries()) {
       const t1 = performance.now();
       const pool = Array.from({ length: n }, (_, i) => i).filter((i) => (o.cascade ? robust[i] : cleanCorrect[i]) === 1);
-      let successes = 0;
-      const linfs: number[] = [];
-      const l2s: number[] = [];
+      const rec = { broken: [] as number[], linf: [] as Array<number | null>, l2: [] as Array<number | null>, seconds: 0 };
       const key = `${k}`;
       if (eps > 0 && MINIMUM_NORM_ATTACKS.includes(spec.name) && !minimumRuns.has(key)) {
         // One run at the largest eps on every clean-correct point; each eps reads it below.
@@ -202,13 +207,17 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
         minimumRuns.set(key, run);
       }
       const minimum = minimumRuns.get(key);
+      const record = (i: number, linf: number, l2: number) => {
+        robust[i] = 0;
+        rec.broken.push(i);
+        rec.linf.push(Number.isNaN(linf) ? null : linf);
+        rec.l2.push(Number.isNaN(l2) ? null : l2);
+      };
       if (eps > 0 && pool.length > 0 && minimum) {
         for (const i of pool) {
           if (!(minimum.minimum[i]! <= eps)) continue;
-          successes++;
-          robust[i] = 0;
-          linfs.push(Number.isFinite(minimum.linf[i]!) ? minimum.linf[i]! : o.norm === 'linf' ? minimum.minimum[i]! : NaN);
-          l2s.push(Number.isFinite(minimum.l2[i]!) ? minimum.l2[i]! : o.norm === 'l2' ? minimum.minimum[i]! : NaN);
+          record(i, Number.isFinite(minimum.linf[i]!) ? minimum.linf[i]! : o.norm === 'linf' ? minimum.minimum[i]! : NaN,
+            Number.isFinite(minimum.l2[i]!) ? minimum.l2[i]! : o.norm === 'l2' ? minimum.minimum[i]! : NaN);
         }
       } else if (eps > 0 && pool.length > 0) {
         const sub = subset(data, pool);
@@ -219,82 +228,132 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
           for (let j = 0; j < b.end - b.start; j++) {
             if (r.success[j] !== 1) continue;
             const i = pool[b.start + j]!;
-            successes++;
-            robust[i] = 0;
-            linfs.push(r.norms.linf[j]!);
-            l2s.push(r.norms.l2[j]!);
+            record(i, r.norms.linf[j]!, r.norms.l2[j]!);
             witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! }, eps);
             keepExample(pixels, i, j, r.predictions[j]!, spec.name, eps);
           }
           tf.dispose([b.x, r.adversarial]);
         }
       }
-      const individual = !o.cascade || k === 0;
-      outcomes.push({
-        attack: spec.name,
-        attacked: eps > 0 ? pool.length : 0,
-        successes,
-        successRate: eps > 0 && pool.length > 0 ? successes / pool.length : null,
-        robustAccuracy: individual && n > 0 ? (nCorrect - successes) / n : null,
-        robustAccuracyAfter: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0,
-        perturbation: { linf: stats(linfs.filter(Number.isFinite)), l2: stats(l2s.filter(Number.isFinite)) },
-        seconds: minimum && eps === epsilons.find((e) => e > 0) ? minimum.seconds : (performance.now() - t1) / 1000,
-      });
+      rec.seconds = minimum && eps === epsilons.find((e) => e > 0) ? minimum.seconds : (performance.now() - t1) / 1000;
+      row.push(rec);
       o.onProgress?.(`${spec.name} eps=${eps}`, ++done, total);
     }
-    robustAt.push(robust);
-    results.push({ eps, attacks: outcomes, worstCase: { robustAccuracy: 0, perClass: [] } });
+    outcomes.push(row);
   }
-  // The worst case counts every adversarial example found, at this eps or at another one
-  // whose perturbation is within this eps.
-  results.forEach((r, e) => {
-    const robust = Uint8Array.from(robustAt[e]!, (v, i) => (v && distance[i]! > r.eps ? 1 : 0));
-    robustAt[e] = robust;
-    const perClass = data.classNames.map((name, label) => {
+  return { records: { labels: Array.from(data.labels), predictions: Array.from(clean), outcomes, distance: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)) }, kept };
+}
+
+/**
+ * The figures from per-example records: per eps and attack, the points attacked (in a cascade,
+ * those still robust) and broken; the worst case per eps (an example counts as broken at eps
+ * when any attack found an adversarial example within eps, at this eps or another); the
+ * minimum-norm distances. A pure function, so a merge of shards gives the unsharded figures.
+ */
+export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<number>, classNames: readonly string[], c: { attacks: AttackSpec[]; epsilons: number[]; cascade: boolean; norm: 'linf' | 'l2' }) {
+  const n = records.predictions.length;
+  const cleanCorrect = Uint8Array.from(records.predictions, (p, i) => (p === labels[i] ? 1 : 0));
+  const nCorrect = cleanCorrect.reduce((a, b) => a + b, 0);
+  const distance = Float64Array.from(records.distance, (d) => (d === null ? Infinity : d));
+  const results: EpsilonResult[] = [];
+  const robustAt: Uint8Array[] = [];
+  const finiteOnly = (v: Array<number | null>) => v.filter((x): x is number => x !== null && Number.isFinite(x));
+  c.epsilons.forEach((eps, e) => {
+    const robust = Uint8Array.from(cleanCorrect);
+    const outcomes: AttackOutcome[] = c.attacks.map((spec, k) => {
+      const attacked = eps > 0 ? robust.reduce((a, v, i) => a + ((c.cascade ? v : cleanCorrect[i]) === 1 ? 1 : 0), 0) : 0;
+      const rec = records.outcomes[e]![k]!;
+      for (const i of rec.broken) robust[i] = 0;
+      const successes = rec.broken.length;
+      return {
+        attack: spec.name,
+        attacked,
+        successes,
+        successRate: eps > 0 && attacked > 0 ? successes / attacked : null,
+        robustAccuracy: (!c.cascade || k === 0) && n > 0 ? (nCorrect - successes) / n : null,
+        robustAccuracyAfter: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0,
+        perturbation: { linf: stats(finiteOnly(rec.linf)), l2: stats(finiteOnly(rec.l2)) },
+        seconds: rec.seconds,
+      };
+    });
+    // The worst case counts every adversarial example found, at this eps or at another one
+    // whose perturbation is within this eps.
+    const worst = Uint8Array.from(robust, (v, i) => (v && distance[i]! > eps ? 1 : 0));
+    robustAt.push(worst);
+    const perClass = classNames.map((name, label) => {
       let count = 0;
       let ok = 0;
-      for (let i = 0; i < n; i++) if (data.labels[i] === label) { count++; ok += robust[i]!; }
+      for (let i = 0; i < n; i++) if (labels[i] === label) { count++; ok += worst[i]!; }
       return { label, name, examples: count, robustAccuracy: count ? ok / count : null };
     });
-    r.worstCase = { robustAccuracy: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0, perClass };
+    results.push({ eps, attacks: outcomes, worstCase: { robustAccuracy: n > 0 ? worst.reduce((a, b) => a + b, 0) / n : 0, perClass } });
   });
-  const hasMinimumNorm = minimumRuns.size > 0;
-  const finite = Array.from(distance).filter((d, i) => cleanCorrect[i] === 0 || Number.isFinite(d));
-  const minimumNorm = hasMinimumNorm ? {
-    norm: o.norm,
-    attacks: attacks.filter((a) => MINIMUM_NORM_ATTACKS.includes(a.name)).map((a) => a.name),
+  const minimumAttacks = c.attacks.filter((a) => MINIMUM_NORM_ATTACKS.includes(a.name)).map((a) => a.name);
+  const minimumNorm = minimumAttacks.length > 0 && c.epsilons.some((e) => e > 0) ? {
+    norm: c.norm,
+    attacks: minimumAttacks,
     median: medianWithMissing(distance),
-    found: finite.length,
+    found: Array.from(distance).filter((d, i) => cleanCorrect[i] === 0 || Number.isFinite(d)).length,
     distances: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)),
   } : undefined;
-  const evaluation = completeness(preset, attacks, model.randomized);
+  return { cleanCorrect, nCorrect, results, robustAt, minimumNorm };
+}
 
-  const checks = o.checks ? await runChecks(model, data, cleanCorrect, results, { ...o, attacks, seed, batchSize, epsilons, pool: o.pool, robustAt }) : [];
-  const seconds = (performance.now() - t0) / 1000;
-  const report: RobustnessReport = {
-    schema: REPORT_SCHEMA_ID,
-    version: REPORT_VERSION,
+/** Everything of a report but its figures, from the run's model, data and settings. */
+export function reportFrame(model: Classifier, data: { name: string; examples: number; classNames: readonly string[] }, c: { preset?: PresetName; attacks: AttackSpec[]; epsilons: number[]; norm: 'linf' | 'l2'; seed: number; batchSize: number; cascade: boolean; checks: boolean; modelName?: string }) {
+  return {
+    schema: REPORT_SCHEMA_ID as typeof REPORT_SCHEMA_ID,
+    version: REPORT_VERSION as typeof REPORT_VERSION,
     createdBy: { advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: backendStatus()?.name ?? tf.getBackend(), node: process.versions.node },
-    model: { name: o.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
-    data: { name: data.name, examples: n, classNames: [...data.classNames] },
-    config: { preset: preset ?? null, attacks: attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks },
+    model: { name: c.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]] as [number, number], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
+    data: { name: data.name, examples: data.examples, classNames: [...data.classNames] },
+    config: { preset: c.preset ?? null, attacks: c.attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons: c.epsilons, norm: c.norm, seed: c.seed, batchSize: c.batchSize, cascade: c.cascade, checks: c.checks },
     threatModel: {
-      description: threatText(o.norm, epsilons, attacks),
-      knowledge: 'white-box',
-      norm: o.norm,
-      epsilons,
-      targeted: false,
+      description: threatText(c.norm, c.epsilons, c.attacks),
+      knowledge: 'white-box' as const,
+      norm: c.norm,
+      epsilons: c.epsilons,
+      targeted: false as const,
       catalogue: [
         { source: 'MITRE ATLAS', id: 'AML.T0043', name: 'Craft Adversarial Data' },
         { source: 'OWASP Machine Learning Security Top 10', id: 'ML01', name: 'Input Manipulation Attack' },
       ],
     },
-    cleanAccuracy: n > 0 ? nCorrect / n : 0,
-    evaluation: { preset: preset ?? null, ...evaluation },
-    results,
-    ...(minimumNorm ? { minimumNorm } : {}),
+    evaluation: { preset: c.preset ?? null, ...completeness(c.preset, c.attacks, model.randomized) },
+  };
+}
+
+/**
+ * Evaluates `model` on `data` (or, with `shard`, on the shard's block of it: the report then
+ * carries the per-example records `mergeReports` needs and leaves the sanity checks to the merge).
+ */
+export async function evaluateRobustness(model: Classifier, data: Dataset, options: EvaluateOptions): Promise<Evaluation> {
+  const fn = 'evaluateRobustness';
+  validateEvaluateOptions(fn, options);
+  const o = { ...EVALUATE_DEFAULTS, ...defined(options) };
+  const seed = checkFiniteNumber(fn, 'seed', o.seed, { integer: true, min: 0 });
+  const batchSize = checkFiniteNumber(fn, 'batchSize', o.batchSize, { integer: true, min: 1 });
+  checkShapes(fn, model.inputShape, data);
+  const { attacks, preset } = resolveAttacks(options);
+  const t0 = performance.now();
+  const epsilons = [...o.epsilons].sort((a, b) => a - b);
+  const { start, end } = shardRange(size(data), o.shard);
+  const part = slice(data, start, end);
+  const { records, kept } = await attackPhase(model, part, attacks, epsilons, o, seed, batchSize);
+  const s = summarizeRecords(records, part.labels, part.classNames, { attacks, epsilons, cascade: o.cascade, norm: o.norm });
+  const runChecksHere = o.checks && !o.shard;
+  const checks = runChecksHere ? await runChecks(model, part, s.cleanCorrect, s.results, { ...o, attacks, seed, batchSize, epsilons, pool: o.pool, robustAt: s.robustAt }) : [];
+  const seconds = (performance.now() - t0) / 1000;
+  const n = size(part);
+  const report: RobustnessReport = {
+    ...reportFrame(model, { name: data.name, examples: n, classNames: data.classNames }, { preset, attacks, epsilons, norm: o.norm, seed, batchSize, cascade: o.cascade, checks: o.checks, modelName: o.modelName }),
+    cleanAccuracy: n > 0 ? s.nCorrect / n : 0,
+    results: s.results,
+    ...(s.minimumNorm ? { minimumNorm: s.minimumNorm } : {}),
     checks,
     timing: { seconds, examplesPerSecond: seconds > 0 ? (n * epsilons.length) / seconds : 0 },
+    provenance: { model: o.modelDigest ?? null, data: { name: data.name, examples: size(data), sha256: datasetDigest(data) } },
+    ...(o.shard ? { shard: { index: o.shard.index, count: o.shard.count, start, end, ...records, checkOptions: { checksLimit: o.checksLimit, squareQueries: o.squareQueries }, ...(o.shardSource ? { source: o.shardSource } : {}) } } : {}),
   };
-  return { report, examples: kept };
+  return { report, examples: kept.map((k) => ({ ...k, index: k.index + start })) };
 }

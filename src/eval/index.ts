@@ -5,3 +5,5 @@ export { parseAssertion, checkAssertions, checkBaseline, junitXml, type Assertio
 export { renderTable, renderMarkdown, renderHtml, renderChartSvg, chartSpec, examplesGridPng } from './render.js';
 export { PRESETS, PRESET_NAMES, presetAttacks, completeness, type PresetName } from './presets.js';
 export { minimumNormCurve } from './render.js';
+export { mergeReports, type MergeReportsOptions } from './merge.js';
+export { summarizeRecords } from './evaluate.js';

@@ -96,6 +96,38 @@ export interface RobustnessReport {
   minimumNorm?: { norm: 'linf' | 'l2'; attacks: string[]; median: number | null; found: number; distances: Array<number | null> };
   checks: SanityCheck[];
   timing: { seconds: number; examplesPerSecond: number };
+  /**
+   * What the figures were computed on: the SHA-256 of the model files (model.json followed by
+   * its weight files; null for a model built in code) and of the examples (ids, labels, pixels).
+   */
+  provenance?: { model: { sha256: string; files: Record<string, string> } | null; data: { name: string; examples: number; sha256: string } };
+  /**
+   * Present only in a shard's report: which block of the data it evaluated and its per-example
+   * records, from which `mergeReports` rebuilds exactly the unsharded report.
+   */
+  shard?: ShardRecords;
+}
+
+/** Per-example results of one block of the data (indices relative to the block). */
+export interface EvaluationRecords {
+  /** True label and clean prediction per example. */
+  labels: number[];
+  predictions: number[];
+  /** Per eps (sorted) and attack (in order): the examples it broke, their norms, its time. */
+  outcomes: Array<Array<{ broken: number[]; linf: Array<number | null>; l2: Array<number | null>; seconds: number }>>;
+  /** Smallest adversarial distance found per example (0: clean error; null: none found). */
+  distance: Array<number | null>;
+}
+
+export interface ShardRecords extends EvaluationRecords {
+  index: number;
+  count: number;
+  start: number;
+  end: number;
+  /** Settings of the sanity checks, which the merge runs. */
+  checkOptions: { checksLimit: number; squareQueries: number };
+  /** What the merge step needs to run the sanity checks once, on the whole set. */
+  source?: Record<string, unknown>;
 }
 
 /** JSON Schema (draft 2020-12) of the report. */
@@ -211,6 +243,17 @@ export const REPORT_JSON_SCHEMA = {
         type: 'object', required: ['id', 'status', 'message'],
         properties: { id: { type: 'string' }, status: { enum: ['pass', 'warn'] }, message: { type: 'string' }, suggestion: { type: 'string' }, details: { type: 'object' } },
       },
+    },
+    provenance: {
+      type: 'object', required: ['model', 'data'],
+      properties: {
+        model: { oneOf: [{ type: 'null' }, { type: 'object', required: ['sha256', 'files'], properties: { sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, files: { type: 'object' } } }] },
+        data: { type: 'object', required: ['name', 'examples', 'sha256'], properties: { name: { type: 'string' }, examples: { type: 'integer', minimum: 0 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } } },
+      },
+    },
+    shard: {
+      type: 'object', required: ['index', 'count', 'start', 'end', 'labels', 'predictions', 'outcomes', 'distance'],
+      properties: { index: { type: 'integer', minimum: 0 }, count: { type: 'integer', minimum: 1 }, start: { type: 'integer', minimum: 0 }, end: { type: 'integer', minimum: 0 } },
     },
     timing: {
       type: 'object', required: ['seconds', 'examplesPerSecond'],

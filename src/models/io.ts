@@ -7,6 +7,7 @@
  * `../` names); sizes are checked against the weight manifest, so truncated or corrupt files
  * give clear errors. Saves are atomic: weights first, model.json last, each by rename.
  */
+import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -141,6 +142,41 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
     modelInitializer: json.modelInitializer as object | undefined,
   };
   return { format: isGraph ? 'graph-model' : 'layers-model', artifacts, metadata };
+}
+
+/** The SHA-256 of a model's files, to tie a result to the exact model it was computed on. */
+export interface ModelDigest {
+  /**
+   * SHA-256 of model.json, its weight files in manifest order, then advkit.json when present
+   * (`cat model.json weights.bin advkit.json | sha256sum`).
+   */
+  sha256: string;
+  /** Each file's own SHA-256, by its path relative to the model directory. */
+  files: Record<string, string>;
+}
+
+/** Hashes model.json and the weight files it names (confined to its directory, as loading is). */
+export async function modelDigest(location: string): Promise<ModelDigest> {
+  const file = location.endsWith('.json') ? location : path.join(location, MODEL_JSON);
+  const dir = path.dirname(file);
+  const all = createHash('sha256');
+  const files: Record<string, string> = {};
+  const add = async (name: string, full: string) => {
+    let bytes: Buffer;
+    try {
+      bytes = await fsp.readFile(full);
+    } catch (err) {
+      throw new ModelError(`Error hashing model ${location}: ${name} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    }
+    all.update(bytes);
+    files[name] = createHash('sha256').update(bytes).digest('hex');
+    return bytes;
+  };
+  const json = JSON.parse((await add(path.basename(file), file)).toString('utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
+  for (const group of json.weightsManifest ?? []) for (const p of group.paths ?? []) await add(p, confinedPath(dir, p));
+  // advkit.json sets bounds and normalization, which change every result.
+  if (await fsp.stat(path.join(dir, METADATA_JSON)).then((st) => st.isFile(), () => false)) await add(METADATA_JSON, path.join(dir, METADATA_JSON));
+  return { sha256: all.digest('hex'), files };
 }
 
 /** Loads a LayersModel directory. */

@@ -1,6 +1,11 @@
-/** File helpers: atomic writes (write to a temporary file beside the target, then rename). */
+/**
+ * File helpers: atomic writes (write to a temporary file beside the target, then rename), the
+ * lock of an output directory, and the rule for replacing one.
+ */
 import { promises as fsp } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { AdvkitError } from './errors.js';
 
 let counter = 0;
 
@@ -43,4 +48,70 @@ export async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** advkit's lock file inside an output directory while a run writes it. */
+export const LOCK_FILE = '.advkit-lock';
+
+interface LockRecord {
+  pid: number;
+  host: string;
+  started: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the exclusive lock of output directory `dir` (created if missing) for this process and
+ * returns its release. A lock held by a live process refuses (exit 2, naming the holder); one
+ * left by a dead process on this host (kill -9, a crash) is taken over.
+ */
+export async function lockDirectory(dir: string, flag: string): Promise<() => Promise<void>> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new AdvkitError('E_OUTPUT', `Error in ${flag}: cannot create the directory ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable directory.`, 2);
+  }
+  const file = path.join(dir, LOCK_FILE);
+  const me: LockRecord = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      await fsp.writeFile(file, JSON.stringify(me), { flag: 'wx' });
+      return async () => {
+        const held = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as LockRecord, () => undefined);
+        if (held?.pid === me.pid && held.host === me.host) await fsp.rm(file, { force: true });
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new AdvkitError('E_OUTPUT', `Error in ${flag}: cannot write in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable directory.`, 2);
+    }
+    const held = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as LockRecord, () => undefined);
+    if (held && typeof held.pid === 'number' && (held.host !== me.host || alive(held.pid))) {
+      throw new AdvkitError('E_LOCKED', `Error in ${flag}: ${dir} is being written by another advkit run (pid ${held.pid} on ${held.host}, since ${held.started}); wait for it to finish, or stop it, or choose another directory.`, 2);
+    }
+    await fsp.rm(file, { force: true }); // stale: its process is gone
+  }
+  throw new AdvkitError('E_LOCKED', `Error in ${flag}: could not take the lock of ${dir}; another run keeps taking it.`, 2);
+}
+
+/**
+ * Empties `dir` for a new run (keeping advkit's lock), but only a directory advkit wrote
+ * (`isOurs`) or an empty one; never the working directory, its parents, the home directory or /.
+ */
+export async function replaceDirectory(dir: string, flag: string, isOurs: boolean): Promise<void> {
+  const real = await fsp.realpath(dir).catch(() => path.resolve(dir));
+  const cwd = await fsp.realpath(process.cwd()).catch(() => process.cwd());
+  const home = await fsp.realpath(os.homedir()).catch(() => os.homedir());
+  const entries = (await fsp.readdir(dir).catch(() => [] as string[])).filter((e) => e !== LOCK_FILE);
+  if (entries.length === 0) return;
+  const protectedDir = real === path.parse(real).root || real === home || cwd === real || cwd.startsWith(real + path.sep);
+  if (protectedDir) throw new AdvkitError('E_OUTPUT_PROTECTED', `Error in ${flag}: refusing to replace ${dir} (${real}): it is the working directory, one of its parents, the home directory or /; choose a new directory.`, 2);
+  if (!isOurs) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in ${flag}: ${dir} holds files advkit did not write (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); advkit replaces only its own output directories, with --force or not; choose a new or empty directory.`, 2);
+  for (const e of entries) await fsp.rm(path.join(dir, e), { recursive: true, force: true });
 }

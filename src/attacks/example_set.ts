@@ -1,0 +1,404 @@
+/**
+ * Adversarial example sets on disk: write (resumable, atomic), read, and merge shards.
+ *
+ * A set is a directory holding
+ * - `run.json`: `{ schema: 'advkit.example-set', version: 1, config, provenance, complete }`,
+ *   the marker that advkit wrote the directory and the identity of the run (attack, options,
+ *   data and model digests); a shard's also holds `shard: { index, count, start, end }`;
+ * - `manifest.jsonl`: one `ManifestLine` per example, in data order;
+ * - `png/NNNNN.png` (lossless 8-bit, NNNNN = the example's position in the data) and/or
+ *   `x_adv.npy`, `x.npy` (float32 NHWC) and `y.npy` (int32);
+ * - `summary.json`: the figures of the set and its provenance.
+ *
+ * Work is kept per batch under `.state/` and the final files are assembled from it, so a run
+ * started again with the same arguments continues where it stopped and ends with the same bytes
+ * as an uninterrupted one. Shards of one run (`shard`) merge into exactly the bytes the
+ * unsharded run writes (`mergeExampleSets`).
+ *
+ * @example
+ * const { summary } = await writeExampleSet(model, take(await loadDataset('mnist:test'), 100),
+ *   { name: 'pgd', options: { eps: 0.3, steps: 40 } }, { out: 'adv' });
+ * const set = await readExampleSet('adv');   // set.ds: the adversarial images with their labels
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import sharp from 'sharp';
+import { datasetDigest, makeDataset, size, slice, type Dataset } from '../data/dataset.js';
+import { encodeNpy, npyHeader, readNpy } from '../data/npy.js';
+import type { Classifier } from '../models/classifier.js';
+import type { ModelDigest } from '../models/io.js';
+import { AdvkitError, check, DataError, show } from '../util/errors.js';
+import { exists, LOCK_FILE, lockDirectory, replaceDirectory, writeFileAtomic, writeFileAtomicStreamed } from '../util/fs.js';
+import { writePng } from '../util/png.js';
+import { checkShards, shardRange, type Shard } from '../util/shard.js';
+import { ADVKIT_VERSION } from '../util/version.js';
+import { attackDataset, type DatasetAttackBatch, type TargetMode } from './dataset.js';
+import { ATTACK_NAMES, ATTACKS, type AttackName } from './registry.js';
+import type { AttackPool } from '../backend/pool.js';
+
+export const EXAMPLE_SET_SCHEMA = 'advkit.example-set';
+export const EXAMPLE_SET_VERSION = 1;
+
+export interface ManifestLine {
+  /** Position of the example in the run's data (and its PNG name). */
+  index: number;
+  /** The example's id in its source data set. */
+  id: number;
+  file?: string;
+  label: number;
+  target?: number;
+  cleanPrediction: number;
+  adversarialPrediction: number;
+  success: boolean;
+  /** Whether the example still meets the goal after rounding to 8-bit pixels (as stored in PNG). */
+  successQuantized: boolean;
+  linf: number;
+  l2: number;
+}
+
+/** What ties a set to the exact model and data it was computed on. */
+export interface Provenance {
+  model: ModelDigest | null;
+  data: { name: string; examples: number; sha256: string };
+  advkit: string;
+  tfjs: string;
+  backend: string;
+}
+
+export interface ExampleSetSummary {
+  examples: number;
+  attack: string;
+  eps: number;
+  norm: string;
+  targeted: TargetMode | null;
+  cleanAccuracy: number;
+  robustAccuracy: number;
+  successRate: number;
+  successRateQuantized: number;
+  meanLinf: number | null;
+  meanL2: number | null;
+  provenance: Provenance;
+}
+
+export type ExampleFormat = 'png' | 'npy';
+
+export interface WriteExampleSetOptions {
+  out: string;
+  /** Outputs besides the manifest (default ['png']). */
+  format?: ExampleFormat[];
+  batchSize?: number;
+  target?: TargetMode;
+  /** This run's shard of the data (util/shard.ts); the set then holds only that block. */
+  shard?: Shard;
+  /** The model files' digest (models/io.ts modelDigest), recorded in run.json and summary.json. */
+  modelDigest?: ModelDigest | null;
+  /** How error messages name the output directory (the CLI: --out). */
+  flag?: string;
+  /** Replace a directory holding a different or finished advkit run instead of refusing (never one advkit did not write). */
+  force?: boolean;
+  pool?: AttackPool;
+  /** Called once before attacking, with the example (of this set or shard) the run resumes at. */
+  onStart?: (from: number, total: number) => void;
+  onProgress?: (done: number, total: number, fooled: number) => void;
+}
+
+interface RunFile {
+  schema: typeof EXAMPLE_SET_SCHEMA;
+  version: number;
+  config: Record<string, unknown>;
+  provenance: Provenance;
+  shard?: Shard & { start: number; end: number };
+  complete: boolean;
+}
+
+const WRITE_KEYS = ['out', 'flag', 'format', 'batchSize', 'target', 'shard', 'modelDigest', 'force', 'pool', 'onStart', 'onProgress'];
+const stateFile = (stateDir: string, start: number, ext: string) => path.join(stateDir, `batch-${start}.${ext}`);
+const pngName = (index: number) => `png/${String(index).padStart(5, '0')}.png`;
+
+export function summarizeExampleSet(lines: ManifestLine[], run: { attack: string; eps: number; norm: string; targeted: TargetMode | null }, provenance: Provenance): ExampleSetSummary {
+  const n = lines.length;
+  const ok = lines.filter((l) => l.success);
+  const mean = (vals: number[]) => (vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null);
+  const frac = (f: (l: ManifestLine) => boolean) => (n ? lines.filter(f).length / n : 0);
+  return {
+    examples: n, attack: run.attack, eps: run.eps, norm: run.norm, targeted: run.targeted,
+    cleanAccuracy: frac((l) => l.cleanPrediction === l.label),
+    robustAccuracy: frac((l) => l.adversarialPrediction === l.label),
+    successRate: frac((l) => l.success),
+    successRateQuantized: frac((l) => l.successQuantized),
+    meanLinf: mean(ok.map((l) => l.linf)),
+    meanL2: mean(ok.map((l) => l.l2)),
+    provenance,
+  };
+}
+
+/** The manifest lines of one attacked batch (examples at offset + batch positions); writes PNGs. */
+async function batchLines(model: Classifier, ds: Dataset, b: DatasetAttackBatch, offset: number, format: ExampleFormat[], out: string): Promise<{ lines: ManifestLine[]; xAdv: Float32Array; x: Float32Array }> {
+  const r = b.result;
+  const isTargeted = b.targets !== undefined;
+  const quantized = tf.tidy(() => tf.argMax(model.logits(tf.div(tf.round(tf.mul(r.adversarial, 255)), 255) as tf.Tensor4D), 1));
+  const [qPred, xAdv, x] = await Promise.all([quantized.data(), r.adversarial.data() as Promise<Float32Array>, b.x.data() as Promise<Float32Array>]);
+  quantized.dispose();
+  const per = ds.shape[0] * ds.shape[1] * ds.shape[2];
+  const lines: ManifestLine[] = [];
+  for (let k = 0; k < b.end - b.start; k++) {
+    const index = offset + b.start + k;
+    const line: ManifestLine = {
+      index, id: ds.ids[b.start + k]!, label: b.labels[k]!,
+      ...(isTargeted ? { target: b.targets![k]! } : {}),
+      cleanPrediction: b.cleanPredictions[k]!, adversarialPrediction: r.predictions[k]!, success: r.success[k] === 1,
+      successQuantized: isTargeted ? qPred[k] === b.targets![k] : qPred[k] !== b.labels[k],
+      linf: r.norms.linf[k]!, l2: r.norms.l2[k]!,
+    };
+    if (format.includes('png')) {
+      line.file = pngName(index);
+      await writePng(path.join(out, line.file), xAdv.subarray(k * per, (k + 1) * per), ds.shape);
+    }
+    lines.push(line);
+  }
+  return { lines, xAdv: Float32Array.from(xAdv), x: Float32Array.from(x) };
+}
+
+async function readRunFile(file: string, fn: string): Promise<RunFile> {
+  try {
+    const run = JSON.parse(await fsp.readFile(file, 'utf8')) as RunFile;
+    if (typeof run !== 'object' || run === null || typeof run.config !== 'object') throw new Error('no config');
+    return run;
+  } catch (err) {
+    throw new DataError(`Error in ${fn}: ${file} is not an advkit run record (${(err as Error).message}); remove the directory or choose another one.`);
+  }
+}
+
+/**
+ * Attacks `ds` (or the shard's block of it) with the registry attack `attack.name` and writes the
+ * example set to `options.out`, resuming a run the directory already holds.
+ */
+export async function writeExampleSet(model: Classifier, ds: Dataset, attack: { name: AttackName; options: Record<string, unknown> & { eps: number } }, options: WriteExampleSetOptions): Promise<{ summary: ExampleSetSummary; resumedFrom: number; alreadyComplete: boolean }> {
+  const fn = 'writeExampleSet';
+  const unknown = Object.keys(options).filter((k) => !WRITE_KEYS.includes(k));
+  check(unknown.length === 0, fn, () => `unknown option(s) ${unknown.join(', ')}; known: ${WRITE_KEYS.join(', ')}.`);
+  check(ATTACK_NAMES.includes(attack?.name), fn, () => `attack.name must be one of ${ATTACK_NAMES.join(', ')}, but got ${show(attack?.name)}.`);
+  check(typeof options.out === 'string' && options.out !== '', fn, () => `out must be a directory path, but got ${show(options.out)}.`);
+  const flag = options.flag ?? 'out';
+  const format = options.format ?? ['png'];
+  const batchSize = options.batchSize ?? 128;
+  const out = path.resolve(options.out);
+  const stateDir = path.join(out, '.state');
+  const opts = attack.options as Record<string, unknown>;
+  const provenance: Provenance = {
+    model: options.modelDigest ?? null,
+    data: { name: ds.name, examples: size(ds), sha256: datasetDigest(ds) },
+    advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: tf.getBackend(),
+  };
+  const config = { attack: attack.name, options: opts, targeted: options.target ?? null, batchSize, format, examples: size(ds), model: provenance.model?.sha256 ?? null, data: provenance.data.sha256 };
+  const { start, end } = shardRange(size(ds), options.shard);
+  const runFile = path.join(out, 'run.json');
+  const record = (complete: boolean): RunFile => ({ schema: EXAMPLE_SET_SCHEMA, version: EXAMPLE_SET_VERSION, config, provenance, ...(options.shard ? { shard: { ...options.shard, start, end } } : {}), complete });
+  const identity = (r: RunFile) => JSON.stringify({ config: r.config, shard: r.shard ?? null });
+  const summaryOf = (lines: ManifestLine[]) => summarizeExampleSet(lines, { attack: attack.name, eps: attack.options.eps, norm: String(opts.norm ?? 'linf'), targeted: options.target ?? null }, provenance);
+
+  const release = await lockDirectory(out, flag);
+  try {
+    if (await exists(runFile)) {
+      const prev = await readRunFile(runFile, flag);
+      if (identity(prev) !== identity(record(false))) {
+        if (!options.force) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in ${flag}: ${options.out} holds a different run (${runFile}); choose another directory or pass --force (force: true) to replace it.`, 2);
+        await replaceDirectory(out, flag, true);
+      } else if (prev.complete && !options.force) {
+        const summary = JSON.parse(await fsp.readFile(path.join(out, 'summary.json'), 'utf8')) as ExampleSetSummary;
+        return { summary, resumedFrom: end - start, alreadyComplete: true };
+      } else if (options.force) {
+        await replaceDirectory(out, flag, true);
+      }
+    } else {
+      // Empty (or new) is fine; anything else advkit did not write is refused, --force or not.
+      await replaceDirectory(out, flag, false);
+    }
+    return await attackInto(model, ds, attack, options, { out, stateDir, runFile, start, end, batchSize, format, record, summaryOf });
+  } finally {
+    await release();
+  }
+}
+
+async function attackInto(model: Classifier, ds: Dataset, attack: { name: AttackName; options: Record<string, unknown> & { eps: number } }, options: WriteExampleSetOptions, c: { out: string; stateDir: string; runFile: string; start: number; end: number; batchSize: number; format: ExampleFormat[]; record: (complete: boolean) => RunFile; summaryOf: (lines: ManifestLine[]) => ExampleSetSummary }): Promise<{ summary: ExampleSetSummary; resumedFrom: number; alreadyComplete: boolean }> {
+  const { out, stateDir, runFile, start, end, batchSize, format, record, summaryOf } = c;
+  const opts = attack.options as Record<string, unknown>;
+  await fsp.mkdir(stateDir, { recursive: true });
+  await writeFileAtomic(runFile, `${JSON.stringify(record(false), null, 2)}\n`);
+
+  // Resume after the last batch whose state file exists.
+  const part = slice(ds, start, end);
+  const total = size(part);
+  const done = new Set((await fsp.readdir(stateDir)).filter((f) => f.endsWith('.json')).map((f) => Number(f.slice(6, -5))));
+  let from = 0;
+  while (done.has(from)) from += batchSize;
+  let fooled = 0;
+  options.onStart?.(Math.min(from, total), total);
+  options.onProgress?.(Math.min(from, total), total, 0);
+  for await (const b of attackDataset(ATTACKS[attack.name] as never, model, part, opts as never, { batchSize, from, target: options.target, pool: options.pool })) {
+    const { lines, xAdv, x } = await batchLines(model, part, b, start, format, out);
+    tf.dispose([b.x, b.result.adversarial]);
+    if (format.includes('npy')) {
+      await writeFileAtomic(stateFile(stateDir, b.start, 'xadv'), new Uint8Array(xAdv.buffer));
+      await writeFileAtomic(stateFile(stateDir, b.start, 'x'), new Uint8Array(x.buffer));
+    }
+    // The JSON is written last: its presence marks the batch as done.
+    await writeFileAtomic(stateFile(stateDir, b.start, 'json'), JSON.stringify({ lines }));
+    fooled += lines.filter((l) => l.success).length;
+    options.onProgress?.(b.end, total, fooled);
+  }
+
+  // Assemble the final files from the per-batch state, in order; the NPY files are streamed
+  // batch by batch, so a large set never sits in memory whole.
+  const starts = Array.from({ length: Math.ceil(total / batchSize) }, (_, i) => i * batchSize);
+  const lines: ManifestLine[] = [];
+  for (const s of starts) lines.push(...(JSON.parse(await fsp.readFile(stateFile(stateDir, s, 'json'), 'utf8')) as { lines: ManifestLine[] }).lines);
+  const npy = format.includes('npy') ? { shape: [total, ...ds.shape], parts: (ext: string) => starts.map((s) => stateFile(stateDir, s, ext)), labels: part.labels } : undefined;
+  const summary = summaryOf(lines);
+  await writeSetFiles(out, lines, npy, summary);
+  await writeFileAtomic(runFile, `${JSON.stringify(record(true), null, 2)}\n`);
+  await fsp.rm(stateDir, { recursive: true, force: true });
+  return { summary, resumedFrom: from, alreadyComplete: false };
+}
+
+/** manifest.jsonl, the NPY files (streamed from raw float32 parts) and summary.json. */
+async function writeSetFiles(out: string, lines: ManifestLine[], npy: { shape: number[]; parts: (ext: 'xadv' | 'x') => string[]; labels: Int32Array } | undefined, summary: ExampleSetSummary): Promise<void> {
+  await writeFileAtomic(path.join(out, 'manifest.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  if (npy) {
+    const streamed = async function* (files: string[]): AsyncGenerator<Uint8Array> {
+      yield npyHeader('<f4', npy.shape);
+      for (const f of files) yield await fsp.readFile(f);
+    };
+    await writeFileAtomicStreamed(path.join(out, 'x_adv.npy'), streamed(npy.parts('xadv')));
+    await writeFileAtomicStreamed(path.join(out, 'x.npy'), streamed(npy.parts('x')));
+    await writeFileAtomic(path.join(out, 'y.npy'), encodeNpy(Int32Array.from(npy.labels), [npy.shape[0]!]));
+  }
+  await writeFileAtomic(path.join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+}
+
+/**
+ * Joins the shards of one run into `out`: the same bytes (manifest, PNGs, NPYs, summary,
+ * run.json) the unsharded run writes. Refuses (exit 2) missing, duplicate or unfinished shards
+ * and shards of different runs, models or data.
+ */
+export async function mergeExampleSets(dirs: string[], out: string): Promise<ExampleSetSummary> {
+  const fn = 'merge';
+  const runs = await Promise.all(dirs.map(async (d) => ({ dir: d, run: await readRunFile(path.join(d, 'run.json'), fn) })));
+  const shards = checkShards(runs.map(({ dir, run }) => ({ dir, shard: run.shard, complete: run.complete, identity: JSON.stringify({ config: run.config, provenance: run.provenance }), schema: run.schema })), EXAMPLE_SET_SCHEMA, 'example set');
+  const resolvedOut = path.resolve(out);
+  const release = await lockDirectory(resolvedOut, '--out');
+  try {
+    if ((await fsp.readdir(resolvedOut)).some((e) => e !== LOCK_FILE)) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in --out: ${out} is not empty; merge writes into a new or empty directory.`, 2);
+    try {
+      return await mergeInto(runs, shards.map((s) => s.dir), resolvedOut);
+    } catch (err) {
+      await replaceDirectory(resolvedOut, '--out', true); // it was empty: leave no half-merged set
+      throw err;
+    }
+  } finally {
+    await release();
+  }
+}
+
+async function mergeInto(runs: Array<{ dir: string; run: RunFile }>, ordered: string[], resolvedOut: string): Promise<ExampleSetSummary> {
+  const fn = 'merge';
+  const first = runs[0]!.run;
+  const lines: ManifestLine[] = [];
+  const from: string[] = [];
+  for (const d of ordered) {
+    const own = (await fsp.readFile(path.join(d, 'manifest.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ManifestLine);
+    lines.push(...own);
+    from.push(...own.map(() => d));
+  }
+  for (const [k, l] of lines.entries()) if (l.index !== k) throw new DataError(`Error in ${fn}: example ${k} is missing from the shards (found index ${l.index}); the shard directories are incomplete.`);
+  if (lines.length !== Number(first.config.examples)) throw new DataError(`Error in ${fn}: the shards hold ${lines.length} examples but the run has ${String(first.config.examples)}; the shard directories are incomplete.`);
+  for (const [k, l] of lines.entries()) if (l.file) await copyInto(path.join(from[k]!, l.file), path.join(resolvedOut, l.file));
+  const format = first.config.format as ExampleFormat[];
+  let npy: Parameters<typeof writeSetFiles>[2];
+  if (format.includes('npy')) {
+    // Raw float32 bodies of the shards' NPYs, as parts to stream.
+    const tmp = path.join(resolvedOut, '.merge');
+    await fsp.mkdir(tmp, { recursive: true });
+    const parts: Record<'xadv' | 'x', string[]> = { xadv: [], x: [] };
+    const labels: number[] = [];
+    for (const [k, d] of ordered.entries()) {
+      for (const [ext, name] of [['xadv', 'x_adv.npy'], ['x', 'x.npy']] as const) {
+        const arr = await readNpy(path.join(d, name));
+        const f = path.join(tmp, `${k}.${ext}`);
+        const body = Float32Array.from(arr.data); // float32 on disk; parsed as float64, exactly
+        await fsp.writeFile(f, new Uint8Array(body.buffer));
+        parts[ext].push(f);
+      }
+      labels.push(...(await readNpy(path.join(d, 'y.npy'))).data);
+    }
+    const shape = [lines.length, ...((await readNpy(path.join(ordered[0]!, 'x_adv.npy'))).shape.slice(1))];
+    npy = { shape, parts: (ext) => parts[ext], labels: Int32Array.from(labels) };
+  }
+  const summary = summarizeExampleSet(lines, { attack: String(first.config.attack), eps: Number((first.config.options as { eps: number }).eps), norm: String((first.config.options as { norm?: string }).norm ?? 'linf'), targeted: (first.config.targeted as TargetMode | null) ?? null }, first.provenance);
+  await writeSetFiles(resolvedOut, lines, npy, summary);
+  await fsp.rm(path.join(resolvedOut, '.merge'), { recursive: true, force: true });
+  const { shard: _shard, ...whole } = first;
+  await writeFileAtomic(path.join(resolvedOut, 'run.json'), `${JSON.stringify({ ...whole, complete: true }, null, 2)}\n`);
+  return summary;
+}
+
+async function copyInto(from: string, to: string): Promise<void> {
+  await fsp.mkdir(path.dirname(to), { recursive: true });
+  try {
+    await fsp.copyFile(from, to);
+  } catch (err) {
+    throw new DataError(`Error in merge: cannot copy ${from} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); the shard directory is incomplete.`);
+  }
+}
+
+export async function isExampleSet(dir: string): Promise<boolean> {
+  return exists(path.join(dir, 'manifest.jsonl'));
+}
+
+export interface ExampleSet {
+  /** The adversarial images with their true labels, in manifest order. */
+  ds: Dataset;
+  /** Whether each example fooled the model (from the manifest). */
+  success: boolean[];
+  /** The PNG name of each example, relative to the set. */
+  names: string[];
+  lines: ManifestLine[];
+}
+
+/**
+ * Reads an example set (its x_adv.npy, or else its 8-bit PNGs). With `npyOnly`, a set without
+ * x_adv.npy is an error instead of being read from its rounded PNGs. `flag` names the argument
+ * in error messages.
+ */
+export async function readExampleSet(dir: string, options: { flag?: string; npyOnly?: boolean; classNames?: readonly string[] } = {}): Promise<ExampleSet> {
+  const flag = options.flag ?? 'readExampleSet';
+  if (!(await isExampleSet(dir))) throw new DataError(`Error in ${flag}: ${dir} holds no manifest.jsonl; it is not an advkit example set.`);
+  const lines = (await fsp.readFile(path.join(dir, 'manifest.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ManifestLine);
+  let images: Float32Array;
+  let shape: [number, number, number];
+  if (await exists(path.join(dir, 'x_adv.npy'))) {
+    const x = await readNpy(path.join(dir, 'x_adv.npy'));
+    images = Float32Array.from(x.data);
+    shape = [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1];
+  } else {
+    if (options.npyOnly) throw new DataError(`Error in ${flag}: ${dir} holds an example set without x_adv.npy; write it with advkit attack --format png,npy.`);
+    const decoded = await Promise.all(lines.map(async (l) => {
+      if (!l.file) throw new DataError(`Error in ${flag}: ${dir} has neither x_adv.npy nor PNG files; write it with advkit attack --format png or npy.`);
+      return sharp(path.join(dir, l.file)).raw().toBuffer({ resolveWithObject: true });
+    }));
+    const first = decoded[0]!.info;
+    shape = [first.height, first.width, first.channels];
+    images = new Float32Array(lines.length * first.height * first.width * first.channels);
+    decoded.forEach((d, i) => { for (let k = 0; k < d.data.length; k++) images[i * d.data.length + k] = d.data[k]! / 255; });
+  }
+  const labels = Int32Array.from(lines.map((l) => l.label));
+  const k = Math.max(2, labels.reduce((a, b) => Math.max(a, b), 0) + 1);
+  const classNames = options.classNames ?? Array.from({ length: k }, (_, i) => String(i));
+  return {
+    ds: makeDataset(`${dir} (x_adv)`, images, labels, shape, classNames),
+    success: lines.map((l) => l.success),
+    names: lines.map((l) => pngName(l.index)),
+    lines,
+  };
+}

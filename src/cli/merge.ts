@@ -1,0 +1,97 @@
+/**
+ * `advkit merge DIR... --out DIR`: joins the shards of one `advkit attack` or `advkit eval` run
+ * (written with --shard i/N) into what the unsharded run writes. Example sets merge byte for
+ * byte; reports merge to equal figures (timing aside), with the sanity checks run once here on
+ * the whole set (model and data loaded from what the shards recorded, or --model/--data-dir,
+ * and checked against their digests) and the gates (--assert, --baseline, --junit) judged on
+ * the merged report. Missing, duplicate, unfinished or mixed shards exit 2.
+ */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { Command } from 'commander';
+import { EXAMPLE_SET_SCHEMA, mergeExampleSets } from '../attacks/example_set.js';
+import { parseAssertion } from '../eval/gate.js';
+import { mergeReports } from '../eval/merge.js';
+import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { action, checkedModelDigest, floatOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
+import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval.js';
+
+interface MergeCliOptions {
+  out: string;
+  model?: string;
+  dataDir?: string;
+  checks: boolean;
+  assert: string[];
+  baseline?: string;
+  maxDrop: number;
+  junit?: string;
+  workers?: number;
+  backend?: string;
+  json?: boolean;
+}
+
+async function readJson(file: string): Promise<unknown> {
+  try {
+    return JSON.parse(await fsp.readFile(file, 'utf8'));
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in merge: cannot read ${file} as JSON (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give shard directories written by advkit attack or eval --shard.`);
+  }
+}
+
+/** What a shard directory holds: an example set (run.json) or a report (report.json). */
+async function kindOf(dir: string): Promise<'example-set' | 'report'> {
+  const stat = await fsp.stat(dir).catch(() => undefined);
+  if (!stat?.isDirectory()) throw new InvalidArgumentError(`Error in merge: ${dir} is not a directory; give the shards' output directories.`);
+  const run = await fsp.readFile(path.join(dir, 'run.json'), 'utf8').then((t) => JSON.parse(t) as { schema?: string }, () => undefined);
+  if (run?.schema === EXAMPLE_SET_SCHEMA) return 'example-set';
+  const report = await fsp.readFile(path.join(dir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as { schema?: string }, () => undefined);
+  if (report?.schema === REPORT_SCHEMA_ID) return 'report';
+  throw new InvalidArgumentError(`Error in merge: ${dir} holds neither an advkit example set (run.json) nor a report (report.json).`);
+}
+
+export function mergeCommand(): Command {
+  return withWorkersOption(withCommonOptions(new Command('merge').description('join the shards of an attack or eval run (--shard i/N) into what one run writes'))
+    .argument('<dirs...>', 'the shard output directories (all N of them)')
+    .requiredOption('--out <dir>', 'where to write the merged example set or report (new or empty)')
+    .option('--model <dir>', 'reports: the model for the sanity checks, when not at the path the shards recorded (its SHA-256 must match)')
+    .option('--data-dir <dir>', 'reports: folder of the IDX files, when not where the shards found them')
+    .option('--no-checks', 'reports: do not run the sanity checks (the report says so)')
+    .option('--assert <gate>', 'reports: gate on the merged report, as in advkit eval (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option('--baseline <report.json>', 'reports: fail when an accuracy drops more than --max-drop below this report')
+    .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
+    .option('--junit <file>', 'reports: write the gate results as JUnit XML'))
+    .action(action(async (dirs: string[], o: MergeCliOptions) => {
+      const kinds = await Promise.all(dirs.map(kindOf));
+      if (new Set(kinds).size > 1) throw new InvalidArgumentError(`Error in merge: the directories mix example sets and reports (${dirs.map((d, i) => `${d}: ${kinds[i]}`).join(', ')}).`);
+      if (dirs.some((d) => path.resolve(d) === path.resolve(o.out))) throw new InvalidArgumentError(`Error in --out: ${o.out} is one of the shards; write the merge elsewhere.`);
+      if (kinds[0] === 'example-set') {
+        if (o.assert.length || o.baseline || o.junit || o.model) throw new InvalidArgumentError('Error in merge: --assert, --baseline, --junit and --model apply to reports; these are example sets.');
+        const summary = await mergeExampleSets(dirs, o.out);
+        log(`advkit: merged ${dirs.length} shards (${summary.examples} examples) into ${path.resolve(o.out)}`);
+        return o.json ? printJson({ ...summary, out: path.resolve(o.out) }) : void process.stdout.write(`${summary.attack} (${summary.norm}, eps ${summary.eps}) on ${summary.examples} examples: robust accuracy ${(100 * summary.robustAccuracy).toFixed(2)}%, attack success ${(100 * summary.successRate).toFixed(2)}%; written to ${path.resolve(o.out)}\n`);
+      }
+      const assertions = o.assert.map(parseAssertion);
+      const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
+      const reports = await Promise.all(dirs.map(async (d) => (await readJson(path.join(d, 'report.json'))) as RobustnessReport));
+      const status = await startBackend(o.backend);
+      const first = reports[0]!;
+      let inputs;
+      let pool;
+      if (o.checks && first.config?.checks && first.shard?.source) {
+        const source = { ...(first.shard.source as unknown as EvalSource), ...(o.model ? { model: path.resolve(o.model) } : {}), ...(o.dataDir ? { dataDir: path.resolve(o.dataDir) } : {}) };
+        await checkedModelDigest(source.model, first.provenance?.model?.sha256);
+        const { classifier, data } = await loadEvalSource(source);
+        inputs = { model: classifier, data };
+        log('advkit: running the sanity checks once, on the whole set');
+        if (!source.defense) pool = await startPool(source.model, o.workers, first.shard.checkOptions.checksLimit, first.config.batchSize, status.name);
+      }
+      let evaluation;
+      try {
+        evaluation = await mergeReports(reports, { ...inputs, pool, names: dirs });
+      } finally {
+        await pool?.close();
+      }
+      await presentEvaluation(evaluation, { shape: first.model.inputShape as [number, number, number], classNames: first.data.classNames }, { out: o.out, junit: o.junit, json: o.json, maxDrop: o.maxDrop, assertions, baseline, backend: status.name });
+    }));
+}
