@@ -109,10 +109,12 @@ export async function apgd(model: Classifier, x: tf.Tensor4D, y: Labels, options
   const out = await runOnRemaining(x.shape[0], r.restarts, async (k, idx) => {
     const xs = gatherRows(x, idx);
     const hooks = attackHooks(model, xs, labels, r, k, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest');
-    const res = await descend(model, xs, hooks);
-    hooks.dispose();
-    xs.dispose();
-    return res;
+    try {
+      return await descend(model, xs, hooks);
+    } finally {
+      hooks.dispose();
+      xs.dispose();
+    }
   });
   tf.dispose([out.success, out.score]);
   return finalizeResult(model, x, out.adv, labels, r);
@@ -135,10 +137,12 @@ export async function apgdT(model: Classifier, x: tf.Tensor4D, y: Labels, option
       ? objective('dlr', z, tT, true, yT)
       : logitGap(z, tT, yT));
     const hooks = attackHooks(model, xs, labels, r, restart, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest', toTarget);
-    const res = await descend(model, xs, hooks);
-    hooks.dispose();
-    tf.dispose([xs, tT]);
-    return res;
+    try {
+      return await descend(model, xs, hooks);
+    } finally {
+      hooks.dispose();
+      tf.dispose([xs, tT]);
+    }
   });
   tf.dispose([out.success, out.score]);
   return finalizeResult(model, x, out.adv, labels, r);

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
-import type { Classifier } from '../models/classifier.js';
+import { checkedPredictions, type Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
 import type { AttackPool } from '../backend/pool.js';
@@ -72,10 +72,11 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
       else targets = fixedTargets(labels.length, run.target, model.numClasses);
     }
     let cleanPredictions: Int32Array = new Int32Array(0); // from the workers' replies with a pool
-    if (!pool) {
-      const clean = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
-      cleanPredictions = Int32Array.from(await clean.data());
-      clean.dispose();
+    try {
+      if (!pool) cleanPredictions = await checkedPredictions('attackDataset', model, b.x);
+    } catch (err) {
+      tf.dispose([b.x, b.y]);
+      throw err;
     }
     b.y.dispose();
     const seeds = Int32Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
@@ -101,7 +102,13 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   if (!pool) {
     for (const b of batches(ds, batchSize, { from })) {
       const p = await prepare(b);
-      const result = await attackHere(p);
+      let result: AttackResult;
+      try {
+        result = await attackHere(p);
+      } catch (err) {
+        p.x.dispose();
+        throw err;
+      }
       run.onProgress?.(p.end, total);
       yield { start: p.start, end: p.end, x: p.x, labels: p.labels, targets: p.targets, cleanPredictions: p.cleanPredictions, result };
     }

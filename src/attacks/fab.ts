@@ -97,22 +97,26 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
     const yT = tf.tensor1d(rows(labels, idx), 'int32');
     const tT = tf.tensor1d(rows(targets[rank]!, idx), 'int32');
     const seeds = rows(r.seeds, idx);
-    const res = await descend(model, xs, {
+    try {
+      return await descend(model, xs, {
       // f = z_y − z_t: the target's boundary is f = 0.
       objective: (z) => logitGap(z, yT, tT),
       met: (z) => goalMet(z, yT, false),
       rule: fabRule(model, r.norm, model.bounds, yT, { alphaMax, eta, beta }),
       start: () => (restart === 0 ? tf.clone(xs) : tf.tidy(() => r.norm.project(tf.add(xs, r.norm.randomStart(xs.shape, r.eps / 2, seeds.map((s) => deriveSeed(s, restart) & 0x7fffffff))) as tf.Tensor4D, xs, r.eps / 2, model.bounds))),
       steps: r.steps,
-      keep: 'closest',
-      norm: r.norm,
-    });
-    tf.dispose([xs, yT, tT]);
-    return res;
+        keep: 'closest',
+        norm: r.norm,
+      });
+    } finally {
+      tf.dispose([xs, yT, tT]);
+    }
   });
   // FAB overshoots by η; a bisection along the segment from x to the closest adversarial
   // point finds where the segment crosses the boundary (exact on a linear model).
-  const closest = tf.tidy(() => {
+  let closest: { point: tf.Tensor4D; dist: tf.Tensor1D };
+  try {
+    closest = tf.tidy(() => {
     const yAll = tf.tensor1d(labels, 'int32');
     const dir = tf.sub(out.adv, x);
     let lo = tf.zeros([n]) as tf.Tensor1D;
@@ -125,7 +129,11 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
     }
     const point = tf.add(x, tf.mul(dir, tf.reshape(hi, [-1, 1, 1, 1]))) as tf.Tensor4D;
     return { point, dist: r.norm.distance(point, x) };
-  });
+    });
+  } catch (err) {
+    tf.dispose([out.adv, out.success, out.score]);
+    throw err;
+  }
   const found = Uint8Array.from(await out.success.data());
   const dist = await closest.dist.data();
   const minimumNorm = Float32Array.from(found, (f, i) => (f ? dist[i]! : Infinity));

@@ -269,66 +269,83 @@ export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, s
     tf.dispose(asList(cand));
     return m;
   };
-  let adv = h.start();
-  let state = h.rule.init(x, adv);
+  let adv: tf.Tensor4D | undefined;
+  let state: RuleState | undefined;
   let done = h.earlyStop ? (tf.zeros([n], 'bool') as tf.Tensor1D) : undefined;
   let best: RunOutcome | undefined;
-  const pause = yielder();
-  for (let i = 0; i < h.steps; i++) {
-    await pause();
-    const out = tf.tidy(() => {
-      let logits: tf.Tensor2D | undefined;
-      let loss: tf.Tensor1D | undefined;
-      // With EOT, the mean gradient and objective over draws, and the logits of the last draw.
-      const draws = h.eot ?? 1;
-      const grads: tf.Tensor4D[] = [];
-      const losses: tf.Tensor1D[] = [];
-      for (let d = 0; d < draws; d++) {
-        logits?.dispose();
-        grads.push(tf.grad((a: tf.Tensor) => {
-          const z = model.logits(a as tf.Tensor4D);
-          logits = tf.keep(z);
-          const l = h.objective(z);
-          losses.push(tf.keep(l));
-          return tf.sum(l);
-        })(adv) as tf.Tensor4D);
-      }
-      const grad = draws === 1 ? grads[0]! : (tf.div(tf.addN(grads), draws) as tf.Tensor4D);
-      loss = draws === 1 ? losses[0]! : (tf.keep(tf.div(tf.addN(losses), draws)) as tf.Tensor1D);
-      if (draws > 1) tf.dispose(losses);
-      let tracked = h.keep === 'last' ? undefined : track(best, score(adv, logits!, loss!));
-      const stepped = h.rule.step({ i, x, adv, grad, loss: loss!, logits: logits! }, state);
-      let next = stepped.next;
-      if (stepped.candidate && h.keep !== 'last') {
-        const zc = model.logits(stepped.candidate);
-        tracked = track(tracked, score(stepped.candidate, zc, h.objective(zc)));
-      }
-      let doneNext: tf.Tensor1D | undefined;
-      if (done) {
-        // Samples meeting the goal at the current iterate stay where they are.
-        doneNext = tf.logicalOr(done, h.met(logits!)) as tf.Tensor1D;
-        next = tf.where(tf.reshape(doneNext, [n, 1, 1, 1]), adv, next) as tf.Tensor4D;
-      }
-      tf.dispose([logits!, loss!]);
-      return { next, state: stepped.state, done: doneNext, best: tracked };
+  // Tensors kept out of an iteration's tidy until it ends (a throwing model must not leak them).
+  const kept: tf.Tensor[] = [];
+  const keep = <T extends tf.Tensor>(t: T): T => { kept.push(tf.keep(t)); return t; };
+  try {
+    adv = h.start();
+    state = h.rule.init(x, adv);
+    const pause = yielder();
+    for (let i = 0; i < h.steps; i++) {
+      await pause();
+      const cur: tf.Tensor4D = adv;
+      const curState: RuleState = state;
+      const out: { next: tf.Tensor4D; state: RuleState; done?: tf.Tensor1D; best?: RunOutcome } = tf.tidy(() => {
+        let logits: tf.Tensor2D | undefined;
+        let loss: tf.Tensor1D | undefined;
+        // With EOT, the mean gradient and objective over draws, and the logits of the last draw.
+        const draws = h.eot ?? 1;
+        const grads: tf.Tensor4D[] = [];
+        const losses: tf.Tensor1D[] = [];
+        for (let d = 0; d < draws; d++) {
+          logits?.dispose();
+          grads.push(tf.grad((a: tf.Tensor) => {
+            const z = model.logits(a as tf.Tensor4D);
+            logits = keep(z);
+            const l = h.objective(z);
+            losses.push(keep(l));
+            return tf.sum(l);
+          })(cur) as tf.Tensor4D);
+        }
+        const grad = draws === 1 ? grads[0]! : (tf.div(tf.addN(grads), draws) as tf.Tensor4D);
+        loss = draws === 1 ? losses[0]! : (keep(tf.div(tf.addN(losses), draws)) as tf.Tensor1D);
+        if (draws > 1) tf.dispose(losses);
+        let tracked: RunOutcome | undefined = h.keep === 'last' ? undefined : track(best, score(cur, logits!, loss!));
+        const stepped = h.rule.step({ i, x, adv: cur, grad, loss: loss!, logits: logits! }, curState);
+        let next = stepped.next;
+        if (stepped.candidate && h.keep !== 'last') {
+          const zc = model.logits(stepped.candidate);
+          tracked = track(tracked, score(stepped.candidate, zc, h.objective(zc)));
+        }
+        let doneNext: tf.Tensor1D | undefined;
+        if (done) {
+          // Samples meeting the goal at the current iterate stay where they are.
+          doneNext = tf.logicalOr(done, h.met(logits!)) as tf.Tensor1D;
+          next = tf.where(tf.reshape(doneNext, [n, 1, 1, 1]), cur, next) as tf.Tensor4D;
+        }
+        return { next, state: stepped.state, done: doneNext, best: tracked };
+      });
+      tf.dispose(kept.splice(0));
+      disposeReplaced([cur, ...asList(curState), ...(done ? [done] : [])], [out.next, ...asList(out.state), ...(out.done ? [out.done] : [])]);
+      if (best) tf.dispose(asList(best));
+      adv = out.next;
+      state = out.state;
+      done = out.done;
+      best = out.best;
+    }
+    const finalAdv: tf.Tensor4D = adv;
+    disposeReplaced([...asList(state), ...(done ? [done] : [])], [finalAdv]);
+    state = undefined;
+    done = undefined;
+    if (h.keep === 'last' && !scored) return { adv: finalAdv, success: tf.zeros([n], 'bool') as tf.Tensor1D, score: tf.zeros([n]) as tf.Tensor1D };
+    const last = tf.tidy(() => {
+      const z = model.logits(finalAdv);
+      return score(finalAdv, z, h.objective(z));
     });
-    disposeReplaced([adv, ...asList(state), ...(done ? [done] : [])], [out.next, ...asList(out.state), ...(out.done ? [out.done] : [])]);
+    finalAdv.dispose();
+    adv = undefined;
+    const final = track(best, last);
     if (best) tf.dispose(asList(best));
-    adv = out.next;
-    state = out.state;
-    done = out.done;
-    best = out.best;
+    best = undefined;
+    return final;
+  } catch (err) {
+    tf.dispose([...kept, ...(adv ? [adv] : []), ...(state ? asList(state) : []), ...(done ? [done] : []), ...(best ? asList(best) : [])]);
+    throw err;
   }
-  disposeReplaced([...asList(state), ...(done ? [done] : [])], [adv]);
-  if (h.keep === 'last' && !scored) return { adv, success: tf.zeros([n], 'bool') as tf.Tensor1D, score: tf.zeros([n]) as tf.Tensor1D };
-  const last = tf.tidy(() => {
-    const z = model.logits(adv);
-    return score(adv, z, h.objective(z));
-  });
-  adv.dispose();
-  const final = track(best, last);
-  if (best) tf.dispose(asList(best));
-  return final;
 }
 
 /**
@@ -338,6 +355,16 @@ export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, s
  */
 export async function runOnRemaining(n: number, count: number, run: (k: number, idx: Int32Array | undefined) => Promise<RunOutcome>): Promise<RunOutcome> {
   let best = await run(0, undefined);
+  try {
+    return await remainingRuns(n, count, run, best, (b) => { best = b; });
+  } catch (err) {
+    tf.dispose(asList(best));
+    throw err;
+  }
+}
+
+async function remainingRuns(n: number, count: number, run: (k: number, idx: Int32Array | undefined) => Promise<RunOutcome>, first: RunOutcome, setBest: (b: RunOutcome) => void): Promise<RunOutcome> {
+  let best = first;
   for (let k = 1; k < count; k++) {
     const ok = await best.success.data();
     const idx = Int32Array.from(Array.from({ length: n }, (_, i) => i).filter((i) => !ok[i]));
@@ -359,6 +386,7 @@ export async function runOnRemaining(n: number, count: number, run: (k: number, 
     });
     tf.dispose([...asList(best), ...asList(sub)]);
     best = next;
+    setBest(best);
   }
   return best;
 }
@@ -423,9 +451,15 @@ export async function runGradientAttack(fn: string, model: Classifier, x: tf.Ten
 export async function finalizeResult(model: Classifier, x: tf.Tensor4D, adversarial: tf.Tensor4D, labels: Int32Array, r: Resolved): Promise<AttackResult> {
   const yT = tf.tensor1d(labels, 'int32');
   const goalT = r.targets ? tf.tensor1d(r.targets, 'int32') : yT;
-  const result = await finalize(model, x, adversarial, yT, goalT, r.targets !== undefined, r.loss);
-  tf.dispose(goalT === yT ? [yT] : [yT, goalT]);
-  return { ...result, steps: r.steps, restarts: r.restarts };
+  try {
+    const result = await finalize(model, x, adversarial, yT, goalT, r.targets !== undefined, r.loss);
+    return { ...result, steps: r.steps, restarts: r.restarts };
+  } catch (err) {
+    adversarial.dispose();
+    throw err;
+  } finally {
+    tf.dispose(goalT === yT ? [yT] : [yT, goalT]);
+  }
 }
 
 /**
@@ -445,10 +479,12 @@ async function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: 
     const xs = gatherRows(x, idx);
     const rule = how.rule ? how.rule(r, model.bounds, xs.shape[0]) : fixedStep(r.norm, r.eps, r.stepSize, model.bounds);
     const hooks = attackHooks(model, xs, labels, r, k, idx, rule, keep);
-    const o = await descend(model, xs, hooks, (how.runs ?? r.restarts) > 1);
-    hooks.dispose();
-    xs.dispose();
-    return o;
+    try {
+      return await descend(model, xs, hooks, (how.runs ?? r.restarts) > 1);
+    } finally {
+      hooks.dispose();
+      xs.dispose();
+    }
   });
   tf.dispose([out.success, out.score]);
   return out.adv;

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { check } from '../util/errors.js';
+import { check, checkFiniteNumber } from '../util/errors.js';
 import { goalMet, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import { NORMS } from './lp.js';
 import { labelsToArray, type Labels } from './targets.js';
@@ -31,25 +31,36 @@ export async function sweep<O extends Partial<GradientAttackOptions>>(attack: (m
   const norm = NORMS[rest.norm ?? 'linf'];
   const goal = rest.goal;
   const isTargeted = goal?.kind === 'targeted';
-  const goalLabels = tf.tensor1d(isTargeted && goal?.kind === 'targeted' ? labelsToArray(goal.labels) : labelsToArray(y), 'int32');
+  epsilons.forEach((e, i) => checkFiniteNumber('sweep', `epsilons[${i}]`, e, { min: 0 }));
+  const goalLabels = tf.tensor1d(isTargeted && goal?.kind === 'targeted' ? labelsToArray(goal.labels, 'sweep') : labelsToArray(y, 'sweep'), 'int32');
   const out: SweepResult = { epsilons: [...epsilons], success: [], robustAccuracy: [], adversarials: [], results: [] };
-  for (const eps of epsilons) {
-    const r = await (attack as unknown as AnyAttack)(model, x, y, { ...rest, eps });
-    // Re-project and re-check instead of trusting the attack.
-    const checked = tf.tidy(() => {
-      const adv = norm.project(r.adversarial, x, eps, model.bounds);
-      return { adv, success: goalMet(model.logits(adv), goalLabels, isTargeted) };
-    });
-    r.adversarial.dispose();
-    r.adversarial = checked.adv;
-    const success = Uint8Array.from(await checked.success.data());
-    checked.success.dispose();
-    r.success = success;
-    out.success.push(success);
-    out.robustAccuracy.push(1 - success.reduce((a, b) => a + b, 0) / success.length);
-    out.adversarials.push(checked.adv);
-    out.results.push(r);
+  try {
+    for (const eps of epsilons) {
+      const r = await (attack as unknown as AnyAttack)(model, x, y, { ...rest, eps });
+      // Re-project and re-check instead of trusting the attack.
+      let checked: { adv: tf.Tensor4D; success: tf.Tensor };
+      try {
+        checked = tf.tidy(() => {
+          const adv = norm.project(r.adversarial, x, eps, model.bounds);
+          return { adv, success: goalMet(model.logits(adv), goalLabels, isTargeted) };
+        });
+      } finally {
+        r.adversarial.dispose();
+      }
+      r.adversarial = checked.adv;
+      const success = Uint8Array.from(await checked.success.data());
+      checked.success.dispose();
+      r.success = success;
+      out.success.push(success);
+      out.robustAccuracy.push(1 - success.reduce((a, b) => a + b, 0) / success.length);
+      out.adversarials.push(checked.adv);
+      out.results.push(r);
+    }
+  } catch (err) {
+    tf.dispose(out.adversarials);
+    throw err;
+  } finally {
+    goalLabels.dispose();
   }
-  goalLabels.dispose();
   return out;
 }

@@ -8,10 +8,10 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
-import { loadDataset, parseDataSpec, take, type Dataset } from '../data/index.js';
+import { datasetDigest, loadDataset, parseDataSpec, take, type Dataset } from '../data/index.js';
 import type { Classifier } from '../models/classifier.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
-import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions, type Evaluation } from '../eval/evaluate.js';
+import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions, type Evaluation, type EvaluationCheckpoint } from '../eval/evaluate.js';
 import { PRESET_NAMES, type PresetName } from '../eval/presets.js';
 import { checkAssertions, checkBaseline, junitXml, parseAssertion, type Assertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
@@ -20,7 +20,7 @@ import { loadClassifier } from '../models/io.js';
 import { defend, withGradient } from '../defenses/preprocess.js';
 import { parseDefense } from './defense_spec.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { lockDirectory, writeFileAtomic } from '../util/fs.js';
+import { jsonCheckpoint, lockDirectory, writeFileAtomic } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { writeReportFiles } from './report_files.js';
@@ -177,19 +177,25 @@ export function evalCommand(): Command {
       }
       // One writer per output directory, found writable before any computation.
       const release = o.out ? await lockDirectory(path.resolve(o.out), '--out') : undefined;
+      // With --out, progress is saved after each attack at each eps: a killed run resumes.
+      const runKey = JSON.stringify({ evalOptions, shard, model: digest.sha256, data: datasetDigest(data), source: { ...source, model: undefined } });
+      const checkpoint = o.out ? jsonCheckpoint<EvaluationCheckpoint>(path.join(path.resolve(o.out), '.state', 'eval.json'), runKey) : undefined;
       try {
+        const resumed = await checkpoint?.load();
+        if (resumed) log(`advkit: resuming the evaluation after ${resumed.steps} of ${epsilons.length * attacks.length} steps`);
         const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
         bar.start(epsilons.length * attacks.length, { step: '' });
         // Worker threads load the bare model, so a defended model is attacked in this thread.
         const pool = o.defense ? undefined : await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
         let evaluation;
         try {
-          evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+          evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, checkpoint, onProgress: (msg, done) => bar.update(done, { step: msg }) });
         } finally {
           bar.stop();
           await pool?.close();
         }
         await presentEvaluation(evaluation, data, { ...o, assertions, baseline, backend: status.name });
+        if (o.out) await fsp.rm(path.join(path.resolve(o.out), '.state'), { recursive: true, force: true });
       } finally {
         await release?.();
       }

@@ -73,6 +73,16 @@ function npyImages(x: { shape: number[]; data: Float64Array; dtype: string }, fi
 }
 
 /** Loads a data set from a spec string (see the module comment). */
+/** More classes than this in a data set of numbered labels is refused as a likely corrupt label file. */
+export const MAX_CLASSES = 100_000;
+
+/** Class names "0".."k-1" for numbered labels, k = max label + 1, bounded by MAX_CLASSES. */
+function numberedClasses(spec: string, labels: Int32Array): string[] {
+  const k = labels.reduce((a, b) => Math.max(a, b), 0) + 1;
+  if (k > MAX_CLASSES) throw new DataError(`Error in data ${spec}: the labels go up to ${k - 1}, which would make ${k} classes (more than ${MAX_CLASSES}); the label file is likely corrupt or not a class index.`);
+  return Array.from({ length: k }, (_, i) => String(i));
+}
+
 export async function loadDataset(spec: string, options: LoadOptions = {}): Promise<Dataset> {
   const parsed = parseDataSpec(spec);
   switch (parsed.kind) {
@@ -89,8 +99,7 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
     }
     case 'idx': {
       const { images, labels, shape } = await readIdxPair(parsed.images, parsed.labels);
-      const k = labels.reduce((a, b) => Math.max(a, b), 0) + 1;
-      return makeDataset(spec, images, labels, shape, Array.from({ length: k }, (_, i) => String(i)));
+      return makeDataset(spec, images, labels, shape, numberedClasses(spec, labels));
     }
     case 'npy': {
       const [x, y] = await Promise.all([readNpy(parsed.images), readNpy(parsed.labels)]);
@@ -100,8 +109,8 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
       }
       const labels = Int32Array.from(y.data);
       if (y.data.some((v, i) => v !== labels[i])) throw new DataError(`Error reading labels ${parsed.labels}: labels must be integers.`);
-      const k = labels.reduce((a, b) => Math.max(a, b), 0) + 1;
-      return makeDataset(spec, images, labels, shape, Array.from({ length: k }, (_, i) => String(i)));
+      if (labels.some((v) => v < 0)) throw new DataError(`Error reading labels ${parsed.labels}: labels must be >= 0, got ${labels.find((v) => v < 0)}.`);
+      return makeDataset(spec, images, labels, shape, numberedClasses(spec, labels));
     }
     case 'folder': {
       const { images, labels, shape, classNames } = await readImageFolder(parsed.dir, options);

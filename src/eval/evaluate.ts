@@ -22,7 +22,7 @@ import { backendStatus } from '../backend/index.js';
 import { batches, checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
 import type { ModelDigest } from '../models/io.js';
 import { shardRange, type Shard } from '../util/shard.js';
-import type { Classifier } from '../models/classifier.js';
+import { checkedPredictions, type Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
@@ -63,6 +63,21 @@ export interface EvaluateOptions {
   modelDigest?: ModelDigest | null;
   /** Recorded in a shard's report for the merge step (how to load the model and data for the checks). */
   shardSource?: Record<string, unknown>;
+  /**
+   * Where the run saves its progress after each attack at each eps, and finds it again: a run
+   * killed and started again with the same checkpoint skips the finished steps and ends with
+   * the same figures. The caller keys it to the run's settings (the CLI: --out/.state).
+   */
+  checkpoint?: { load(): Promise<EvaluationCheckpoint | undefined>; save(state: EvaluationCheckpoint): Promise<void> };
+}
+
+/** An evaluation's progress: the steps (eps x attack, eps-major) done and what they found. */
+export interface EvaluationCheckpoint {
+  steps: number;
+  predictions: number[];
+  outcomes: EvaluationRecords['outcomes'];
+  distance: Array<number | null>;
+  minimumRuns: Array<{ key: string; linf: Array<number | null>; l2: Array<number | null>; minimum: Array<number | null>; seconds: number }>;
 }
 
 export interface KeptExample {
@@ -86,9 +101,11 @@ export const EVALUATE_DEFAULTS = Object.freeze({ norm: 'linf' as const, seed: 0,
 async function cleanPredictions(model: Classifier, data: Dataset, batchSize: number): Promise<Int32Array> {
   const out = new Int32Array(size(data));
   for (const b of batches(data, batchSize)) {
-    const p = tf.tidy(() => tf.argMax(model.logits(b.x), 1));
-    out.set(await p.data(), b.start);
-    tf.dispose([p, b.x, b.y]);
+    try {
+      out.set(await checkedPredictions('evaluateRobustness', model, b.x), b.start);
+    } finally {
+      tf.dispose([b.x, b.y]);
+    }
   }
   return out;
 }
@@ -173,10 +190,36 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
   };
 
   const outcomes: EvaluationRecords['outcomes'] = [];
-  for (const eps of epsilons) {
+  // Resume: the steps (eps x attack, in order) a killed run finished, as it saved them.
+  const saved = o.checkpoint ? await o.checkpoint.load() : undefined;
+  const resumeSteps = saved && saved.predictions.length === n && saved.predictions.every((p, i) => p === clean[i]) ? saved.steps : 0;
+  if (saved && resumeSteps > 0) {
+    saved.distance.forEach((d, i) => { distance[i] = d === null ? Infinity : d; });
+    for (const m of saved.minimumRuns) {
+      const f32 = (v: Array<number | null>) => Float32Array.from(v, (x) => (x === null ? Infinity : x));
+      minimumRuns.set(m.key, { linf: f32(m.linf), l2: f32(m.l2), minimum: f32(m.minimum), seconds: m.seconds });
+    }
+  }
+  const save = async () => {
+    if (!o.checkpoint) return;
+    const list = (v: ArrayLike<number>) => Array.from(v, (x) => (Number.isFinite(x) ? x : null));
+    await o.checkpoint.save({
+      steps: done, predictions: Array.from(clean), outcomes: [...outcomes], distance: list(distance),
+      minimumRuns: [...minimumRuns].map(([key, m]) => ({ key, linf: list(m.linf), l2: list(m.l2), minimum: list(m.minimum), seconds: m.seconds })),
+    });
+  };
+  for (const [e, eps] of epsilons.entries()) {
     const robust = Uint8Array.from(cleanCorrect);
     const row: EvaluationRecords['outcomes'][number] = [];
+    outcomes.push(row);
     for (const [k, spec] of attacks.entries()) {
+      if (done < resumeSteps) {
+        const rec = saved!.outcomes[e]![k]!;
+        for (const i of rec.broken) robust[i] = 0;
+        row.push(rec);
+        o.onProgress?.(`${spec.name} eps=${eps}`, ++done, total);
+        continue;
+      }
       const t1 = performance.now();
       const pool = Array.from({ length: n }, (_, i) => i).filter((i) => (o.cascade ? robust[i] : cleanCorrect[i]) === 1);
       const rec = { broken: [] as number[], linf: [] as Array<number | null>, l2: [] as Array<number | null>, seconds: 0 };
@@ -238,8 +281,8 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
       rec.seconds = minimum && eps === epsilons.find((e) => e > 0) ? minimum.seconds : (performance.now() - t1) / 1000;
       row.push(rec);
       o.onProgress?.(`${spec.name} eps=${eps}`, ++done, total);
+      await save();
     }
-    outcomes.push(row);
   }
   return { records: { labels: Array.from(data.labels), predictions: Array.from(clean), outcomes, distance: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)) }, kept };
 }

@@ -234,3 +234,26 @@ export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions 
 export function predict(model: Classifier, x: tf.Tensor4D): tf.Tensor1D {
   return tf.tidy(() => tf.argMax(model.logits(x), 1) as tf.Tensor1D);
 }
+
+/**
+ * Predicted classes for a batch, refusing logits that are not [batch, numClasses] or not finite
+ * (a broken model would otherwise be reported as broken by every attack). For the first forward
+ * pass of a run; the caller disposes the result.
+ */
+export async function checkedPredictions(fn: string, model: Classifier, x: tf.Tensor4D): Promise<Int32Array> {
+  const logits = model.logits(x);
+  try {
+    const [n] = x.shape;
+    if (logits.rank !== 2 || logits.shape[0] !== n || logits.shape[1] !== model.numClasses) {
+      throw new ModelError(`Error in ${fn}: the model returned logits of shape [${logits.shape.join(', ')}] for ${n} images, not [${n}, ${model.numClasses}]; check numClasses and the model's output.`);
+    }
+    const [finite, pred] = tf.tidy(() => [tf.all(tf.isFinite(logits)), tf.argMax(logits, 1)]);
+    const ok = (await finite.data())[0] === 1;
+    const p = Int32Array.from(await pred.data());
+    tf.dispose([finite, pred]);
+    if (!ok) throw new ModelError(`Error in ${fn}: the model returned NaN or infinite logits on the clean inputs; a model that does is broken (non-finite weights, a division by zero), and any attack result on it would be meaningless.`);
+    return p;
+  } finally {
+    logits.dispose();
+  }
+}

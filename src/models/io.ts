@@ -123,6 +123,17 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
     weightData.set(b, at);
     at += b.length;
   }
+  // A NaN or infinite weight makes every logit garbage (and every attack "succeed"): refuse it.
+  let offset = 0;
+  for (const spec of weightSpecs) {
+    const bytes = specBytes(spec);
+    if (spec.dtype === 'float32' && !spec.quantization) {
+      const values = new Float32Array(weightData.buffer.slice(offset, offset + bytes));
+      const bad = values.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0) throw new ModelError(`Error loading model ${location}: weight ${spec.name} holds ${values[bad]} at flat index ${bad}; a model with non-finite weights gives meaningless results. Retrain or re-export it.`);
+    }
+    offset += bytes;
+  }
   let metadata: ModelMetadata | undefined;
   try {
     await fsp.access(path.join(dir, METADATA_JSON));

@@ -115,3 +115,18 @@ export async function replaceDirectory(dir: string, flag: string, isOurs: boolea
   if (!isOurs) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in ${flag}: ${dir} holds files advkit did not write (${entries.slice(0, 3).join(', ')}${entries.length > 3 ? ', …' : ''}); advkit replaces only its own output directories, with --force or not; choose a new or empty directory.`, 2);
   for (const e of entries) await fsp.rm(path.join(dir, e), { recursive: true, force: true });
 }
+
+/**
+ * A JSON checkpoint in `file` for the run identified by `key`: `load` gives back what `save`
+ * stored for the same key (a file of another run, or a corrupt one, is ignored); writes are atomic.
+ */
+export function jsonCheckpoint<T>(file: string, key: string): { load(): Promise<T | undefined>; save(state: T): Promise<void>; clear(): Promise<void> } {
+  return {
+    load: async () => {
+      const saved = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as { key?: string; state?: T }, () => undefined);
+      return saved?.key === key ? saved.state : undefined;
+    },
+    save: (state) => writeFileAtomic(file, JSON.stringify({ key, state })),
+    clear: () => fsp.rm(file, { force: true }),
+  };
+}

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,5 +75,35 @@ describe('one writer per output directory', () => {
     expectUsageError(attack(file), /Error in --out: cannot create the directory .*a-file \(EEXIST\)/);
     expectUsageError(['eval', '--model', model, '--data', 'mnist', '--limit', '4', '--attacks', 'fgsm', '--eps', '0.1', '--out', file], /Error in --out: cannot create the directory/);
     expect(await fsp.readFile(file, 'utf8')).toBe('x');
+  });
+});
+
+describe('advkit eval resumes', () => {
+  it('killed with SIGKILL mid-run and started again, it skips the finished steps and reports the same figures', async () => {
+    const args = (out: string) => ['eval', '--model', model, '--data', 'mnist', '--limit', '40', '--attacks', 'fgsm,pgd,apgd-ce', '--eps', '0.05,0.1,0.2', '--steps', '20', '--batch-size', '8', '--no-checks', '--workers', '1', '--out', out];
+    const whole = path.join(dir, 'eval-whole');
+    expect(advkit(args(whole)).code).toBe(0);
+    const cut = path.join(dir, 'eval-cut');
+    const child = spawn(process.execPath, [CLI, ...args(cut)], { stdio: 'ignore' });
+    const state = path.join(cut, '.state', 'eval.json');
+    let steps = 0;
+    for (let i = 0; i < 600 && steps < 2; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      steps = await fsp.readFile(state, 'utf8').then((t) => JSON.parse(t).state.steps as number, () => 0);
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(steps).toBeGreaterThanOrEqual(2);
+    const again = advkit(args(cut));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/resuming the evaluation after \d+ of 9 steps/);
+    const strip = (file: string) => fsp.readFile(file, 'utf8').then((t) => {
+      const r = JSON.parse(t);
+      delete r.timing;
+      for (const e of r.results) for (const a of e.attacks) delete a.seconds;
+      return r;
+    });
+    expect(await strip(path.join(cut, 'report.json'))).toEqual(await strip(path.join(whole, 'report.json')));
+    expect(await fsp.stat(path.join(cut, '.state')).catch(() => null)).toBeNull();
   });
 });
