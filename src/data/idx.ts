@@ -2,22 +2,47 @@
  * IDX files (the MNIST / Fashion-MNIST format), gzipped or raw: magic 0x0000 08 ND for
  * unsigned bytes, big-endian dimension sizes, then the data.
  */
-import { promises as fsp } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { constants as zlibConstants, gunzipSync } from 'node:zlib';
 import { DataError } from '../util/errors.js';
+import { readRegularFile } from '../util/fs.js';
 
 export interface IdxArray {
   dims: number[];
   data: Uint8Array;
 }
 
+/** IDX data above this many bytes (decompressed) is refused: 1 GiB, 20× Fashion-MNIST's training set. */
+export const MAX_IDX_BYTES = 1024 ** 3;
+
+/** The bytes an IDX header declares (header included), from the first bytes of the file. */
+function declaredBytes(head: Uint8Array): number | undefined {
+  if (head.length < 4) return undefined;
+  const nd = head[3]!;
+  if (head.length < 4 + 4 * nd) return undefined;
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  let count = 1;
+  for (let i = 0; i < nd; i++) count *= view.getUint32(4 + 4 * i, false);
+  return 4 + 4 * nd + count;
+}
+
 export function parseIdx(buf: Uint8Array, file: string): IdxArray {
   let bytes = buf;
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    // Decompression is bounded by what the header claims, and the claim by MAX_IDX_BYTES: a small
+    // gzip cannot make advkit allocate gigabytes before it is found out.
+    let head: Uint8Array;
     try {
-      bytes = gunzipSync(bytes);
+      head = gunzipSync(bytes.subarray(0, 4096), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
     } catch (err) {
       throw new DataError(`Error reading IDX file ${file}: it looks gzipped but does not decompress (${(err as Error).message}); the file is truncated or corrupt.`);
+    }
+    const claimed = declaredBytes(head);
+    if (claimed !== undefined && claimed > MAX_IDX_BYTES) throw new DataError(`Error reading IDX file ${file}: its header declares ${claimed} bytes of data, more than the ${MAX_IDX_BYTES} allowed; the file is corrupt or not a data set advkit can hold.`);
+    try {
+      bytes = gunzipSync(bytes, { maxOutputLength: Math.max(64, Math.min(MAX_IDX_BYTES, (claimed ?? MAX_IDX_BYTES) + 1)) });
+    } catch (err) {
+      const tooBig = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+      throw new DataError(`Error reading IDX file ${file}: ${tooBig ? 'it decompresses to more data than its header declares' : `it looks gzipped but does not decompress (${(err as Error).message})`}; the file is truncated or corrupt.`);
     }
   }
   if (bytes.length < 4 || bytes[0] !== 0 || bytes[1] !== 0) {
@@ -42,15 +67,7 @@ export function parseIdx(buf: Uint8Array, file: string): IdxArray {
 }
 
 export async function readIdx(file: string, hint = ''): Promise<IdxArray> {
-  let buf: Uint8Array;
-  try {
-    buf = await fsp.readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : (err as Error).message;
-    throw new DataError(`Error reading IDX file ${file}: ${why}.${hint ? ` ${hint}` : ''}`);
-  }
-  return parseIdx(buf, file);
+  return parseIdx(await readRegularFile(file, `Error reading IDX file ${file}`, MAX_IDX_BYTES, hint), file);
 }
 
 /** Reads an IDX image file and an IDX label file into NHWC floats in [0, 1] and int labels. */

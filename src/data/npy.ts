@@ -3,9 +3,8 @@
  * little-endian float32/float64/uint8/int8/int16/uint16/int32/int64 arrays in C order;
  * writes float32, uint8 and int32.
  */
-import { promises as fsp } from 'node:fs';
 import { DataError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { readRegularFile, writeFileAtomic } from '../util/fs.js';
 
 export type NpyDtype = '<f4' | '<f8' | '|u1' | '|i1' | '<i2' | '<u2' | '<i4' | '<i8';
 
@@ -59,15 +58,11 @@ export function parseNpy(buf: Uint8Array, file: string): NpyArray {
   return { dtype: (descr.replace('<u1', '|u1').replace('<i1', '|i1')) as NpyDtype, shape, data };
 }
 
+/** .npy files above this are refused before reading (8 GiB). */
+export const MAX_NPY_BYTES = 8 * 1024 ** 3;
+
 export async function readNpy(file: string): Promise<NpyArray> {
-  let buf: Uint8Array;
-  try {
-    buf = await fsp.readFile(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new DataError(`Error reading .npy file ${file}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}.`);
-  }
-  return parseNpy(buf, file);
+  return parseNpy(await readRegularFile(file, `Error reading .npy file ${file}`, MAX_NPY_BYTES), file);
 }
 
 /** The .npy (version 1.0) header of an array of this dtype and shape: the bytes before its data. */

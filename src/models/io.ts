@@ -56,14 +56,37 @@ export function confinedPath(dir: string, p: string): string {
   return full;
 }
 
-async function readJson(file: string, what: string): Promise<unknown> {
-  let text: string;
+/** Weight files above this are refused (the largest image classifiers are a few GB). */
+export const MAX_WEIGHT_BYTES = 8 * 1024 ** 3;
+
+/** model.json larger than this is refused before reading (a topology is megabytes at most). */
+export const MAX_MODEL_JSON_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Reads an untrusted model file: a regular file only (no FIFO, device or directory, which
+ * could hang or never end), inside `root` after resolving symlinks, of at most `maxBytes`
+ * (or exactly `exactBytes`), checked before a byte is read.
+ */
+async function readModelFile(file: string, what: string, root: string, limit: { maxBytes?: number; exactBytes?: number; name?: string }): Promise<Buffer> {
+  const shown = limit.name ?? file;
+  let real: string;
   try {
-    text = await fsp.readFile(file, 'utf8');
+    real = await fsp.realpath(file);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ModelError(`Error loading ${what}: ${file} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${(err as Error).message})`}.`);
+    throw new ModelError(`Error loading ${what}: ${shown} ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? (err as Error).message})`}.`);
   }
+  const realRoot = await fsp.realpath(root).catch(() => path.resolve(root));
+  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw new ModelError(`Error loading ${what}: ${shown} is a link to ${real}, outside the model directory; refusing to read it.`);
+  const st = await fsp.stat(real);
+  if (!st.isFile()) throw new ModelError(`Error loading ${what}: ${shown} is not a regular file (a ${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : 'device or socket'}); refusing to read it.`);
+  if (limit.exactBytes !== undefined && st.size !== limit.exactBytes) throw new ModelError(`Error loading ${what}: weight file ${shown} holds ${st.size} bytes but the manifest needs ${limit.exactBytes}; the files are truncated or corrupt.`);
+  if (limit.maxBytes !== undefined && st.size > limit.maxBytes) throw new ModelError(`Error loading ${what}: ${shown} is ${st.size} bytes, more than the ${limit.maxBytes} allowed; it is not a model file.`);
+  return fsp.readFile(real);
+}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  const text = (await readModelFile(file, what, path.dirname(file), { maxBytes: MAX_MODEL_JSON_BYTES })).toString('utf8');
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -97,19 +120,22 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw new ModelError(`Error loading model ${location}: a weightsManifest entry lacks paths or weights.`);
     }
-    const chunks: Uint8Array[] = [];
-    for (const p of group.paths) {
-      const full = confinedPath(dir, p);
-      try {
-        chunks.push(await fsp.readFile(full));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        throw new ModelError(`Error loading model ${location}: weight file ${p} ${code === 'ENOENT' ? 'is missing' : `cannot be read (${(err as Error).message})`}.`);
-      }
-    }
-    const got = chunks.reduce((a, c) => a + c.length, 0);
     let want = 0;
     for (const spec of group.weights) want += specBytes(spec);
+    // Sizes from the file system, checked against the manifest before any weight is read.
+    const sizes: number[] = [];
+    for (const p of group.paths) {
+      const full = confinedPath(dir, p);
+      const st = await fsp.stat(full).catch(() => undefined);
+      if (!st) throw new ModelError(`Error loading model ${location}: weight file ${p} is missing.`);
+      if (!st.isFile()) await readModelFile(full, `model ${location}`, dir, { name: `weight file ${p}` }); // refuses it, saying why
+      sizes.push(st.size);
+    }
+    const onDisk = sizes.reduce((a, b) => a + b, 0);
+    if (onDisk !== want) throw new ModelError(`Error loading model ${location}: weight files ${group.paths.join(', ')} hold ${onDisk} bytes but the manifest needs ${want}; the files are truncated or corrupt.`);
+    const chunks: Uint8Array[] = [];
+    for (const [k, p] of group.paths.entries()) chunks.push(await readModelFile(confinedPath(dir, p), `model ${location}`, dir, { exactBytes: sizes[k], name: `weight file ${p}` }));
+    const got = chunks.reduce((a, c) => a + c.length, 0);
     if (got !== want) {
       throw new ModelError(`Error loading model ${location}: weight files ${group.paths.join(', ')} hold ${got} bytes but the manifest needs ${want}; the files are truncated or corrupt.`);
     }
@@ -173,12 +199,7 @@ export async function modelDigest(location: string): Promise<ModelDigest> {
   const all = createHash('sha256');
   const files: Record<string, string> = {};
   const add = async (name: string, full: string) => {
-    let bytes: Buffer;
-    try {
-      bytes = await fsp.readFile(full);
-    } catch (err) {
-      throw new ModelError(`Error hashing model ${location}: ${name} cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
-    }
+    const bytes = await readModelFile(full, `model ${location}`, dir, { maxBytes: MAX_WEIGHT_BYTES, name });
     all.update(bytes);
     files[name] = createHash('sha256').update(bytes).digest('hex');
     return bytes;

@@ -5,7 +5,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AdvkitError } from './errors.js';
+import { AdvkitError, DataError } from './errors.js';
 
 let counter = 0;
 
@@ -129,4 +129,17 @@ export function jsonCheckpoint<T>(file: string, key: string): { load(): Promise<
     save: (state) => writeFileAtomic(file, JSON.stringify({ key, state })),
     clear: () => fsp.rm(file, { force: true }),
   };
+}
+
+/**
+ * Reads an untrusted input file: a regular file only (a FIFO or device could hang or never
+ * end), of at most `maxBytes`, both checked before a byte is read. `what` starts the message.
+ */
+export async function readRegularFile(file: string, what: string, maxBytes: number, hint = ''): Promise<Buffer> {
+  const st = await fsp.stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new DataError(`${what}: ${err.code === 'ENOENT' ? 'no such file' : `cannot be read (${err.code ?? err.message})`}.${hint ? ` ${hint}` : ''}`);
+  });
+  if (!st.isFile()) throw new DataError(`${what}: not a regular file (a ${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : 'device or socket'}); refusing to read it.`);
+  if (st.size > maxBytes) throw new DataError(`${what}: ${st.size} bytes, more than the ${maxBytes} allowed for this kind of file.`);
+  return fsp.readFile(file);
 }

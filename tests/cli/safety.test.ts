@@ -5,7 +5,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useBackend } from '../helpers.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
-import { saveLayersModel } from '../../src/models/io.js';
+import { loadClassifier, modelDigest, saveLayersModel } from '../../src/models/io.js';
+import { loadDataset } from '../../src/data/index.js';
+import { gzipSync } from 'node:zlib';
 import { advkit, CLI, expectUsageError } from './run.js';
 
 let dir: string;
@@ -105,5 +107,63 @@ describe('advkit eval resumes', () => {
     });
     expect(await strip(path.join(cut, 'report.json'))).toEqual(await strip(path.join(whole, 'report.json')));
     expect(await fsp.stat(path.join(cut, '.state')).catch(() => null)).toBeNull();
+  });
+});
+
+describe('untrusted model and data files', () => {
+  async function copyModel(name: string): Promise<string> {
+    const d = path.join(dir, name);
+    await fsp.cp(model, d, { recursive: true });
+    return d;
+  }
+
+  it('a weights file that links out of the model directory, or is a FIFO or device, is refused before it is read', async () => {
+    const outside = await copyModel('outside');
+    await fsp.rename(path.join(outside, 'weights.bin'), path.join(dir, 'stolen.bin'));
+    await fsp.symlink(path.join(dir, 'stolen.bin'), path.join(outside, 'weights.bin'));
+    await expect(loadClassifier(outside)).rejects.toThrow(/weight file weights.bin is a link to .*stolen.bin, outside the model directory/);
+    await expect(modelDigest(outside)).rejects.toThrow(/outside the model directory/);
+    const fifo = await copyModel('fifo');
+    await fsp.rm(path.join(fifo, 'weights.bin'));
+    expect(spawnSync('mkfifo', [path.join(fifo, 'weights.bin')]).status).toBe(0);
+    await expect(loadClassifier(fifo)).rejects.toThrow(/weight file weights.bin is not a regular file \(a FIFO\)/);
+    await expect(modelDigest(fifo)).rejects.toThrow(/not a regular file \(a FIFO\)/);
+    const fifoJson = path.join(dir, 'fifo-json');
+    await fsp.mkdir(fifoJson);
+    expect(spawnSync('mkfifo', [path.join(fifoJson, 'model.json')]).status).toBe(0);
+    await expect(loadClassifier(fifoJson)).rejects.toThrow(/model.json is not a regular file \(a FIFO\)/);
+    const zero = await copyModel('zero');
+    await fsp.rm(path.join(zero, 'weights.bin'));
+    await fsp.symlink('/dev/zero', path.join(zero, 'weights.bin'));
+    await expect(loadClassifier(zero)).rejects.toThrow(/outside the model directory|not a regular file/);
+    expectUsageError(['eval', '--model', fifo, '--data', 'mnist', '--limit', '4', '--attacks', 'fgsm', '--eps', '0.1'], /not a regular file \(a FIFO\)/);
+  });
+
+  it('a NaN weight is refused at load', async () => {
+    const nan = await copyModel('nan');
+    const w = await fsp.readFile(path.join(nan, 'weights.bin'));
+    w.writeFloatLE(NaN, 8);
+    await fsp.writeFile(path.join(nan, 'weights.bin'), w);
+    await expect(loadClassifier(nan)).rejects.toThrow(/holds NaN at flat index 2; a model with non-finite weights gives meaningless results/);
+  });
+
+  it('npy:/dev/zero, a FIFO and a gzip bomb are refused at once, with bounded memory', async () => {
+    const y = path.join(dir, 'y.npy');
+    await fsp.writeFile(y, Buffer.from('x'));
+    await expect(loadDataset(`npy:/dev/zero,${y}`)).rejects.toThrow(/\/dev\/zero: not a regular file \(a device or socket\)/);
+    const fifo = path.join(dir, 'data-fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expect(loadDataset(`npy:${fifo},${y}`)).rejects.toThrow(/not a regular file \(a FIFO\)/);
+    // 60 million 28x28 images claimed by a 10 KB file.
+    const header = Buffer.alloc(16);
+    header.writeUInt32BE(0x00000803, 0);
+    header.writeUInt32BE(60_000_000, 4);
+    header.writeUInt32BE(28, 8);
+    header.writeUInt32BE(28, 12);
+    const bomb = path.join(dir, 'bomb.gz');
+    await fsp.writeFile(bomb, gzipSync(Buffer.concat([header, Buffer.alloc(8 << 20)])));
+    const rss = process.memoryUsage().rss;
+    await expect(loadDataset(`idx:${bomb},${bomb}`)).rejects.toThrow(/header declares 47040000016 bytes of data, more than the 1073741824 allowed/);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(200e6);
   });
 });
