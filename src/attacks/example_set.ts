@@ -28,7 +28,7 @@ import { datasetDigest, makeDataset, size, slice, type Dataset } from '../data/d
 import { encodeNpy, npyHeader, readNpy } from '../data/npy.js';
 import type { Classifier } from '../models/classifier.js';
 import type { ModelDigest } from '../models/io.js';
-import { AdvkitError, check, DataError, show } from '../util/errors.js';
+import { AdvkitError, check, checkKnownOptions, DataError, show } from '../util/errors.js';
 import { exists, LOCK_FILE, lockDirectory, replaceDirectory, writeFileAtomic, writeFileAtomicStreamed } from '../util/fs.js';
 import { writePng } from '../util/png.js';
 import { checkShards, shardRange, type Shard } from '../util/shard.js';
@@ -176,8 +176,7 @@ async function readRunFile(file: string, fn: string): Promise<RunFile> {
  */
 export async function writeExampleSet(model: Classifier, ds: Dataset, attack: { name: AttackName; options: Record<string, unknown> & { eps: number } }, options: WriteExampleSetOptions): Promise<{ summary: ExampleSetSummary; resumedFrom: number; alreadyComplete: boolean }> {
   const fn = 'writeExampleSet';
-  const unknown = Object.keys(options).filter((k) => !WRITE_KEYS.includes(k));
-  check(unknown.length === 0, fn, () => `unknown option(s) ${unknown.join(', ')}; known: ${WRITE_KEYS.join(', ')}.`);
+  checkKnownOptions(fn, options, WRITE_KEYS);
   check(ATTACK_NAMES.includes(attack?.name), fn, () => `attack.name must be one of ${ATTACK_NAMES.join(', ')}, but got ${show(attack?.name)}.`);
   check(typeof options.out === 'string' && options.out !== '', fn, () => `out must be a directory path, but got ${show(options.out)}.`);
   const flag = options.flag ?? 'out';
@@ -225,6 +224,10 @@ async function attackInto(model: Classifier, ds: Dataset, attack: { name: Attack
   const { out, stateDir, runFile, start, end, batchSize, format, record, summaryOf } = c;
   const opts = attack.options as Record<string, unknown>;
   await fsp.mkdir(stateDir, { recursive: true });
+  // A run killed mid-write leaves temporary files of its atomic writes; they are not the set's.
+  for (const d of [out, path.join(out, 'png'), stateDir]) {
+    for (const f of await fsp.readdir(d).catch(() => [] as string[])) if (f.includes('.tmp-')) await fsp.rm(path.join(d, f), { force: true });
+  }
   await writeFileAtomic(runFile, `${JSON.stringify(record(false), null, 2)}\n`);
 
   // Resume after the last batch whose state file exists.

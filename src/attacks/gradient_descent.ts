@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber, InvalidArgumentError, show } from '../util/errors.js';
+import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
 import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
 import { LOSSES, objective, type LossName } from './losses.js';
@@ -97,7 +97,11 @@ export interface Resolved {
 }
 
 /** Checks the inputs of an attack; every message names the attack, the argument and the value. */
+/** Every option name an attack of the registry takes (each attack's own are in its defaults). */
+export const ATTACK_OPTION_NAMES: readonly string[] = ['eps', 'norm', 'steps', 'relStepSize', 'absStepSize', 'randomStart', 'restarts', 'loss', 'goal', 'seed', 'earlyStop', 'momentum', 'eot', 'rho', 'targets', 'alphaMax', 'eta', 'beta', 'queries', 'pInit', 'rescaleSchedule'];
+
 export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, o: GradientAttackOptions & { steps: number }): { labels: Int32Array; resolved: Resolved } {
+  checkKnownOptions(fn, o, ATTACK_OPTION_NAMES);
   check(x instanceof tf.Tensor && x.rank === 4, fn, () => `x must be a rank-4 tensor [N, H, W, C], but got ${x instanceof tf.Tensor ? `rank ${x.rank}` : show(x)}.`);
   check(!x.isDisposed, fn, () => 'x is a disposed tensor; keep the images alive until the call returns.');
   const [, h, w, c] = x.shape;

@@ -24,9 +24,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { checkFiniteNumber, defined } from '../util/errors.js';
+import { checkFiniteNumber, checkKnownOptions, defined } from '../util/errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
-import { validateAttack, yielder, type AttackResult } from './gradient_descent.js';
+import { ATTACK_OPTION_NAMES, validateAttack, yielder, type AttackResult } from './gradient_descent.js';
 import { linf, l2 } from './lp.js';
 import type { Labels } from './targets.js';
 
@@ -103,6 +103,7 @@ function placeL2(x0: Float32Array, off: number, delta: Float64Array, eps: number
 export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, options: SquareOptions): Promise<AttackResult> {
   const fn = 'square';
   const o = { ...SQUARE_DEFAULTS, ...defined(options) };
+  checkKnownOptions(fn, o, ATTACK_OPTION_NAMES);
   const queries = checkFiniteNumber(fn, 'queries', o.queries, { integer: true, min: 1 });
   const pInit = checkFiniteNumber(fn, 'pInit', o.pInit, { min: 0, minExclusive: true, max: 1 });
   const { labels, resolved } = validateAttack(fn, model, x, y, { eps: o.eps, steps: 1, seed: o.seed, norm: o.norm });

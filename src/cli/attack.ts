@@ -116,9 +116,9 @@ export function attackCommand(): Command {
       const t0 = performance.now();
       const status = await startBackend(o.backend);
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
-      const { classifier: model } = await loadClassifier(o.model);
+      const { classifier: model, metadata } = await loadClassifier(o.model);
       for (const w of model.warnings) log(`advkit: warning: ${w}`);
-      let ds = await loadDataset(o.data, { dataDir: o.dataDir, split: 'test' });
+      let ds = await loadDataset(o.data, { dataDir: o.dataDir, split: 'test', classNames: metadata?.classNames });
       if (o.limit !== undefined) ds = take(ds, o.limit);
       checkShapes('--model/--data', model.inputShape, ds);
       if (typeof o.targeted === 'number' && o.targeted >= model.numClasses) {

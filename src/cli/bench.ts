@@ -23,7 +23,7 @@ export function benchCommand(): Command {
       const bad = backends.find((b) => !['wasm', 'cpu', 'tensorflow'].includes(b));
       if (bad) throw new InvalidArgumentError(`Error in --backends: unknown backend ${JSON.stringify(bad)}; use wasm, cpu or tensorflow.`);
       const batches = list(o.batches)?.map(Number);
-      if (batches?.some((b) => !Number.isInteger(b) || b < 1)) throw new InvalidArgumentError(`Error in --batches: ${JSON.stringify(o.batches)} must be a comma list of positive integers.`);
+      if (batches?.some((b) => !Number.isInteger(b) || b < 1 || b > 4096)) throw new InvalidArgumentError(`Error in --batches: ${JSON.stringify(o.batches)} must be a comma list of integers from 1 to 4096.`);
       const models = list(o.models) ?? [];
       const unknown = models.find((m) => !ARCHITECTURES.includes(m));
       if (unknown) throw new InvalidArgumentError(`Error in --models: unknown architecture ${JSON.stringify(unknown)}; use ${ARCHITECTURES.join(', ')}.`);

@@ -33,8 +33,8 @@ export function certifyCommand(): Command {
     .requiredOption('--model <dir>', 'model directory (best trained with advkit train --noise SIGMA)')
     .requiredOption('--data <spec>', 'data spec (default split: test)')
     .requiredOption('--sigma <s>', 'noise standard deviation', floatOption(0, { exclusive: true }))
-    .option('--n <n>', 'samples for the bound', intOption(1), 1000)
-    .option('--n0 <n>', 'samples to pick the class', intOption(1), 100)
+    .option('--n <n>', 'samples for the bound (at most 10,000,000 per example)', intOption(1, 10_000_000), 1000)
+    .option('--n0 <n>', 'samples to pick the class', intOption(1, 10_000_000), 100)
     .option('--alpha <a>', 'failure probability of each certificate', floatOption(0, { exclusive: true, max: 0.5 }), 0.001)
     .option('--radii <list>', 'radii to report certified accuracy at', '0,0.25,0.5,0.75,1')
     .option('--limit <n>', 'certify the first n examples', intOption(1))
@@ -47,8 +47,10 @@ export function certifyCommand(): Command {
       if (radii.some((r) => !Number.isFinite(r) || r < 0)) throw new InvalidArgumentError(`Error in --radii: ${JSON.stringify(o.radii)} must be a comma list of numbers >= 0.`);
       if (Math.pow(o.alpha, 1 / o.n) <= 0.5) throw new InvalidArgumentError(`Error in --n: ${o.n} samples can never certify at --alpha ${o.alpha}; use --n ${Math.ceil(Math.log(o.alpha) / Math.log(0.5)) + 1} or more.`);
       const status = await startBackend(o.backend);
-      const { classifier } = await loadClassifier(o.model);
-      let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir });
+      const { classifier, metadata } = await loadClassifier(o.model);
+      let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir, classNames: metadata?.classNames });
+      const tooHigh = data.labels.findIndex((l) => l >= classifier.numClasses);
+      if (tooHigh >= 0) throw new InvalidArgumentError(`Error in --data: example ${tooHigh} has label ${data.labels[tooHigh]} but the model has ${classifier.numClasses} classes (0..${classifier.numClasses - 1}).`);
       if (o.limit !== undefined) data = take(data, o.limit);
       const per = data.shape[0] * data.shape[1] * data.shape[2];
       const certs: Array<Certificate & { label: number }> = [];

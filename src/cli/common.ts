@@ -112,12 +112,19 @@ export async function checkedModelDigest(model: string, expected: string | undef
   return digest;
 }
 
+/** --workers, at most one per core: more threads only contend (a warning says so). */
+export function cappedWorkers(workers: number | undefined): number {
+  const cores = defaultWorkers();
+  if (workers !== undefined && workers > cores) log(`advkit: warning: --workers ${workers} is more than the ${cores} cores here; using ${cores}`);
+  return Math.min(workers ?? cores, cores);
+}
+
 /**
  * Starts a worker pool when it can help: more than one worker and more than one batch of work.
  * The caller closes it.
  */
 export async function startPool(modelDir: string, workers: number | undefined, examples: number, batchSize: number, backend: string): Promise<AttackPool | undefined> {
-  const n = Math.min(workers ?? defaultWorkers(), Math.ceil(examples / batchSize));
+  const n = Math.min(cappedWorkers(workers), Math.ceil(examples / batchSize));
   if (n <= 1) return undefined;
   const pool = await AttackPool.create(modelDir, { workers: n, backend });
   log(`advkit: attacking on ${n} worker threads`);
@@ -129,7 +136,7 @@ export async function startPool(modelDir: string, workers: number | undefined, e
  * and a model without non-trainable state. The caller closes it.
  */
 export async function startTrainPool(model: tf.LayersModel, o: { workers?: number; shards: number; batchSize: number }, backend: string, inputShape: readonly [number, number, number], numClasses: number): Promise<TrainPool | undefined> {
-  const n = Math.min(o.workers ?? defaultWorkers(), o.shards, o.batchSize);
+  const n = Math.min(cappedWorkers(o.workers), o.shards, o.batchSize);
   if (n <= 1 || model.nonTrainableWeights.length > 0) return undefined;
   const pool = await TrainPool.create(model, { workers: n, backend, inputShape: [...inputShape] as [number, number, number], numClasses });
   log(`advkit: training on ${n} worker threads (${o.shards} shards per batch)`);

@@ -41,7 +41,10 @@ export function defendCommand(): Command {
     .option('--force', 'write into a non-empty output directory')
     .action(action(async (o: { input: string; defense: string; out: string; model?: string; seed: number; force?: boolean; backend?: string; json?: boolean }) => {
       const chain = parseDefense(o.defense, o.seed);
-      if (path.resolve(o.input) === path.resolve(o.out)) throw new InvalidArgumentError('Error in --out: must differ from --input (the inputs would be overwritten).');
+      // Compared after resolving links: an --out that links to the input would overwrite it.
+      const real = (p: string) => fsp.realpath(p).catch(() => path.resolve(p));
+      const [inReal, outReal] = await Promise.all([real(o.input), real(o.out)]);
+      if (inReal === outReal || outReal.startsWith(inReal + path.sep) || inReal.startsWith(outReal + path.sep)) throw new InvalidArgumentError(`Error in --out: ${o.out} is (or contains, or lies in) the input ${o.input} once links are resolved; the inputs would be overwritten. Choose a separate directory.`);
       if (!o.force && (await exists(o.out)) && (await fsp.readdir(o.out)).length > 0) throw new InvalidArgumentError(`Error in --out: ${o.out} is not empty; choose another directory or pass --force.`);
       const status = await startBackend(o.backend);
       const { ds, names } = await readInput(o.input);

@@ -14,7 +14,7 @@ import { renderTable } from '../eval/render.js';
 import { buildArchitecture } from '../models/architectures.js';
 import { loadClassifier, METADATA_JSON, saveLayersModel } from '../models/io.js';
 import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
-import { exists } from '../util/fs.js';
+import { ensureWritableDir, exists } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { action, intOption, log, printJson, startBackend, startPool, startTrainPool, trainingCallbacks, withCommonOptions, withWorkersOption } from './common.js';
@@ -43,6 +43,7 @@ export function demoCommand(): Command {
       const t0 = performance.now();
       const status = await startBackend(o.backend);
       const modelDir = path.join(o.cache ?? defaultCache(), `mnist-cnn-seed${DEMO.seed}-e${DEMO.epochs}`);
+      await ensureWritableDir(modelDir, '--cache');
       if (!(await exists(path.join(modelDir, 'model.json'))) || !(await exists(path.join(modelDir, METADATA_JSON)))) {
         log(`advkit: training mnist-cnn on mnist:train (${DEMO.epochs} epochs; cached in ${modelDir} for next time)`);
         const net = buildArchitecture('mnist-cnn', { seed: DEMO.seed });

@@ -27,7 +27,7 @@ export function detectCommand(): Command {
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--adversarial <dir|spec>', 'an advkit attack example set written with --format npy, or a data spec')
     .option('--clean <spec>', 'clean data to calibrate the threshold on', 'mnist:train')
-    .option('--fpr <f>', 'false-positive rate on clean data', floatOption(0, { max: 1 }), 0.05)
+    .option('--fpr <f>', 'false-positive rate on clean data, in [0, 1)', floatOption(0, { max: 0.999999 }), 0.05)
     .option('--squeezers <list>', 'comma list of bit-depth:B and median:K (default bit-depth:1,median:3)')
     .option('--limit <n>', 'clean examples to calibrate on', intOption(1), 2000)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')

@@ -63,6 +63,13 @@ interface EvalCliOptions {
 /** Keys a --config file may hold (the long option names in camelCase). */
 const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
 
+/** The JSON type each --config key must have. */
+const CONFIG_TYPES: Record<(typeof CONFIG_KEYS)[number], 'string' | 'integer' | 'number' | 'boolean' | 'string[]'> = {
+  defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
+  steps: 'integer', restarts: 'integer', loss: 'string', squareQueries: 'integer', seed: 'integer', limit: 'integer', batchSize: 'integer', cascade: 'boolean', checks: 'boolean',
+  checksLimit: 'integer', out: 'string', assert: 'string[]', baseline: 'string', maxDrop: 'number', junit: 'string', dataDir: 'string',
+};
+
 async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
   let text: string;
   try {
@@ -76,12 +83,19 @@ async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
   } catch (err) {
     throw new InvalidArgumentError(`Error in --config: ${file} is not valid JSON (${(err as Error).message}).`);
   }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError(`Error in --config: ${file} must hold a JSON object of options, e.g. {"model": "m", "eps": [0.1, 0.3]}, not ${JSON.stringify(json)?.slice(0, 40)}.`);
   const unknown = Object.keys(json).filter((k) => !(CONFIG_KEYS as readonly string[]).includes(k));
   if (unknown.length) throw new InvalidArgumentError(`Error in --config: ${file} has unknown key(s) ${unknown.join(', ')}; allowed: ${CONFIG_KEYS.join(', ')}.`);
   const out = { ...json } as Record<string, unknown>;
   // Lists may be arrays in JSON.
   for (const k of ['attacks', 'eps'] as const) if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).join(',');
+  if (typeof out.eps === 'number') out.eps = String(out.eps);
   if (typeof out.assert === 'string') out.assert = [out.assert];
+  for (const [k, v] of Object.entries(out)) {
+    const want = CONFIG_TYPES[k as keyof typeof CONFIG_TYPES];
+    const ok = want === 'integer' ? Number.isInteger(v) : want === 'number' ? typeof v === 'number' && Number.isFinite(v) : want === 'string[]' ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof v === want;
+    if (!ok) throw new InvalidArgumentError(`Error in --config: "${k}" in ${file} must be ${want === 'string[]' ? 'a list of strings' : `a ${want}`}, got ${JSON.stringify(v)}.`);
+  }
   return out as Partial<EvalCliOptions>;
 }
 
@@ -228,9 +242,9 @@ export interface EvalSource {
 
 /** Loads the classifier (with its defense) and the data an evaluation runs on. */
 export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
-  const loaded = (await loadClassifier(s.model)).classifier;
+  const { classifier: loaded, metadata } = await loadClassifier(s.model);
   const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
-  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined });
+  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
   if (s.limit !== null) data = take(data, s.limit);
   return { classifier, data };
 }

@@ -1,6 +1,7 @@
 /**
- * Image folders: `dir/<class>/*.png|jpg|jpeg|webp|gif|tif`, one sub-folder per class (sorted
- * by name; the class index is the position). Read with sharp as grayscale or RGB, optionally
+ * Image folders: `dir/<class>/*.png|jpg|jpeg|webp|gif|tif`, one sub-folder per class, labelled
+ * by the model's class names when known, else by number when every folder is a number, else by
+ * position in name order (folderLabels). Read with sharp as grayscale or RGB, optionally
  * resized (default: RGB if any image has colour, else greyscale). Any other non-hidden file is an
  * error naming the file.
  */
@@ -16,6 +17,33 @@ export interface ImageFolderOptions {
   channels?: 1 | 3;
   /** [height, width] to resize to; default: the size of the first image (all must match). */
   resize?: [number, number];
+  /** The model's class names: each folder is labelled by its name's position in them. */
+  classNames?: readonly string[];
+}
+
+/**
+ * The label of each class folder: its position in the model's class names when given (a folder
+ * the model does not know is refused; a numeric name may also give the index), else its number
+ * when every folder is named by a number (`3/`, `9/`, `10/` are classes 3, 9 and 10, not 0, 1, 2),
+ * else its position in name order.
+ */
+function folderLabels(dir: string, folders: string[], modelClasses?: readonly string[]): { labelOf: Map<string, number>; names: string[] } {
+  const numeric = (s: string) => /^(0|[1-9]\d{0,5})$/.test(s);
+  if (modelClasses && modelClasses.length > 0) {
+    const labelOf = new Map<string, number>();
+    for (const f of folders) {
+      const byName = modelClasses.indexOf(f);
+      const k = byName >= 0 ? byName : numeric(f) && Number(f) < modelClasses.length ? Number(f) : -1;
+      if (k < 0) throw new DataError(`Error reading image folder ${dir}: class folder ${JSON.stringify(f)} is not one of the model's classes (${modelClasses.slice(0, 10).map((c) => JSON.stringify(c)).join(', ')}${modelClasses.length > 10 ? ', …' : ''}); rename the folder or use the model it belongs to.`);
+      labelOf.set(f, k);
+    }
+    return { labelOf, names: [...modelClasses] };
+  }
+  if (folders.every(numeric)) {
+    const max = Math.max(...folders.map(Number));
+    return { labelOf: new Map(folders.map((f) => [f, Number(f)])), names: Array.from({ length: max + 1 }, (_, i) => String(i)) };
+  }
+  return { labelOf: new Map(folders.map((f, k) => [f, k])), names: folders };
 }
 
 async function listDir(dir: string): Promise<string[]> {
@@ -35,9 +63,11 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
     else throw new DataError(`Error reading image folder ${dir}: ${full} is a file at the top level; put images in one sub-folder per class (${dir}/<class>/*.png).`);
   }
   if (classNames.length === 0) throw new DataError(`Error reading image folder ${dir}: it has no class sub-folders; expected ${dir}/<class>/*.png.`);
+  const { labelOf, names } = folderLabels(dir, classNames, options.classNames);
   const files: string[] = [];
   const labels: number[] = [];
-  for (const [k, cls] of classNames.entries()) {
+  for (const cls of classNames) {
+    const k = labelOf.get(cls)!;
     for (const name of await listDir(path.join(dir, cls))) {
       const full = path.join(dir, cls, name);
       if (!IMAGE_EXT.has(path.extname(name).toLowerCase())) {
@@ -83,5 +113,5 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
       }
     }
   });
-  return { images, labels: Int32Array.from(labels), shape: [h, w, channels], classNames, files };
+  return { images, labels: Int32Array.from(labels), shape: [h, w, channels], classNames: names, files };
 }

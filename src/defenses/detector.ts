@@ -33,7 +33,7 @@ export async function squeezeScores(model: Classifier, data: Dataset, squeezers:
 
 /** The threshold that flags at most a fraction `fpr` of these clean scores. */
 export function calibrateThreshold(cleanScores: ArrayLike<number>, fpr: number): number {
-  checkFiniteNumber('calibrateThreshold', 'fpr', fpr, { min: 0, max: 1 });
+  checkFiniteNumber('calibrateThreshold', 'fpr', fpr, { min: 0, max: 0.999999 });
   check(cleanScores.length > 0, 'calibrateThreshold', () => 'needs at least one clean score.');
   const sorted = Float64Array.from(cleanScores).sort();
   const allowed = Math.floor(fpr * sorted.length);

@@ -377,6 +377,8 @@ export async function evaluateRobustness(model: Classifier, data: Dataset, optio
   const seed = checkFiniteNumber(fn, 'seed', o.seed, { integer: true, min: 0 });
   const batchSize = checkFiniteNumber(fn, 'batchSize', o.batchSize, { integer: true, min: 1 });
   checkShapes(fn, model.inputShape, data);
+  const tooHigh = data.labels.findIndex((l) => l >= model.numClasses);
+  check(tooHigh < 0, fn, () => `example ${tooHigh} of ${data.name} has label ${data.labels[tooHigh]} but the model has ${model.numClasses} classes (0..${model.numClasses - 1}).`);
   const { attacks, preset } = resolveAttacks(options);
   const t0 = performance.now();
   const epsilons = [...o.epsilons].sort((a, b) => a - b);

@@ -93,3 +93,9 @@ export function errorPayload(err: unknown): ErrorPayload {
   const e = err as Error & { code?: string; exitCode?: number };
   return { message: e.message, name: e.name, code: e.code, exitCode: e.exitCode };
 }
+
+/** Refuses option names outside `known` (a typo such as `epsilon` would otherwise be ignored). */
+export function checkKnownOptions(fn: string, options: object, known: readonly string[]): void {
+  const unknown = Object.keys(options ?? {}).filter((k) => !known.includes(k));
+  check(unknown.length === 0, fn, () => `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; known: ${known.join(', ')}.`);
+}

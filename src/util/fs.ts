@@ -2,17 +2,19 @@
  * File helpers: atomic writes (write to a temporary file beside the target, then rename), the
  * lock of an output directory, and the rule for replacing one.
  */
-import { promises as fsp } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { AdvkitError, DataError } from './errors.js';
 
-let counter = 0;
+/** A temporary name beside `file`, unique without a module-level counter. */
+const tmpName = (file: string) => `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
 
 /** Writes `data` to `file` atomically: a reader sees the old file or the new one, never half. */
 export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${counter++}`;
+  const tmp = tmpName(file);
   try {
     await fsp.writeFile(tmp, data);
     await fsp.rename(tmp, file);
@@ -28,7 +30,7 @@ export async function writeFileAtomic(file: string, data: string | Uint8Array): 
  */
 export async function writeFileAtomicStreamed(file: string, parts: AsyncIterable<Uint8Array>): Promise<void> {
   await fsp.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}-${counter++}`;
+  const tmp = tmpName(file);
   const handle = await fsp.open(tmp, 'w');
   try {
     for await (const part of parts) await handle.write(part);
@@ -142,4 +144,14 @@ export async function readRegularFile(file: string, what: string, maxBytes: numb
   if (!st.isFile()) throw new DataError(`${what}: not a regular file (a ${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : 'device or socket'}); refusing to read it.`);
   if (st.size > maxBytes) throw new DataError(`${what}: ${st.size} bytes, more than the ${maxBytes} allowed for this kind of file.`);
   return fsp.readFile(file);
+}
+
+/** Creates `dir` if needed and checks it is writable, before any computation (exit 2 if not). */
+export async function ensureWritableDir(dir: string, flag: string): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.access(dir, fsConstants.W_OK);
+  } catch (err) {
+    throw new AdvkitError('E_OUTPUT', `Error in ${flag}: cannot write in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable directory.`, 2);
+  }
 }

@@ -51,6 +51,8 @@ describe('error paths leak nothing and say what went wrong', () => {
     const m = inner;
     const x = images(2, shape, 2);
     await expectNoLeak(() => pgd(m, x, [0, 2.5], { eps: 0.1 }), /y\[1\] = 2.5 is not a class index/);
+    await expectNoLeak(() => pgd(m, x, [0, 1], { eps: 0.1, epsilon: 0.3 } as never), /Error in pgd: unknown option "epsilon"; known: eps, norm, steps/);
+    await expectNoLeak(() => square(m, x, [0, 1], { eps: 0.1, querys: 10 } as never), /Error in square: unknown option "querys"/);
     await expectNoLeak(() => pgd(m, x, [0, NaN], { eps: 0.1 }), /y\[1\] = NaN is not a class index/);
     await expectNoLeak(() => pgd(m, x, undefined as never, { eps: 0.1 }), /y must be a 1-D tensor or an array of class indices, but got undefined/);
     const y = tf.tensor1d([0, 1], 'int32');

@@ -8,6 +8,8 @@ import { buildArchitecture } from '../../src/models/architectures.js';
 import { loadClassifier, modelDigest, saveLayersModel } from '../../src/models/io.js';
 import { loadDataset } from '../../src/data/index.js';
 import { gzipSync } from 'node:zlib';
+import sharp from 'sharp';
+import { encodeNpy } from '../../src/data/npy.js';
 import { advkit, CLI, expectUsageError } from './run.js';
 
 let dir: string;
@@ -41,7 +43,7 @@ describe('--force replaces only what advkit wrote', () => {
     await fsp.mkdir(sub, { recursive: true });
     const r = spawnSync(process.execPath, [CLI, ...attack('..').map((a) => (a === '0.1' ? '0.2' : a)), '--force'], { cwd: sub, encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/refusing to replace \.\. .*the working directory, one of its parents/);
+    expect(r.stderr).toMatch(/refusing to replace .*parent .*it is the working directory, one of its parents/);
     expect(await fsp.stat(sub)).toBeTruthy();
     expect(await fsp.stat(path.join(parent, 'run.json'))).toBeTruthy();
   });
@@ -165,5 +167,58 @@ describe('untrusted model and data files', () => {
     const rss = process.memoryUsage().rss;
     await expect(loadDataset(`idx:${bomb},${bomb}`)).rejects.toThrow(/header declares 47040000016 bytes of data, more than the 1073741824 allowed/);
     expect(process.memoryUsage().rss - rss).toBeLessThan(200e6);
+  });
+});
+
+describe('garbage in is refused, not reported as results', () => {
+  it('folder: labels numbered class folders by their numbers (3/ and 9/ are classes 3 and 9)', async () => {
+    const root = path.join(dir, 'digits');
+    for (const cls of ['3', '9', '10']) {
+      await fsp.mkdir(path.join(root, cls), { recursive: true });
+      await sharp(Buffer.alloc(28 * 28, 40 * Number(cls)), { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(path.join(root, cls, 'a.png'));
+    }
+    const ds = await loadDataset(`folder:${root}`);
+    expect(Array.from(ds.labels)).toEqual([10, 3, 9]);
+    await expect(loadDataset(`folder:${root}`, { classNames: ['zero', 'one'] })).rejects.toThrow(/class folder "10" is not one of the model's classes \("zero", "one"\)/);
+    const named = await loadDataset(`folder:${root}`, { classNames: Array.from({ length: 11 }, (_, i) => String(i)) });
+    expect(Array.from(named.labels)).toEqual([10, 3, 9]);
+  });
+
+  it('labels >= the model\'s classes exit 2 in eval and certify; a 2^31-1 label exits 2 in train', async () => {
+    const x = path.join(dir, 'x.npy');
+    const y = path.join(dir, 'y12.npy');
+    await fsp.writeFile(x, encodeNpy(new Float32Array(2 * 784).fill(0.5), [2, 28, 28, 1]));
+    await fsp.writeFile(y, encodeNpy(Int32Array.from([1, 12]), [2]));
+    expectUsageError(['eval', '--model', model, '--data', `npy:${x},${y}`, '--attacks', 'fgsm', '--eps', '0.1', '--no-checks'], /example 1 .* has label 12 but the model has 10 classes/);
+    expectUsageError(['certify', '--model', model, '--data', `npy:${x},${y}`, '--sigma', '0.25', '--n', '100'], /example 1 has label 12 but the model has 10 classes/);
+    const huge = path.join(dir, 'yhuge.npy');
+    await fsp.writeFile(huge, encodeNpy(Int32Array.from([1, 2 ** 31 - 1]), [2]));
+    expectUsageError(['train', '--arch', 'mlp', '--data', `npy:${x},${huge}`, '--out', path.join(dir, 'never')], /labels go up to 2147483647, which would make 2147483648 classes \(more than 100000\)/);
+  });
+
+  it('bad --config contents, --fpr 1, huge --batches and --n, an unwritable --cache exit 2 with one line', async () => {
+    const cfg = (name: string, text: string) => { const f = path.join(dir, name); return fsp.writeFile(f, text).then(() => f); };
+    expectUsageError(['eval', '--config', await cfg('null.json', 'null')], /must hold a JSON object of options/);
+    expectUsageError(['eval', '--config', await cfg('attacks5.json', '{"attacks": 5}')], /"attacks" in .* must be a string, got 5/);
+    expectUsageError(['eval', '--config', await cfg('steps.json', '{"steps": 2.5}')], /"steps" in .* must be a integer, got 2.5/);
+    expectUsageError(['detect', '--model', model, '--adversarial', 'mnist', '--clean', 'mnist', '--fpr', '1'], /--fpr <f>.*must be <= 0.999999/);
+    expectUsageError(['bench', '--batches', '100000000'], /--batches.*integers from 1 to 4096/);
+    expectUsageError(['certify', '--model', model, '--data', 'mnist', '--sigma', '0.25', '--n', '1000000000000'], /--n <n>.*must be between 1 and 10000000/);
+    expectUsageError(['demo', '--cache', '/etc/passwd'], /Error in --cache: cannot write in \/etc\/passwd/);
+  });
+
+  it('--workers above the core count is capped with a warning', () => {
+    const r = advkit([...attack(path.join(dir, 'many-workers')), '--limit', '300', '--batch-size', '50', '--workers', '256']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`--workers 256 is more than the ${os.availableParallelism()} cores here; using ${os.availableParallelism()}`));
+  });
+
+  it('defend --out that links to the input is refused and the input is left as it was', async () => {
+    const input = path.join(dir, 'replace');
+    const before = await fsp.readFile(path.join(input, 'manifest.jsonl'));
+    const link = path.join(dir, 'link-to-input');
+    await fsp.symlink(input, link);
+    expectUsageError(['defend', '--input', input, '--defense', 'median:3', '--out', link, '--force'], /once links are resolved; the inputs would be overwritten/);
+    expect((await fsp.readFile(path.join(input, 'manifest.jsonl'))).equals(before)).toBe(true);
   });
 });
