@@ -18,13 +18,13 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../src/attacks/dataset.js';
 import { pgd } from '../src/attacks/pgd.js';
-import { AttackPool } from '../src/backend/pool.js';
+import { AttackPool } from '../src/attacks/pool.js';
 import type { BackendName } from '../src/backend/index.js';
 import { makeDataset } from '../src/data/dataset.js';
 import { buildArchitecture, type ArchitectureOptions } from '../src/models/architectures.js';
 import { fromLayersModel } from '../src/models/classifier.js';
 import { loadClassifier, saveLayersModel } from '../src/models/io.js';
-import { trainingStep } from '../src/models/train_step.js';
+import { trainingStep } from '../src/defenses/train_step.js';
 import { Rng } from '../src/util/random.js';
 
 export interface RealModelBench {

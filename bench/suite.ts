@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../src/attacks/dataset.js';
-import { AttackPool } from '../src/backend/pool.js';
+import { AttackPool } from '../src/attacks/pool.js';
 import { makeDataset } from '../src/data/dataset.js';
 import { loadClassifier, saveLayersModel } from '../src/models/io.js';
 import { Bench } from 'tinybench';
@@ -21,8 +21,8 @@ import { initBackend, setWasmKernelMode, type BackendName } from '../src/backend
 import { buildArchitecture } from '../src/models/architectures.js';
 import { fromLayersModel, type Classifier } from '../src/models/classifier.js';
 import { Rng } from '../src/util/random.js';
-import { trainingStep } from '../src/models/train_step.js';
-import { TrainPool } from '../src/models/train_pool.js';
+import { trainingStep } from '../src/defenses/train_step.js';
+import { TrainPool } from '../src/defenses/train_pool.js';
 import { REAL_MODELS, realModelRows } from './real_models.js';
 
 export interface BenchRow {

@@ -1,6 +1,7 @@
 /** advkit's public API. */
 export * from './backend/index.js';
-export { AttackPool, ThreadPool, defaultWorkers } from './backend/pool.js';
+export { ThreadPool, defaultWorkers } from './backend/pool.js';
+export { AttackPool } from './attacks/pool.js';
 export * from './models/index.js';
 export * from './data/index.js';
 export * from './attacks/index.js';

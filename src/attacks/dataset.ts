@@ -9,7 +9,7 @@ import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
 import { checkedPredictions, type Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber } from '../util/errors.js';
 import { deriveSeed } from '../util/random.js';
-import type { AttackPool } from '../backend/pool.js';
+import type { AttackPool } from './pool.js';
 import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
 import { ATTACK_NAMES, ATTACKS } from './registry.js';
 import { fixedTargets, leastLikelyTargets, randomTargets, targeted, type Labels } from './targets.js';

@@ -35,7 +35,7 @@ import { checkShards, shardRange, type Shard } from '../util/shard.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { attackDataset, type DatasetAttackBatch, type TargetMode } from './dataset.js';
 import { ATTACK_NAMES, ATTACKS, type AttackName } from './registry.js';
-import type { AttackPool } from '../backend/pool.js';
+import type { AttackPool } from './pool.js';
 
 export const EXAMPLE_SET_SCHEMA = 'advkit.example-set';
 export const EXAMPLE_SET_VERSION = 1;

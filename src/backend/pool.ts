@@ -9,12 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { AttackName } from '../attacks/registry.js';
-import type { ClassifierOptions } from '../models/classifier.js';
-import { readModelFiles } from '../models/io.js';
 import { AdvkitError, BackendError, checkFiniteNumber, type ErrorPayload } from '../util/errors.js';
 import { backendStatus } from './index.js';
-import type { WorkerInit, WorkerJob, WorkerReply } from './worker.js';
 
 /** A compiled worker script beside this one's compiled form (from the TypeScript sources, in dist). */
 export function workerFile(fromUrl: string, name: string): string {
@@ -119,30 +115,3 @@ export class ThreadPool<J extends { id: number }, R extends PoolReply> {
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }
-
-/**
- * Attack batches on worker threads, each with its own backend and its own copy of the model
- * (loaded from a model directory).
- */
-export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
-  /** Starts `workers` threads, each loading the model in `location` on the current backend. */
-  static async create(location: string, options: { workers?: number; backend?: string; classifierOptions?: ClassifierOptions } = {}): Promise<AttackPool> {
-    const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
-    const files = await readModelFiles(location);
-    const md = files.metadata;
-    const init: WorkerInit = {
-      backend: options.backend ?? backendStatus()?.name ?? 'wasm',
-      format: files.format,
-      artifacts: files.artifacts,
-      classifierOptions: { bounds: md?.bounds, normalization: md?.normalization, ...(options.classifierOptions ?? {}) },
-    };
-    const workers = await ThreadPool.startWorkers('AttackPool', workerFile(import.meta.url, 'worker.js'), init, n);
-    return new AttackPool(workers, 'AttackPool');
-  }
-
-  run(job: Omit<WorkerJob, 'id'>): Promise<WorkerReply> {
-    return this.submit(job, [job.images.buffer as ArrayBuffer]);
-  }
-}
-
-export type { AttackName };

@@ -6,9 +6,10 @@
 import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
 import type * as tf from '@tensorflow/tfjs';
 import { initBackend, parseBackend, type BackendStatus } from '../backend/index.js';
-import { AttackPool, defaultWorkers } from '../backend/pool.js';
-import { TrainPool } from '../models/train_pool.js';
-import type { BatchProgress, EpochRecord } from '../models/train.js';
+import { defaultWorkers } from '../backend/pool.js';
+import { AttackPool } from '../attacks/pool.js';
+import { TrainPool } from '../defenses/train_pool.js';
+import type { BatchProgress, EpochRecord } from '../defenses/train.js';
 import { modelDigest, type ModelDigest } from '../models/io.js';
 import { progressBar } from '../util/progress.js';
 import { SHARD_INDEX_VARIABLES } from '../util/shard.js';

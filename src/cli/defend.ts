@@ -12,7 +12,7 @@ import { batches, makeDataset, readImageFolder, size, type Dataset } from '../da
 import { encodeNpy } from '../data/npy.js';
 import { applyPreprocessors } from '../defenses/preprocess.js';
 import { loadClassifier } from '../models/io.js';
-import { accuracy } from '../models/train.js';
+import { accuracy } from '../defenses/train.js';
 import { DataError, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { writePng } from '../util/png.js';

@@ -13,7 +13,7 @@ import { evaluateRobustness } from '../eval/evaluate.js';
 import { renderTable } from '../eval/render.js';
 import { buildArchitecture } from '../models/architectures.js';
 import { loadClassifier, METADATA_JSON, saveLayersModel } from '../models/io.js';
-import { TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
+import { TRAIN_DEFAULTS, trainClassifier } from '../defenses/train.js';
 import { ensureWritableDir, exists } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { ADVKIT_VERSION } from '../util/version.js';

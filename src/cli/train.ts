@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError as CommanderArgError, Option } from 'comm
 import { loadDataset, parseDataSpec, size, split, take, type Dataset } from '../data/index.js';
 import { ARCHITECTURES, buildArchitecture } from '../models/architectures.js';
 import { MODEL_JSON, saveLayersModel, type ModelMetadata } from '../models/io.js';
-import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../models/train.js';
+import { accuracy, clearCheckpoints, TRAIN_DEFAULTS, trainClassifier } from '../defenses/train.js';
 import { defaultWorkers } from '../backend/pool.js';
 import { AdvkitError, InvalidArgumentError } from '../util/errors.js';
 import { exists } from '../util/fs.js';

@@ -22,7 +22,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
-import type { AttackPool } from '../backend/pool.js';
+import type { AttackPool } from '../attacks/pool.js';
 import { ATTACKS, type AttackName } from '../attacks/registry.js';
 import { size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
-import type { AttackPool } from '../backend/pool.js';
+import type { AttackPool } from '../attacks/pool.js';
 import { ATTACK_NAMES, ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
 import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';

@@ -9,7 +9,7 @@
  * would. Without a model the merged report says the checks did not run.
  */
 import { datasetDigest, size, type Dataset } from '../data/dataset.js';
-import type { AttackPool } from '../backend/pool.js';
+import type { AttackPool } from '../attacks/pool.js';
 import type { Classifier } from '../models/classifier.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { checkShards } from '../util/shard.js';

@@ -4,7 +4,7 @@ import { fgsm, pgd, sweep } from '../../src/attacks/index.js';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromLayersModel, type Classifier } from '../../src/models/classifier.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { useBackend } from '../helpers.js';
 
 let model: Classifier;

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { saveLayersModel } from '../../src/models/io.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { useBackend } from '../helpers.js';
 import { advkit } from './run.js';
 

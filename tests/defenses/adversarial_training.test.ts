@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { fromLayersModel } from '../../src/models/classifier.js';
 import { pgd } from '../../src/attacks/pgd.js';
 import { rampedEps, validateAdversarial } from '../../src/defenses/adversarial_training.js';

@@ -7,7 +7,7 @@ import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromLayersModel } from '../../src/models/classifier.js';
 import { saveLayersModel } from '../../src/models/io.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { useBackend } from '../helpers.js';
 import { advkit } from '../cli/run.js';
 

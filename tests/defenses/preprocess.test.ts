@@ -5,7 +5,7 @@ import { loadMnist, take } from '../../src/data/index.js';
 import { bitDepth, defend, gaussianNoise, jpeg, medianSmoothing, tvMinimization, withGradient } from '../../src/defenses/preprocess.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromLayersModel, type Classifier } from '../../src/models/classifier.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { uniform, useBackend } from '../helpers.js';
 
 let model: Classifier;

@@ -8,7 +8,7 @@ import { examplesGridPng, renderHtml, renderMarkdown, renderTable } from '../../
 import { REPORT_JSON_SCHEMA, robustAtDistance, type RobustnessReport } from '../../src/eval/report.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromFunction, fromLayersModel, type Classifier } from '../../src/models/classifier.js';
-import { trainClassifier } from '../../src/models/train.js';
+import { trainClassifier } from '../../src/defenses/train.js';
 import { useBackend } from '../helpers.js';
 
 let model: Classifier;

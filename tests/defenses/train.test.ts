@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
-import { accuracy, randomShift, trainClassifier } from '../../src/models/train.js';
-import { TrainPool } from '../../src/models/train_pool.js';
+import { accuracy, randomShift, trainClassifier } from '../../src/defenses/train.js';
+import { TrainPool } from '../../src/defenses/train_pool.js';
 import { Rng } from '../../src/util/random.js';
 import { useBackend } from '../helpers.js';
 

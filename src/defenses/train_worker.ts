@@ -1,13 +1,13 @@
 /**
  * A worker thread of the training pool (train_pool.ts): its own tfjs backend and its own copy
  * of the model under training; for each job it takes the current weights and computes one
- * shard's gradients (train_step.ts). Runs as compiled JS (dist/src/models/train_worker.js).
+ * shard's gradients (train_step.ts). Runs as compiled JS (dist/src/defenses/train_worker.js).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.js';
 import type { PoolReply } from '../backend/pool.js';
-import { trainingView } from '../defenses/adversarial_training.js';
+import { trainingView } from './adversarial_training.js';
 import { errorPayload } from '../util/errors.js';
 import { flatValues, shardGradients, trainableVariables, unflatten, type ShardSpec } from './train_step.js';
 

@@ -9,13 +9,13 @@ import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import { pgd } from '../attacks/pgd.js';
 import { batches, size, take, type Dataset } from '../data/dataset.js';
-import { rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from '../defenses/adversarial_training.js';
-import type { Classifier } from './classifier.js';
+import { rampedEps, trainingView, validateAdversarial, type AdversarialTraining } from './adversarial_training.js';
+import type { Classifier } from '../models/classifier.js';
 import { AdvkitError, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import { exists, writeFileAtomic } from '../util/fs.js';
 import { deriveSeed, Rng } from '../util/random.js';
-import { loadLayersModel, saveLayersModel } from './io.js';
-import { forward } from './compiled.js';
+import { loadLayersModel, saveLayersModel } from '../models/io.js';
+import { forward } from '../models/compiled.js';
 import type { TrainPool } from './train_pool.js';
 import { trainingStep } from './train_step.js';
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, pgd } from '../../src/attacks/index.js';
-import { AttackPool } from '../../src/backend/pool.js';
+import { AttackPool } from '../../src/attacks/pool.js';
 import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { loadClassifier, saveLayersModel } from '../../src/models/io.js';

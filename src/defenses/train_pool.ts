@@ -2,7 +2,7 @@
  * Data-parallel training on worker threads: each worker holds a copy of the model and computes
  * the gradients of one shard of a batch at the weights it is sent (train_step.ts); the main
  * thread sums the shards in order and applies the optimizer. The result does not depend on the
- * number of workers (tests/models/train.test.ts).
+ * number of workers (tests/defenses/train.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendStatus } from '../backend/index.js';

@@ -8,11 +8,11 @@
  * weights, same per-shard seeds), so a run gives the same weights with any number of workers.
  */
 import * as tf from '@tensorflow/tfjs';
-import { adversarialBatch, klDivergence, trainingView, type AdversarialTraining } from '../defenses/adversarial_training.js';
-import type { Classifier } from './classifier.js';
+import { adversarialBatch, klDivergence, trainingView, type AdversarialTraining } from './adversarial_training.js';
+import type { Classifier } from '../models/classifier.js';
 import type { TrainPool } from './train_pool.js';
 import { deriveSeed } from '../util/random.js';
-import { forward } from './compiled.js';
+import { forward } from '../models/compiled.js';
 
 /** What a shard needs besides its examples and the current weights. */
 export interface ShardSpec {

@@ -1,13 +1,13 @@
 /**
  * A worker thread of the attack pool (pool.ts): its own tfjs backend and its own copy of the
  * model, running whole attack batches sent by the main thread. Runs as compiled JS
- * (dist/src/backend/worker.js).
+ * (dist/src/attacks/worker.js).
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { ATTACKS, type AttackName } from '../attacks/registry.js';
+import { ATTACKS, type AttackName } from './registry.js';
 import { fromGraphModel, fromLayersModel, type ClassifierOptions } from '../models/classifier.js';
-import { initBackend } from './index.js';
+import { initBackend } from '../backend/index.js';
 import { errorPayload, type ErrorPayload } from '../util/errors.js';
 
 export interface WorkerInit {
