@@ -7,123 +7,18 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
-import { datasetDigest, loadDataset, parseDataSpec, take, type Dataset } from '../data/index.js';
-import type { Classifier } from '../models/classifier.js';
-import { resolveShard, shardName, shardRange } from '../util/shard.js';
-import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type AttackSpec, type EvaluateOptions, type Evaluation, type EvaluationCheckpoint } from '../eval/evaluate.js';
-import { PRESET_NAMES, type PresetName } from '../eval/presets.js';
-import { checkAssertions, checkBaseline, junitXml, parseAssertion, type Assertion, type GateResult } from '../eval/gate.js';
-import { renderTable } from '../eval/render.js';
-import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
-import { loadClassifier } from '../models/io.js';
-import { defend, withGradient } from '../defenses/preprocess.js';
-import { parseDefense } from './defense_spec.js';
+import { ATTACK_NAMES } from '../attacks/registry.js';
+import { datasetDigest, parseDataSpec } from '../data/index.js';
+import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type EvaluateOptions, type EvaluationCheckpoint } from '../eval/evaluate.js';
+import { PRESET_NAMES } from '../eval/presets.js';
+import { parseAssertion } from '../eval/gate.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { jsonCheckpoint, lockDirectory, writeFileAtomic } from '../util/fs.js';
+import { jsonCheckpoint, lockDirectory } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
-import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
-import { writeReportFiles } from './report_files.js';
-
-interface EvalCliOptions {
-  model?: string;
-  data?: string;
-  attacks?: string;
-  preset?: PresetName;
-  eps?: string;
-  norm?: 'linf' | 'l2';
-  steps?: number;
-  restarts?: number;
-  loss?: string;
-  squareQueries?: number;
-  seed?: number;
-  limit?: number;
-  batchSize?: number;
-  cascade?: boolean;
-  checks?: boolean;
-  checksLimit?: number;
-  out?: string;
-  assert: string[];
-  baseline?: string;
-  maxDrop: number;
-  junit?: string;
-  config?: string;
-  workers?: number;
-  defense?: string;
-  defenseGradient?: 'auto' | 'exact' | 'bpda';
-  eot?: number;
-  dataDir?: string;
-  backend?: string;
-  json?: boolean;
-  shard?: string;
-  shardCount?: number;
-  expectModelSha256?: string;
-}
-
-/** Keys a --config file may hold (the long option names in camelCase). */
-const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
-
-/** The JSON type each --config key must have. */
-const CONFIG_TYPES: Record<(typeof CONFIG_KEYS)[number], 'string' | 'integer' | 'number' | 'boolean' | 'string[]'> = {
-  defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
-  steps: 'integer', restarts: 'integer', loss: 'string', squareQueries: 'integer', seed: 'integer', limit: 'integer', batchSize: 'integer', cascade: 'boolean', checks: 'boolean',
-  checksLimit: 'integer', out: 'string', assert: 'string[]', baseline: 'string', maxDrop: 'number', junit: 'string', dataDir: 'string',
-};
-
-async function readConfig(file: string): Promise<Partial<EvalCliOptions>> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (err) {
-    throw new InvalidArgumentError(`Error in --config: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
-  }
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(text) as Record<string, unknown>;
-  } catch (err) {
-    throw new InvalidArgumentError(`Error in --config: ${file} is not valid JSON (${(err as Error).message}).`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidArgumentError(`Error in --config: ${file} must hold a JSON object of options, e.g. {"model": "m", "eps": [0.1, 0.3]}, not ${JSON.stringify(json)?.slice(0, 40)}.`);
-  const unknown = Object.keys(json).filter((k) => !(CONFIG_KEYS as readonly string[]).includes(k));
-  if (unknown.length) throw new InvalidArgumentError(`Error in --config: ${file} has unknown key(s) ${unknown.join(', ')}; allowed: ${CONFIG_KEYS.join(', ')}.`);
-  const out = { ...json } as Record<string, unknown>;
-  // Lists may be arrays in JSON.
-  for (const k of ['attacks', 'eps'] as const) if (Array.isArray(out[k])) out[k] = (out[k] as unknown[]).join(',');
-  if (typeof out.eps === 'number') out.eps = String(out.eps);
-  if (typeof out.assert === 'string') out.assert = [out.assert];
-  for (const [k, v] of Object.entries(out)) {
-    const want = CONFIG_TYPES[k as keyof typeof CONFIG_TYPES];
-    const ok = want === 'integer' ? Number.isInteger(v) : want === 'number' ? typeof v === 'number' && Number.isFinite(v) : want === 'string[]' ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof v === want;
-    if (!ok) throw new InvalidArgumentError(`Error in --config: "${k}" in ${file} must be ${want === 'string[]' ? 'a list of strings' : `a ${want}`}, got ${JSON.stringify(v)}.`);
-  }
-  return out as Partial<EvalCliOptions>;
-}
-
-function parseEpsilons(text: string): number[] {
-  const vals = text.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  if (!vals.length || vals.some((v) => !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`Error in --eps: ${JSON.stringify(text)} must be a comma list of numbers >= 0, e.g. 0,0.1,0.2,0.3.`);
-  return vals;
-}
-
-/** Applies --steps, --restarts, --loss and --square-queries to the attacks they concern. */
-function withFlags(specs: AttackSpec[], o: EvalCliOptions): AttackSpec[] {
-  return specs.map(({ name, options: given }) => {
-    const options: Record<string, unknown> = { ...(given ?? {}) };
-    const loop = name !== 'fgsm' && name !== 'square';
-    if (loop && o.steps !== undefined) options.steps = o.steps;
-    if ((name === 'pgd' || name.startsWith('apgd') || name === 'fab-t') && o.restarts !== undefined) options.restarts = o.restarts;
-    if (['fgsm', 'bim', 'pgd', 'mifgsm'].includes(name) && o.loss !== undefined) options.loss = o.loss;
-    if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
-    return { name, options };
-  });
-}
-
-function parseAttacks(text: string): AttackSpec[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  const bad = names.find((n) => !(ATTACK_NAMES as string[]).includes(n));
-  if (bad !== undefined || names.length === 0) throw new InvalidArgumentError(`Error in --attacks: unknown attack ${JSON.stringify(bad ?? text)}; use a comma list of ${ATTACK_NAMES.join(', ')}.`);
-  return names.map((name) => ({ name: name as AttackName, options: {} }));
-}
+import { resolveShard, shardName, shardRange } from '../util/shard.js';
+import { action, checkedModelDigest, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
+import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
 
 export function evalCommand(): Command {
   return withShardOptions(withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
@@ -214,58 +109,4 @@ export function evalCommand(): Command {
         await release?.();
       }
     }));
-}
-
-/** Reads a --baseline report. */
-export async function readBaseline(file: string): Promise<RobustnessReport> {
-  let baseline: RobustnessReport;
-  try {
-    baseline = JSON.parse(await fsp.readFile(file, 'utf8')) as RobustnessReport;
-  } catch (err) {
-    throw new InvalidArgumentError(`Error in --baseline: cannot read ${file} as JSON (${(err as Error).message}).`);
-  }
-  if (baseline?.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${file} is not an advkit robustness report (schema ${JSON.stringify(baseline?.schema)}).`);
-  return baseline;
-}
-
-/** Where an evaluation's model and data come from: recorded in a shard's report for the merge. */
-export interface EvalSource {
-  model: string;
-  data: string;
-  limit: number | null;
-  dataDir: string | null;
-  defense: string | null;
-  defenseGradient: 'auto' | 'exact' | 'bpda' | null;
-  eot: number | null;
-  seed: number;
-}
-
-/** Loads the classifier (with its defense) and the data an evaluation runs on. */
-export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
-  const { classifier: loaded, metadata } = await loadClassifier(s.model);
-  const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
-  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
-  if (s.limit !== null) data = take(data, s.limit);
-  return { classifier, data };
-}
-
-/** Writes the report files, runs the gates, prints the table or JSON; exit code 1 on a failed gate. */
-export async function presentEvaluation(evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>, o: { out?: string; junit?: string; json?: boolean; maxDrop: number; assertions: Assertion[]; baseline?: RobustnessReport; backend: string }): Promise<void> {
-  const { report } = evaluation;
-  if (o.out) {
-    const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
-    log(`advkit: wrote ${files.join(', ')}`);
-  }
-  const gates: GateResult[] = [...checkAssertions(report, o.assertions), ...(o.baseline ? checkBaseline(report, o.baseline, o.maxDrop) : [])];
-  if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
-  if (o.json) printJson({ report: report.shard ? { ...report, shard: { index: report.shard.index, count: report.shard.count, start: report.shard.start, end: report.shard.end } } : report, gates });
-  else {
-    process.stdout.write(renderTable(report));
-    for (const g of gates) process.stdout.write(`${g.passed ? 'PASS' : 'FAIL'} ${g.name}: ${g.message}\n`);
-  }
-  log(`advkit: evaluated ${report.data.name} (${report.data.examples} examples) on the ${o.backend} backend in ${report.timing.seconds.toFixed(1)} s`);
-  if (gates.some((g) => !g.passed)) {
-    process.exitCode = 1;
-    log(`advkit: ${gates.filter((g) => !g.passed).length} of ${gates.length} gate(s) failed`);
-  }
 }

@@ -15,7 +15,7 @@ import { mergeReports } from '../eval/merge.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { action, checkedModelDigest, floatOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
-import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval.js';
+import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
 
 interface MergeCliOptions {
   out: string;

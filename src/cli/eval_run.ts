@@ -1,0 +1,71 @@
+/** What `advkit eval` and `advkit merge` share: loading the model and data of a run, and presenting its report. */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
+import { loadDataset, take, type Dataset } from '../data/index.js';
+import { defend, withGradient } from '../defenses/preprocess.js';
+import type { Evaluation } from '../eval/evaluate.js';
+import { checkAssertions, checkBaseline, junitXml, type Assertion, type GateResult } from '../eval/gate.js';
+import { renderTable } from '../eval/render.js';
+import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import type { Classifier } from '../models/classifier.js';
+import { loadClassifier } from '../models/io.js';
+import { InvalidArgumentError } from '../util/errors.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { log, printJson } from './common.js';
+import { parseDefense } from './defense_spec.js';
+import { writeReportFiles } from './report_files.js';
+
+/** Reads a --baseline report. */
+export async function readBaseline(file: string): Promise<RobustnessReport> {
+  let baseline: RobustnessReport;
+  try {
+    baseline = JSON.parse(await fsp.readFile(file, 'utf8')) as RobustnessReport;
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in --baseline: cannot read ${file} as JSON (${(err as Error).message}).`);
+  }
+  if (baseline?.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${file} is not an advkit robustness report (schema ${JSON.stringify(baseline?.schema)}).`);
+  return baseline;
+}
+
+/** Where an evaluation's model and data come from: recorded in a shard's report for the merge. */
+export interface EvalSource {
+  model: string;
+  data: string;
+  limit: number | null;
+  dataDir: string | null;
+  defense: string | null;
+  defenseGradient: 'auto' | 'exact' | 'bpda' | null;
+  eot: number | null;
+  seed: number;
+}
+
+/** Loads the classifier (with its defense) and the data an evaluation runs on. */
+export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
+  const { classifier: loaded, metadata } = await loadClassifier(s.model);
+  const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
+  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
+  if (s.limit !== null) data = take(data, s.limit);
+  return { classifier, data };
+}
+
+/** Writes the report files, runs the gates, prints the table or JSON; exit code 1 on a failed gate. */
+export async function presentEvaluation(evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>, o: { out?: string; junit?: string; json?: boolean; maxDrop: number; assertions: Assertion[]; baseline?: RobustnessReport; backend: string }): Promise<void> {
+  const { report } = evaluation;
+  if (o.out) {
+    const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
+    log(`advkit: wrote ${files.join(', ')}`);
+  }
+  const gates: GateResult[] = [...checkAssertions(report, o.assertions), ...(o.baseline ? checkBaseline(report, o.baseline, o.maxDrop) : [])];
+  if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
+  if (o.json) printJson({ report: report.shard ? { ...report, shard: { index: report.shard.index, count: report.shard.count, start: report.shard.start, end: report.shard.end } } : report, gates });
+  else {
+    process.stdout.write(renderTable(report));
+    for (const g of gates) process.stdout.write(`${g.passed ? 'PASS' : 'FAIL'} ${g.name}: ${g.message}\n`);
+  }
+  log(`advkit: evaluated ${report.data.name} (${report.data.examples} examples) on the ${o.backend} backend in ${report.timing.seconds.toFixed(1)} s`);
+  if (gates.some((g) => !g.passed)) {
+    process.exitCode = 1;
+    log(`advkit: ${gates.filter((g) => !g.passed).length} of ${gates.length} gate(s) failed`);
+  }
+}
+
