@@ -77,7 +77,7 @@ function alive(pid: number): boolean {
  */
 export async function lockDirectory(dir: string, flag: string): Promise<() => Promise<void>> {
   try {
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
   } catch (err) {
     throw new AdvkitError('E_OUTPUT', `Error in ${flag}: cannot create the directory ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable directory.`, 2);
   }
@@ -149,9 +149,32 @@ export async function readRegularFile(file: string, what: string, maxBytes: numb
 /** Creates `dir` if needed and checks it is writable, before any computation (exit 2 if not). */
 export async function ensureWritableDir(dir: string, flag: string): Promise<void> {
   try {
-    await fsp.mkdir(dir, { recursive: true });
+    await makeDirectory(dir);
     await fsp.access(dir, fsConstants.W_OK);
   } catch (err) {
     throw new AdvkitError('E_OUTPUT', `Error in ${flag}: cannot write in ${dir} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); choose a writable directory.`, 2);
+  }
+}
+
+/**
+ * `mkdir -p` one level at a time. Node's recursive mkdir never returns for some paths (under
+ * /proc it retries ENOENT forever); this one fails with the first level that cannot be made.
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  for (;;) {
+    const st = await fsp.stat(d).catch(() => undefined);
+    if (st) {
+      if (!st.isDirectory()) throw Object.assign(new Error(`${d} is not a directory`), { code: 'ENOTDIR' });
+      break;
+    }
+    missing.push(d);
+    const parent = path.dirname(d);
+    if (parent === d) break;
+    d = parent;
+  }
+  for (const m of missing.reverse()) {
+    await fsp.mkdir(m).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err; });
   }
 }

@@ -73,10 +73,20 @@ describe('one writer per output directory', () => {
     expect((await fsp.readdir(out)).includes('.advkit-lock')).toBe(false);
   });
 
+  it('a corrupt run.json in --out and an --out under /proc exit 2 at once', async () => {
+    const out = path.join(dir, 'corrupt');
+    await fsp.mkdir(out);
+    await fsp.writeFile(path.join(out, 'run.json'), '{"config": ');
+    expectUsageError(attack(out), /run.json is not an advkit run record/);
+    const t0 = Date.now();
+    expectUsageError(attack('/proc/advkit-test/out'), /Error in --out: cannot create the directory \/proc\/advkit-test\/out/);
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  });
+
   it('--out naming a file exits 2 before any computation', async () => {
     const file = path.join(dir, 'a-file');
     await fsp.writeFile(file, 'x');
-    expectUsageError(attack(file), /Error in --out: cannot create the directory .*a-file \(EEXIST\)/);
+    expectUsageError(attack(file), /Error in --out: cannot create the directory .*a-file \(ENOTDIR\)/);
     expectUsageError(['eval', '--model', model, '--data', 'mnist', '--limit', '4', '--attacks', 'fgsm', '--eps', '0.1', '--out', file], /Error in --out: cannot create the directory/);
     expect(await fsp.readFile(file, 'utf8')).toBe('x');
   });
