@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
 import { checkedPredictions, type Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber } from '../util/errors.js';
-import { deriveSeed } from '../util/random.js';
+import { deriveSeed, seedFor } from '../util/random.js';
 import type { AttackPool } from './pool.js';
 import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
 import { ATTACK_NAMES, ATTACKS } from './registry.js';
@@ -79,7 +79,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
       throw err;
     }
     b.y.dispose();
-    const seeds = Int32Array.from({ length: b.end - b.start }, (_, k) => deriveSeed(seed, ds.ids[b.start + k]!) & 0x7fffffff);
+    const seeds = Int32Array.from({ length: b.end - b.start }, (_, k) => seedFor(seed, ds.ids[b.start + k]!));
     return { start: b.start, end: b.end, x: b.x, labels, targets, cleanPredictions, seeds };
   };
   type Prepared = Awaited<ReturnType<typeof prepare>>;

@@ -29,7 +29,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, defined } from '../util/errors.js';
-import { deriveSeed } from '../util/random.js';
+import { seedFor } from '../util/random.js';
 import { descend, finalizeResult, gatherRows, goalMet, rows, runOnRemaining, validateAttack, type AttackResult, type GradientAttackOptions, type StepRule } from './gradient_descent.js';
 import type { Norm } from './lp.js';
 import { logitGap } from './losses.js';
@@ -103,7 +103,7 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
       objective: (z) => logitGap(z, yT, tT),
       met: (z) => goalMet(z, yT, false),
       rule: fabRule(model, r.norm, model.bounds, yT, { alphaMax, eta, beta }),
-      start: () => (restart === 0 ? tf.clone(xs) : tf.tidy(() => r.norm.project(tf.add(xs, r.norm.randomStart(xs.shape, r.eps / 2, seeds.map((s) => deriveSeed(s, restart) & 0x7fffffff))) as tf.Tensor4D, xs, r.eps / 2, model.bounds))),
+      start: () => (restart === 0 ? tf.clone(xs) : tf.tidy(() => r.norm.project(tf.add(xs, r.norm.randomStart(xs.shape, r.eps / 2, seeds.map((s) => seedFor(s, restart)))) as tf.Tensor4D, xs, r.eps / 2, model.bounds))),
       steps: r.steps,
         keep: 'closest',
         norm: r.norm,

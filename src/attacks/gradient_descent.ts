@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
-import { deriveSeed } from '../util/random.js';
+import { seedFor } from '../util/random.js';
 import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
 import { LOSSES, objective, type LossName } from './losses.js';
 import { labelsToArray, UNTARGETED, type Goal, type Labels } from './targets.js';
@@ -118,7 +118,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   let seeds: Int32Array;
   if (typeof seedOpt === 'number') {
     const seed = checkFiniteNumber(fn, 'seed', seedOpt, { integer: true, min: 0 });
-    seeds = Int32Array.from({ length: labels.length }, (_, i) => deriveSeed(seed, i) & 0x7fffffff);
+    seeds = Int32Array.from({ length: labels.length }, (_, i) => seedFor(seed, i));
   } else {
     check(seedOpt.length === labels.length, fn, () => `seed has ${seedOpt.length} per-sample seeds but x has ${labels.length} images.`);
     seeds = Int32Array.from(seedOpt, (v) => checkFiniteNumber(fn, 'seed[i]', v, { integer: true, min: 0 }) & 0x7fffffff);
@@ -419,7 +419,7 @@ export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Arra
   const isTargeted = r.targets !== undefined;
   const goalT = r.targets ? tf.tensor1d(rows(r.targets, idx), 'int32') : yT;
   const seeds = rows(r.seeds, idx);
-  const runSeeds = k === 0 ? seeds : seeds.map((s) => deriveSeed(s, k) & 0x7fffffff);
+  const runSeeds = k === 0 ? seeds : seeds.map((s) => seedFor(s, k));
   return {
     objective: (z) => (objectiveOf ? objectiveOf(z, yT, goalT) : objective(r.loss, z, goalT, isTargeted, yT)),
     met: (z) => goalMet(z, goalT, isTargeted),

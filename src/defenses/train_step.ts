@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { adversarialBatch, klDivergence, trainingView, type AdversarialTraining } from './adversarial_training.js';
 import type { Classifier } from '../models/classifier.js';
 import type { TrainPool } from './train_pool.js';
-import { deriveSeed } from '../util/random.js';
+import { deriveSeed, seedFor } from '../util/random.js';
 import { forward } from '../models/compiled.js';
 
 /** What a shard needs besides its examples and the current weights. */
@@ -129,7 +129,7 @@ export async function trainingStep(model: tf.LayersModel, optimizer: tf.Optimize
   const vars = trainableVariables(model);
   const specs = shardRanges(n, options.shards ?? 1).map(([s0, s1], s): [number, number, ShardSpec] => [s0, s1, {
     batchSize: n, numClasses: options.numClasses, noise: options.noise, noiseSeed: deriveSeed(seed, 5, s),
-    adversarial: options.adversarial, eps: options.eps, advSeed: deriveSeed(seed, 3, s) & 0x7fffffff,
+    adversarial: options.adversarial, eps: options.eps, advSeed: seedFor(seed, 3, s),
   }]);
   let summed: tf.Tensor[];
   let parts: Array<{ loss: number; hits: number }>;

@@ -34,6 +34,11 @@ export class Rng {
 }
 
 /** Derives an independent seed from a seed and a list of integers (epoch, batch, restart...). */
+/** A per-example (per-run, per-draw) seed from the run's seed: deriveSeed in [0, 2^31), the range every seeded op takes. */
+export function seedFor(seed: number, ...parts: number[]): number {
+  return deriveSeed(seed, ...parts) & 0x7fffffff;
+}
+
 export function deriveSeed(seed: number, ...parts: number[]): number {
   let h = (seed ^ 0x9e3779b9) >>> 0;
   for (const p of parts) {

@@ -1,38 +1,18 @@
 import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../helpers.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { saveLayersModel } from '../../src/models/io.js';
 import { parseNpy } from '../../src/data/npy.js';
-import { advkit, CLI, expectUsageError } from './run.js';
+import { advkit, CLI, expectUsageError, snapshot, tempDirWithModel } from './run.js';
 
 let dir: string;
 let model: string;
 beforeAll(async () => {
-  await useBackend('wasm');
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-attack-'));
-  model = path.join(dir, 'model');
-  const net = buildArchitecture('mnist-cnn', { seed: 3 });
-  await saveLayersModel(net, model, { advkitVersion: 'test', architecture: 'mnist-cnn' });
-  net.dispose();
+  ({ dir, model } = await tempDirWithModel('advkit-attack-', 'mnist-cnn', 3));
 });
 
-/** All files under a directory with their bytes, for byte-for-byte comparison. */
-async function snapshot(root: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const walk = async (d: string) => {
-    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.set(path.relative(root, p), await fsp.readFile(p));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 
 describe('advkit attack', () => {

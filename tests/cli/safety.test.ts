@@ -3,24 +3,17 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../helpers.js';
-import { buildArchitecture } from '../../src/models/architectures.js';
-import { loadClassifier, modelDigest, saveLayersModel } from '../../src/models/io.js';
+import { loadClassifier, modelDigest } from '../../src/models/io.js';
 import { loadDataset } from '../../src/data/index.js';
 import { gzipSync } from 'node:zlib';
 import sharp from 'sharp';
 import { encodeNpy } from '../../src/data/npy.js';
-import { advkit, CLI, expectUsageError } from './run.js';
+import { advkit, CLI, expectUsageError, tempDirWithModel } from './run.js';
 
 let dir: string;
 let model: string;
 beforeAll(async () => {
-  await useBackend('wasm');
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-safety-'));
-  model = path.join(dir, 'model');
-  const net = buildArchitecture('mlp', { seed: 1 });
-  await saveLayersModel(net, model, { advkitVersion: 'test', architecture: 'mlp' });
-  net.dispose();
+  ({ dir, model } = await tempDirWithModel('advkit-safety-', 'mlp', 1));
 });
 
 const attack = (out: string) => ['attack', '--model', model, '--data', 'mnist', '--limit', '4', '--attack', 'fgsm', '--eps', '0.1', '--out', out];

@@ -1,23 +1,14 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useBackend } from '../helpers.js';
-import { buildArchitecture } from '../../src/models/architectures.js';
-import { saveLayersModel } from '../../src/models/io.js';
-import { advkit, CLI, expectUsageError, type CliResult } from './run.js';
+import { advkit, CLI, expectUsageError, type CliResult, snapshot, tempDirWithModel } from './run.js';
 
 let dir: string;
 let model: string;
 beforeAll(async () => {
-  await useBackend('wasm');
-  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-shard-'));
-  model = path.join(dir, 'model');
-  const net = buildArchitecture('mnist-cnn', { seed: 5 });
-  await saveLayersModel(net, model, { advkitVersion: 'test', architecture: 'mnist-cnn' });
-  net.dispose();
+  ({ dir, model } = await tempDirWithModel('advkit-shard-', 'mnist-cnn', 5));
 });
 
 /** Runs advkit commands as separate processes at the same time, as a batch engine would. */
@@ -32,18 +23,6 @@ function inParallel(runs: Array<{ args: string[]; env?: Record<string, string> }
   })));
 }
 
-async function snapshot(root: string): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  const walk = async (d: string) => {
-    for (const e of await fsp.readdir(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.set(path.relative(root, p), await fsp.readFile(p));
-    }
-  };
-  await walk(root);
-  return out;
-}
 
 const sha256 = (...bufs: Buffer[]) => { const h = createHash('sha256'); for (const b of bufs) h.update(b); return h.digest('hex'); };
 
