@@ -60,6 +60,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   const pool = run.pool;
   const poolName = pool ? ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown)) : undefined;
   check(!pool || poolName !== undefined, 'attackDataset', () => `a worker pool runs only the registry attacks (${ATTACK_NAMES.join(', ')}).`);
+  pool?.checkRuns('attackDataset', model);
 
   // With a pool the workers compute the clean predictions too: a forward pass here would take a
   // core from them.

@@ -26,6 +26,11 @@ export interface Classifier {
   readonly warnings: readonly string[];
   /** How `logits` relates to the model's own output (reports show it). */
   readonly output?: OutputInfo;
+  /**
+   * The model directory this classifier was loaded from, as it is (set by loadClassifier; a
+   * wrapper such as `defend` does not carry it). A worker pool attacks only such a classifier.
+   */
+  readonly source?: { location: string };
 }
 
 /**

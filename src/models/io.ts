@@ -241,12 +241,15 @@ export async function loadClassifier(location: string, options: ClassifierOption
   const md = files.metadata;
   const opts: ClassifierOptions = { bounds: md?.bounds, normalization: md?.normalization, ...options };
   try {
+    // Options other than the model's own make a classifier a pool (which loads the directory
+    // with advkit.json's settings) would not reproduce: such a classifier carries no source.
+    const source = Object.keys(options).length === 0 ? { source: { location: path.resolve(location.endsWith('.json') ? path.dirname(location) : location) } } : {};
     if (files.format === 'graph-model') {
       const model = await tf.loadGraphModel(tf.io.fromMemory(files.artifacts));
-      return { classifier: fromGraphModel(model, opts), metadata: md, model };
+      return { classifier: { ...fromGraphModel(model, opts), ...source }, metadata: md, model };
     }
     const model = await tf.loadLayersModel(tf.io.fromMemory(files.artifacts));
-    return { classifier: fromLayersModel(model, opts), metadata: md, model };
+    return { classifier: { ...fromLayersModel(model, opts), ...source }, metadata: md, model };
   } catch (err) {
     if (err instanceof ModelError) throw err;
     throw new ModelError(`Error loading model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });

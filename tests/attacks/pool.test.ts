@@ -10,6 +10,7 @@ import { buildArchitecture } from '../../src/models/architectures.js';
 import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
 import { evaluateRobustness } from '../../src/eval/evaluate.js';
 import type { RobustnessReport } from '../../src/eval/report.js';
+import { defend, jpeg } from '../../src/defenses/preprocess.js';
 import { useBackend } from '../helpers.js';
 
 describe('AttackPool', () => {
@@ -79,6 +80,28 @@ describe('AttackPool', () => {
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
     try {
       await expect(pool.run({ attack: 'pgd', options: { eps: -1 }, images: new Float32Array(784), shape: [1, 28, 28, 1], labels: Int32Array.from([0]), seeds: Int32Array.from([1]) })).rejects.toThrow(/eps must be >= 0/);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('refuses a classifier other than its workers\' model: a defended one would otherwise be attacked bare', async () => {
+    await useBackend('wasm');
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
+    const net = buildArchitecture('mlp', { seed: 1 });
+    await saveLayersModel(net, dir);
+    const other = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-other-'));
+    await saveLayersModel(net, other);
+    net.dispose();
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 4);
+    const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
+    try {
+      const drain = async (model: typeof classifier) => { for await (const b of attackDataset(pgd, model, ds, { eps: 0.1, steps: 2 }, { pool })) tf.dispose([b.x, b.result.adversarial]); };
+      await expect(drain(defend(classifier, [jpeg(75)]))).rejects.toThrow(/the worker pool attacks its own copy of the model in .*, but this call's classifier is a classifier that is not the bare model of a directory \(a defended/);
+      await expect(drain((await loadClassifier(other)).classifier)).rejects.toThrow(/but this call's classifier is the model loaded from .*advkit-pool-other-/);
+      await expect(evaluateRobustness(defend(classifier, [jpeg(75)]), ds, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], checks: false, pool })).rejects.toThrow(/attack it without a pool/);
+      await drain(classifier);
     } finally {
       await pool.close();
     }
