@@ -5,12 +5,16 @@
  */
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { loadDataset, parseDataSpec, size, take } from '../data/index.js';
+import path from 'node:path';
+import { datasetDigest, loadDataset, parseDataSpec, size, slice, take } from '../data/index.js';
+import { certificationJson, CERTIFICATION_SCHEMA, summarizeCertificates, type CertificationFile } from '../defenses/certification.js';
+import { lockDirectory, writeFileAtomic } from '../util/fs.js';
+import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { certify, type Certificate } from '../defenses/smoothing.js';
 import { loadClassifier } from '../models/io.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
-import { action, floatOption, intOption, log, printJson, startBackend, withCommonOptions } from './common.js';
+import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, withCommonOptions, withShardOptions } from './common.js';
 
 interface CertifyCliOptions {
   model: string;
@@ -26,10 +30,14 @@ interface CertifyCliOptions {
   dataDir?: string;
   backend?: string;
   json?: boolean;
+  out?: string;
+  shard?: string;
+  shardCount?: number;
+  expectModelSha256?: string;
 }
 
 export function certifyCommand(): Command {
-  return withCommonOptions(new Command('certify').description('certify L2 robustness by randomized smoothing (Cohen et al. 2019)'))
+  return withShardOptions(withCommonOptions(new Command('certify').description('certify L2 robustness by randomized smoothing (Cohen et al. 2019)'))
     .requiredOption('--model <dir>', 'model directory (best trained with advkit train --noise SIGMA)')
     .requiredOption('--data <spec>', 'data spec (default split: test)')
     .requiredOption('--sigma <s>', 'noise standard deviation', floatOption(0, { exclusive: true }))
@@ -41,39 +49,64 @@ export function certifyCommand(): Command {
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1), 0)
     .option('--batch-size <n>', 'noisy copies per forward pass', intOption(1, 65_536), 500)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
+    .option('--out <dir>', 'also write certify.json (settings, provenance, every certificate) here'))
     .action(action(async (o: CertifyCliOptions) => {
       parseDataSpec(o.data);
       const radii = o.radii.split(',').map((s) => Number(s.trim()));
       if (radii.some((r) => !Number.isFinite(r) || r < 0)) throw new InvalidArgumentError(`Error in --radii: ${JSON.stringify(o.radii)} must be a comma list of numbers >= 0.`);
       if (Math.pow(o.alpha, 1 / o.n) <= 0.5) throw new InvalidArgumentError(`Error in --n: ${o.n} samples can never certify at --alpha ${o.alpha}; use --n ${Math.ceil(Math.log(o.alpha) / Math.log(0.5)) + 1} or more.`);
+      const shard = resolveShard(o.shard, o.shardCount);
+      if (shard && !o.out) throw new InvalidArgumentError('Error in --shard: a shard\'s certificates are for advkit merge; give --out DIR to write them.');
       const status = await startBackend(o.backend);
+      const digest = await checkedModelDigest(o.model, o.expectModelSha256);
       const { classifier, metadata } = await loadClassifier(o.model);
       let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir, classNames: metadata?.classNames });
+      if (o.limit !== undefined) data = take(data, o.limit);
       const tooHigh = data.labels.findIndex((l) => l >= classifier.numClasses);
       if (tooHigh >= 0) throw new InvalidArgumentError(`Error in --data: example ${tooHigh} has label ${data.labels[tooHigh]} but the model has ${classifier.numClasses} classes (0..${classifier.numClasses - 1}).`);
-      if (o.limit !== undefined) data = take(data, o.limit);
-      const per = data.shape[0] * data.shape[1] * data.shape[2];
-      const certs: Array<Certificate & { label: number }> = [];
-      const bar = progressBar('certify [{bar}] {value}/{total} | ETA {eta_formatted}');
-      bar.start(size(data));
-      const t0 = performance.now();
+      const release = o.out ? await lockDirectory(path.resolve(o.out), '--out') : undefined;
       try {
-        for (let i = 0; i < size(data); i++) {
-          const x = tf.tensor4d(data.images.subarray(i * per, (i + 1) * per), [1, ...data.shape]);
-          const c = await certify(classifier, x, { sigma: o.sigma, n: o.n, n0: o.n0, alpha: o.alpha, seed: o.seed + data.ids[i]!, batchSize: o.batchSize });
-          x.dispose();
-          certs.push({ ...c, label: data.labels[i]! });
-          bar.update(i + 1);
+        const { start, end } = shardRange(size(data), shard);
+        const part = slice(data, start, end);
+        if (shard) log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${size(data)}`);
+        const per = part.shape[0] * part.shape[1] * part.shape[2];
+        const certs: Array<Certificate & { label: number }> = [];
+        const bar = progressBar('certify [{bar}] {value}/{total} | ETA {eta_formatted}');
+        bar.start(size(part));
+        const t0 = performance.now();
+        try {
+          for (let i = 0; i < size(part); i++) {
+            const x = tf.tensor4d(part.images.subarray(i * per, (i + 1) * per), [1, ...part.shape]);
+            const c = await certify(classifier, x, { sigma: o.sigma, n: o.n, n0: o.n0, alpha: o.alpha, seed: o.seed + part.ids[i]!, batchSize: o.batchSize });
+            x.dispose();
+            certs.push({ ...c, label: part.labels[i]! });
+            bar.update(i + 1);
+          }
+        } finally {
+          bar.stop();
         }
+        const summary = summarizeCertificates(certs, radii);
+        const seconds = (performance.now() - t0) / 1000;
+        log(`advkit: certified ${certs.length} examples on the ${status.name} backend in ${seconds.toFixed(1)} s`);
+        if (o.out) {
+          const file: CertificationFile = {
+            schema: CERTIFICATION_SCHEMA, version: 1,
+            config: { sigma: o.sigma, n: o.n, n0: o.n0, alpha: o.alpha, seed: o.seed, batchSize: o.batchSize, radii },
+            provenance: { model: digest, data: { name: data.name, examples: size(data), sha256: datasetDigest(data) } },
+            ...(shard ? { shard: { ...shard, start, end } } : {}),
+            ...summary, certificates: certs,
+          };
+          await writeFileAtomic(path.join(path.resolve(o.out), 'certify.json'), certificationJson(file));
+        }
+        if (o.json) return printJson({ sigma: o.sigma, n: o.n, n0: o.n0, alpha: o.alpha, ...summary, seconds, certificates: certs });
+        printCertified(o, summary, part.name);
       } finally {
-        bar.stop();
+        await release?.();
       }
-      const certified = radii.map((r) => ({ radius: r, certifiedAccuracy: certs.filter((c) => c.prediction === c.label && c.radius >= r).length / Math.max(1, certs.length) }));
-      const abstained = certs.filter((c) => c.prediction === -1).length;
-      const seconds = (performance.now() - t0) / 1000;
-      log(`advkit: certified ${certs.length} examples on the ${status.name} backend in ${seconds.toFixed(1)} s`);
-      if (o.json) return printJson({ sigma: o.sigma, n: o.n, n0: o.n0, alpha: o.alpha, examples: certs.length, abstained, certified, seconds, certificates: certs });
-      process.stdout.write(`randomized smoothing, sigma ${o.sigma}, n ${o.n}, alpha ${o.alpha}, ${certs.length} examples of ${data.name} (${abstained} abstained)\n`);
-      process.stdout.write(`L2 radius  certified accuracy\n${certified.map((c) => `${String(c.radius).padEnd(9)}  ${(100 * c.certifiedAccuracy).toFixed(1)}%`).join('\n')}\n`);
     }));
+}
+
+export function printCertified(o: { sigma: number; n: number; alpha: number }, s: Pick<CertificationFile, 'examples' | 'abstained' | 'certified'>, name: string): void {
+  process.stdout.write(`randomized smoothing, sigma ${o.sigma}, n ${o.n}, alpha ${o.alpha}, ${s.examples} examples of ${name} (${s.abstained} abstained)\n`);
+  process.stdout.write(`L2 radius  certified accuracy\n${s.certified.map((c) => `${String(c.radius).padEnd(9)}  ${(100 * c.certifiedAccuracy).toFixed(1)}%`).join('\n')}\n`);
 }

@@ -1,6 +1,6 @@
 /**
  * `advkit merge DIR... --out DIR`: joins the shards of one `advkit attack` or `advkit eval` run
- * (written with --shard i/N) into what the unsharded run writes. Example sets merge byte for
+ * (written with --shard i/N) into what the unsharded run writes (certify --out shards too). Example sets merge byte for
  * byte; reports merge to equal figures (timing aside), with the sanity checks run once here on
  * the whole set (model and data loaded from what the shards recorded, or --model/--data-dir,
  * and checked against their digests) and the gates (--assert, --baseline, --junit) judged on
@@ -10,6 +10,8 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { EXAMPLE_SET_SCHEMA, mergeExampleSets } from '../attacks/example_set.js';
+import { CERTIFICATION_SCHEMA, mergeCertifications } from '../defenses/certification.js';
+import { printCertified } from './certify.js';
 import { parseAssertion } from '../eval/gate.js';
 import { mergeReports } from '../eval/merge.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
@@ -40,14 +42,16 @@ async function readJson(file: string): Promise<unknown> {
 }
 
 /** What a shard directory holds: an example set (run.json) or a report (report.json). */
-async function kindOf(dir: string): Promise<'example-set' | 'report'> {
+async function kindOf(dir: string): Promise<'example-set' | 'report' | 'certification'> {
   const stat = await fsp.stat(dir).catch(() => undefined);
   if (!stat?.isDirectory()) throw new InvalidArgumentError(`Error in merge: ${dir} is not a directory; give the shards' output directories.`);
   const run = await fsp.readFile(path.join(dir, 'run.json'), 'utf8').then((t) => JSON.parse(t) as { schema?: string }, () => undefined);
   if (run?.schema === EXAMPLE_SET_SCHEMA) return 'example-set';
   const report = await fsp.readFile(path.join(dir, 'report.json'), 'utf8').then((t) => JSON.parse(t) as { schema?: string }, () => undefined);
   if (report?.schema === REPORT_SCHEMA_ID) return 'report';
-  throw new InvalidArgumentError(`Error in merge: ${dir} holds neither an advkit example set (run.json) nor a report (report.json).`);
+  const cert = await fsp.readFile(path.join(dir, 'certify.json'), 'utf8').then((t) => JSON.parse(t) as { schema?: string }, () => undefined);
+  if (cert?.schema === CERTIFICATION_SCHEMA) return 'certification';
+  throw new InvalidArgumentError(`Error in merge: ${dir} holds no advkit example set (run.json), report (report.json) or certification (certify.json).`);
 }
 
 export function mergeCommand(): Command {
@@ -70,6 +74,12 @@ export function mergeCommand(): Command {
         const summary = await mergeExampleSets(dirs, o.out);
         log(`advkit: merged ${dirs.length} shards (${summary.examples} examples) into ${path.resolve(o.out)}`);
         return o.json ? printJson({ ...summary, out: path.resolve(o.out) }) : void process.stdout.write(`${summary.attack} (${summary.norm}, eps ${summary.eps}) on ${summary.examples} examples: robust accuracy ${(100 * summary.robustAccuracy).toFixed(2)}%, attack success ${(100 * summary.successRate).toFixed(2)}%; written to ${path.resolve(o.out)}\n`);
+      }
+      if (kinds[0] === 'certification') {
+        if (o.assert.length || o.baseline || o.junit || o.model) throw new InvalidArgumentError('Error in merge: --assert, --baseline, --junit and --model apply to reports; these are certifications.');
+        const merged = await mergeCertifications(dirs, o.out);
+        log(`advkit: merged ${dirs.length} shards (${merged.examples} certificates) into ${path.resolve(o.out)}`);
+        return o.json ? printJson({ ...merged.config, examples: merged.examples, abstained: merged.abstained, certified: merged.certified, out: path.resolve(o.out) }) : printCertified(merged.config, merged, merged.provenance.data.name);
       }
       const assertions = o.assert.map(parseAssertion);
       const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;

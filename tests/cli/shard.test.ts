@@ -113,4 +113,20 @@ describe('sharded runs and advkit merge', () => {
     expectUsageError([...evalArgs(path.join(dir, 'e9')), '--shard', '0/2', '--assert', 'clean>=0.5'], /gates .* judge the whole set/);
     expectUsageError(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--shard', '0/2'], /a shard's report is for advkit merge; give --out DIR/);
   });
+
+  it('a 2-way sharded certify, merged, writes the unsharded certify.json byte for byte', async () => {
+    const args = (out: string) => ['certify', '--model', model, '--data', 'mnist', '--limit', '9', '--sigma', '0.25', '--n', '100', '--n0', '20', '--alpha', '0.01', '--batch-size', '50', '--out', out];
+    expect(advkit(args(path.join(dir, 'cwhole'))).code).toBe(0);
+    const runs = await inParallel([0, 1].map((i) => ({ args: [...args(path.join(dir, `c${i}`)), '--shard', `${i}/2`] })));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    const shard1 = JSON.parse(await fsp.readFile(path.join(dir, 'c1', 'certify.json'), 'utf8'));
+    expect(shard1.shard).toMatchObject({ index: 1, count: 2, start: 4, end: 9 });
+    expect(shard1.certificates).toHaveLength(5);
+    const merged = advkit(['merge', path.join(dir, 'c1'), path.join(dir, 'c0'), '--out', path.join(dir, 'cmerged'), '--json']);
+    expect(merged.code, merged.stderr).toBe(0);
+    expect(JSON.parse(merged.stdout).examples).toBe(9);
+    const a = await fsp.readFile(path.join(dir, 'cwhole', 'certify.json'));
+    expect((await fsp.readFile(path.join(dir, 'cmerged', 'certify.json'))).equals(a)).toBe(true);
+    expectUsageError(['merge', path.join(dir, 'c0'), '--out', path.join(dir, 'cbad')], /shard\(s\) 1\/2 missing/);
+  });
 });
