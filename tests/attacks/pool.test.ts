@@ -1,25 +1,17 @@
-import { promises as fsp } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, pgd } from '../../src/attacks/index.js';
 import { AttackPool } from '../../src/attacks/pool.js';
 import { loadMnist, take } from '../../src/data/index.js';
-import { buildArchitecture } from '../../src/models/architectures.js';
-import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
+import { loadClassifier } from '../../src/models/io.js';
 import { evaluateRobustness } from '../../src/eval/evaluate.js';
 import type { RobustnessReport } from '../../src/eval/report.js';
 import { defend, jpeg } from '../../src/defenses/preprocess.js';
-import { useBackend } from '../helpers.js';
+import { tempDirWithModel } from '../cli/run.js';
 
 describe('AttackPool', () => {
   it('gives the same adversarials and clean predictions, byte for byte, with 1 or 2 worker threads as in the main thread', async () => {
-    await useBackend('wasm');
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
-    const net = buildArchitecture('mnist-cnn', { seed: 4 });
-    await saveLayersModel(net, dir);
-    net.dispose();
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mnist-cnn', 4);
     const { classifier } = await loadClassifier(dir);
     const ds = take(loadMnist('test'), 40);
     const run = async (pool?: AttackPool) => {
@@ -46,11 +38,7 @@ describe('AttackPool', () => {
   });
 
   it('an evaluation with APGD-CE, APGD-T, FAB-T and Square gives the same report and minimum-norm distances on 2 workers as in the main thread', async () => {
-    await useBackend('wasm');
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
-    const net = buildArchitecture('mnist-cnn', { seed: 5 });
-    await saveLayersModel(net, dir);
-    net.dispose();
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mnist-cnn', 5);
     const { classifier } = await loadClassifier(dir);
     const ds = take(loadMnist('test'), 20);
     const attacks = [
@@ -72,11 +60,7 @@ describe('AttackPool', () => {
   });
 
   it('reports an attack error from a worker as an error of the run', async () => {
-    await useBackend('wasm');
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
-    const net = buildArchitecture('mlp', { seed: 1 });
-    await saveLayersModel(net, dir);
-    net.dispose();
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mlp', 1);
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
     try {
       await expect(pool.run({ attack: 'pgd', options: { eps: -1 }, images: new Float32Array(784), shape: [1, 28, 28, 1], labels: Int32Array.from([0]), seeds: Int32Array.from([1]) })).rejects.toThrow(/eps must be >= 0/);
@@ -86,13 +70,8 @@ describe('AttackPool', () => {
   });
 
   it('refuses a classifier other than its workers\' model: a defended one would otherwise be attacked bare', async () => {
-    await useBackend('wasm');
-    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-'));
-    const net = buildArchitecture('mlp', { seed: 1 });
-    await saveLayersModel(net, dir);
-    const other = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-pool-other-'));
-    await saveLayersModel(net, other);
-    net.dispose();
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mlp', 1);
+    const { model: other } = await tempDirWithModel('advkit-pool-other-', 'mlp', 1);
     const { classifier } = await loadClassifier(dir);
     const ds = take(loadMnist('test'), 4);
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
