@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
 import { checkedPredictions, type Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber } from '../util/errors.js';
+import { check, checkFiniteNumber, checkKnownOptions } from '../util/errors.js';
 import { deriveSeed, seedFor } from '../util/random.js';
 import type { AttackPool } from './pool.js';
 import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
@@ -47,6 +47,7 @@ type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: Gradien
  * Yields one attacked batch at a time; the caller disposes `x` and `result.adversarial`.
  */
 export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
+  checkKnownOptions('attackDataset', run, ['batchSize', 'from', 'target', 'onProgress', 'pool']);
   const batchSize = checkFiniteNumber('attackDataset', 'batchSize', run.batchSize ?? 128, { integer: true, min: 1 });
   const from = checkFiniteNumber('attackDataset', 'from', run.from ?? 0, { integer: true, min: 0 });
   check(from % batchSize === 0, 'attackDataset', () => `from (${from}) must be a multiple of batchSize (${batchSize}) so batches line up with an uninterrupted run.`);

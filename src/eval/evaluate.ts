@@ -23,7 +23,7 @@ import { batches, checkShapes, datasetDigest, size, slice, subset, type Dataset 
 import type { ModelDigest } from '../models/io.js';
 import { shardRange, type Shard } from '../util/shard.js';
 import { checkedPredictions, type Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber, show, defined } from '../util/errors.js';
+import { check, checkFiniteNumber, checkKnownOptions, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
 import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type EvaluationRecords, type RobustnessReport } from './report.js';
@@ -122,7 +122,11 @@ export function resolveAttacks(o: Pick<EvaluateOptions, 'attacks' | 'preset'>): 
   return { attacks: presetAttacks(preset), preset };
 }
 
+const EVALUATE_OPTION_NAMES = ['attacks', 'preset', 'epsilons', 'norm', 'seed', 'batchSize', 'cascade', 'checks', 'checksLimit', 'squareQueries', 'keepExamples', 'modelName', 'pool', 'onProgress', 'shard', 'modelDigest', 'shardSource', 'checkpoint'];
+
 export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
+  check(typeof o === 'object' && o !== null, fn, () => `options must be an object with epsilons (and attacks or preset), but got ${show(o)}.`);
+  checkKnownOptions(fn, o, EVALUATE_OPTION_NAMES);
   check(o.attacks === undefined || o.preset === undefined, fn, () => `give either attacks or preset, not both (preset ${show(o.preset)}).`);
   check(o.preset === undefined || (PRESET_NAMES as readonly string[]).includes(o.preset), fn, () => `unknown preset ${show(o.preset)}; use one of ${PRESET_NAMES.join(', ')}.`);
   const { attacks } = resolveAttacks(o);

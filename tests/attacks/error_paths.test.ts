@@ -64,6 +64,12 @@ describe('error paths leak nothing and say what went wrong', () => {
     await expectNoLeak(() => fgsm(m, x, [0, 1], { eps: 0.1 }), /x is a disposed tensor/);
   });
 
+  it('unknown option names of the evaluator and attackDataset are refused with the known ones', async () => {
+    const ds = makeDataset('d', uniform(2 * 16, 3, 0, 1), Int32Array.from([0, 1]), shape, ['a', 'b', 'c']);
+    await expectNoLeak(() => evaluateRobustness(inner, ds, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], cascde: false } as never), /Error in evaluateRobustness: unknown option "cascde"; known: attacks, preset, epsilons/);
+    await expectNoLeak(async () => { for await (const b of attackDataset(fgsm, inner, ds, { eps: 0.1 }, { batchsize: 2 } as never)) tf.dispose([b.x, b.result.adversarial]); }, /Error in attackDataset: unknown option "batchsize"; known: batchSize, from/);
+  });
+
   it('NaN logits and logits with fewer columns than numClasses are refused at the first forward pass', async () => {
     const ds = makeDataset('d', uniform(6 * 16, 3, 0, 1), Int32Array.from([0, 1, 2, 0, 1, 2]), shape, ['a', 'b', 'c']);
     for (const [model, error] of [[nanModel, /NaN or infinite logits/], [narrowModel, /logits of shape \[6, 1\] for 6 images, not \[6, 3\]/]] as const) {
