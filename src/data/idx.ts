@@ -72,7 +72,9 @@ export async function readIdx(file: string, hint = ''): Promise<IdxArray> {
 
 /** Reads an IDX image file and an IDX label file into NHWC floats in [0, 1] and int labels. */
 export async function readIdxPair(imagesFile: string, labelsFile: string, hint = ''): Promise<{ images: Float32Array; labels: Int32Array; shape: [number, number, number] }> {
-  const [img, lab] = await Promise.all([readIdx(imagesFile, hint), readIdx(labelsFile, hint)]);
+  // One after the other, so a missing pair reports its images file first, every time.
+  const img = await readIdx(imagesFile, hint);
+  const lab = await readIdx(labelsFile, hint);
   if (img.dims.length !== 3 && img.dims.length !== 4) {
     throw new DataError(`Error reading IDX images ${imagesFile}: expected 3 or 4 dimensions (N, H, W[, C]), but got [${img.dims.join(', ')}].`);
   }

@@ -102,7 +102,8 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
       return makeDataset(spec, images, labels, shape, numberedClasses(spec, labels));
     }
     case 'npy': {
-      const [x, y] = await Promise.all([readNpy(parsed.images), readNpy(parsed.labels)]);
+      const x = await readNpy(parsed.images);
+      const y = await readNpy(parsed.labels);
       const { images, shape } = npyImages(x, parsed.images);
       if (y.shape.length !== 1 || y.shape[0] !== x.shape[0]) {
         throw new DataError(`Error reading labels ${parsed.labels}: expected shape (${x.shape[0]},) to match ${x.shape[0]} images, but got (${y.shape.join(', ')}).`);

@@ -64,7 +64,7 @@ describe('sharded runs and advkit merge', () => {
     const run = JSON.parse(await fsp.readFile(path.join(unfinished, 'run.json'), 'utf8'));
     await fsp.writeFile(path.join(unfinished, 'run.json'), JSON.stringify({ ...run, complete: false }));
     expectUsageError(['merge', path.join(dir, 'a0'), unfinished, path.join(dir, 'a2'), '--out', out], /shard 1\/3 in .*unfinished is unfinished/);
-    expectUsageError(['merge', path.join(dir, 'a0'), model, '--out', out], /holds neither an advkit example set/);
+    expectUsageError(['merge', path.join(dir, 'a0'), model, '--out', out], /holds no advkit example set/);
     expect(await fsp.stat(out).catch(() => null)).toBeNull();
   });
 
