@@ -25,11 +25,11 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { datasetDigest, makeDataset, size, slice, type Dataset } from '../data/dataset.js';
-import { encodeNpy, npyHeader, readNpy } from '../data/npy.js';
+import { encodeNpy, MAX_NPY_BYTES, npyBody, npyHeader, readNpy } from '../data/npy.js';
 import type { Classifier } from '../models/classifier.js';
 import type { ModelDigest } from '../models/io.js';
 import { AdvkitError, check, checkKnownOptions, DataError, show } from '../util/errors.js';
-import { exists, LOCK_FILE, lockDirectory, replaceDirectory, writeFileAtomic, writeFileAtomicStreamed } from '../util/fs.js';
+import { exists, LOCK_FILE, lockDirectory, readRegularFile, replaceDirectory, writeFileAtomic, writeFileAtomicStreamed } from '../util/fs.js';
 import { writePng } from '../util/png.js';
 import { checkShards, shardRange, type Shard } from '../util/shard.js';
 import { ADVKIT_VERSION } from '../util/version.js';
@@ -133,6 +133,12 @@ export function summarizeExampleSet(lines: ManifestLine[], run: { attack: string
   };
 }
 
+/** A set's summary from its manifest lines and its run record (the attack, eps, norm and goal it names). */
+function summaryOfRun(lines: ManifestLine[], run: RunFile): ExampleSetSummary {
+  const options = run.config.options as { eps: number; norm?: string };
+  return summarizeExampleSet(lines, { attack: String(run.config.attack), eps: options.eps, norm: options.norm ?? 'linf', targeted: (run.config.targeted as TargetMode | null) ?? null }, run.provenance);
+}
+
 /** The manifest lines of one attacked batch (examples at offset + batch positions); writes PNGs. */
 async function batchLines(model: Classifier, ds: Dataset, b: DatasetAttackBatch, offset: number, format: ExampleFormat[], out: string): Promise<{ lines: ManifestLine[]; xAdv: Float32Array; x: Float32Array }> {
   const r = b.result;
@@ -195,7 +201,7 @@ export async function writeExampleSet(model: Classifier, ds: Dataset, attack: { 
   const runFile = path.join(out, 'run.json');
   const record = (complete: boolean): RunFile => ({ schema: EXAMPLE_SET_SCHEMA, version: EXAMPLE_SET_VERSION, config, provenance, ...(options.shard ? { shard: { ...options.shard, start, end } } : {}), complete });
   const identity = (r: RunFile) => JSON.stringify({ config: r.config, shard: r.shard ?? null });
-  const summaryOf = (lines: ManifestLine[]) => summarizeExampleSet(lines, { attack: attack.name, eps: attack.options.eps, norm: String(opts.norm ?? 'linf'), targeted: options.target ?? null }, provenance);
+  const summaryOf = (lines: ManifestLine[]) => summaryOfRun(lines, record(true));
 
   const release = await lockDirectory(out, flag);
   try {
@@ -257,7 +263,10 @@ async function attackInto(model: Classifier, ds: Dataset, attack: { name: Attack
   const starts = Array.from({ length: Math.ceil(total / batchSize) }, (_, i) => i * batchSize);
   const lines: ManifestLine[] = [];
   for (const s of starts) lines.push(...(JSON.parse(await fsp.readFile(stateFile(stateDir, s, 'json'), 'utf8')) as { lines: ManifestLine[] }).lines);
-  const npy = format.includes('npy') ? { shape: [total, ...ds.shape], parts: (ext: string) => starts.map((s) => stateFile(stateDir, s, ext)), labels: part.labels } : undefined;
+  const fromState = async function* (ext: string): AsyncGenerator<Uint8Array> {
+    for (const s of starts) yield await fsp.readFile(stateFile(stateDir, s, ext));
+  };
+  const npy = format.includes('npy') ? { shape: [total, ...ds.shape], parts: fromState, labels: part.labels } : undefined;
   const summary = summaryOf(lines);
   await writeSetFiles(out, lines, npy, summary);
   await writeFileAtomic(runFile, `${JSON.stringify(record(true), null, 2)}\n`);
@@ -266,12 +275,12 @@ async function attackInto(model: Classifier, ds: Dataset, attack: { name: Attack
 }
 
 /** manifest.jsonl, the NPY files (streamed from raw float32 parts) and summary.json. */
-async function writeSetFiles(out: string, lines: ManifestLine[], npy: { shape: number[]; parts: (ext: 'xadv' | 'x') => string[]; labels: Int32Array } | undefined, summary: ExampleSetSummary): Promise<void> {
+async function writeSetFiles(out: string, lines: ManifestLine[], npy: { shape: number[]; parts: (ext: 'xadv' | 'x') => AsyncIterable<Uint8Array>; labels: Int32Array } | undefined, summary: ExampleSetSummary): Promise<void> {
   await writeFileAtomic(path.join(out, 'manifest.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
   if (npy) {
-    const streamed = async function* (files: string[]): AsyncGenerator<Uint8Array> {
+    const streamed = async function* (parts: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
       yield npyHeader('<f4', npy.shape);
-      for (const f of files) yield await fsp.readFile(f);
+      yield* parts;
     };
     await writeFileAtomicStreamed(path.join(out, 'x_adv.npy'), streamed(npy.parts('xadv')));
     await writeFileAtomicStreamed(path.join(out, 'x.npy'), streamed(npy.parts('x')));
@@ -320,27 +329,25 @@ async function mergeInto(runs: Array<{ dir: string; run: RunFile }>, ordered: st
   const format = first.config.format as ExampleFormat[];
   let npy: Parameters<typeof writeSetFiles>[2];
   if (format.includes('npy')) {
-    // Raw float32 bodies of the shards' NPYs, as parts to stream.
-    const tmp = path.join(resolvedOut, '.merge');
-    await fsp.mkdir(tmp, { recursive: true });
-    const parts: Record<'xadv' | 'x', string[]> = { xadv: [], x: [] };
+    // The shards' float32 data bytes as stored, one shard at a time, after one header.
+    const body = async (d: string, name: string) => {
+      const file = path.join(d, name);
+      const { dtype, shape, body: bytes } = npyBody(await readRegularFile(file, `Error reading .npy file ${file}`, MAX_NPY_BYTES), file);
+      if (dtype !== '<f4') throw new DataError(`Error in ${fn}: ${file} holds ${dtype}, not the float32 advkit writes; the shard directory is corrupt.`);
+      return { shape, bytes };
+    };
+    // The first shard's x_adv.npy gives the image shape for the header; it is read once.
+    const head = await body(ordered[0]!, 'x_adv.npy');
+    const bodies = async function* (name: string): AsyncGenerator<Uint8Array> {
+      for (const [k, d] of ordered.entries()) yield k === 0 && name === 'x_adv.npy' ? head.bytes : (await body(d, name)).bytes;
+    };
     const labels: number[] = [];
-    for (const [k, d] of ordered.entries()) {
-      for (const [ext, name] of [['xadv', 'x_adv.npy'], ['x', 'x.npy']] as const) {
-        const arr = await readNpy(path.join(d, name));
-        const f = path.join(tmp, `${k}.${ext}`);
-        const body = Float32Array.from(arr.data); // float32 on disk; parsed as float64, exactly
-        await fsp.writeFile(f, new Uint8Array(body.buffer));
-        parts[ext].push(f);
-      }
-      labels.push(...(await readNpy(path.join(d, 'y.npy'))).data);
-    }
-    const shape = [lines.length, ...((await readNpy(path.join(ordered[0]!, 'x_adv.npy'))).shape.slice(1))];
-    npy = { shape, parts: (ext) => parts[ext], labels: Int32Array.from(labels) };
+    for (const d of ordered) labels.push(...(await readNpy(path.join(d, 'y.npy'))).data);
+    const { shape } = head;
+    npy = { shape: [lines.length, ...shape.slice(1)], parts: (ext) => bodies(ext === 'xadv' ? 'x_adv.npy' : 'x.npy'), labels: Int32Array.from(labels) };
   }
-  const summary = summarizeExampleSet(lines, { attack: String(first.config.attack), eps: Number((first.config.options as { eps: number }).eps), norm: String((first.config.options as { norm?: string }).norm ?? 'linf'), targeted: (first.config.targeted as TargetMode | null) ?? null }, first.provenance);
+  const summary = summaryOfRun(lines, first);
   await writeSetFiles(resolvedOut, lines, npy, summary);
-  await fsp.rm(path.join(resolvedOut, '.merge'), { recursive: true, force: true });
   const { shard: _shard, ...whole } = first;
   await writeFileAtomic(path.join(resolvedOut, 'run.json'), `${JSON.stringify({ ...whole, complete: true }, null, 2)}\n`);
   return summary;

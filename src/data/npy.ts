@@ -17,7 +17,14 @@ export interface NpyArray {
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-export function parseNpy(buf: Uint8Array, file: string): NpyArray {
+/** Bytes per value of each supported dtype. */
+const NPY_WIDTH: Record<string, number> = { '<f4': 4, '<f8': 8, '|u1': 1, '<u1': 1, '|i1': 1, '<i1': 1, '<i2': 2, '<u2': 2, '<i4': 4, '<i8': 8 };
+
+/**
+ * The header of a .npy file and its data bytes as stored (checked against the shape), without
+ * decoding them: what a tool that copies arrays needs.
+ */
+export function npyBody(buf: Uint8Array, file: string): { dtype: string; shape: number[]; body: Uint8Array } {
   const bad = (why: string) => new DataError(`Error reading .npy file ${file}: ${why}`);
   if (buf.length < 10 || MAGIC.some((b, i) => buf[i] !== b)) throw bad('not a .npy file (missing the \\x93NUMPY magic string).');
   const major = buf[6]!;
@@ -33,17 +40,24 @@ export function parseNpy(buf: Uint8Array, file: string): NpyArray {
   if (fortran === 'True') throw bad('Fortran-order arrays are not supported; save with np.ascontiguousarray(x).');
   const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw bad(`bad shape (${shapeText}).`);
-  const sizes: Record<string, number> = { '<f4': 4, '<f8': 8, '|u1': 1, '<u1': 1, '|i1': 1, '<i1': 1, '<i2': 2, '<u2': 2, '<i4': 4, '<i8': 8 };
-  const width = sizes[descr];
+  const width = NPY_WIDTH[descr];
   if (!width) throw bad(`dtype ${descr} is not supported; use float32, float64, uint8 or int32/int64 (little-endian).`);
   const count = shape.reduce((a, b) => a * b, 1);
   const offset = start + headerLen;
   if (buf.length - offset !== count * width) {
     throw bad(`shape (${shape.join(', ')}) of ${descr} needs ${count * width} bytes of data but the file holds ${buf.length - offset}; the file is truncated or corrupt.`);
   }
+  return { dtype: descr, shape, body: buf.subarray(offset) };
+}
+
+export function parseNpy(buf: Uint8Array, file: string): NpyArray {
+  const { dtype: descr, shape, body } = npyBody(buf, file);
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const width = NPY_WIDTH[descr]!;
+  const count = body.byteLength / width;
   const data = new Float64Array(count);
   for (let i = 0; i < count; i++) {
-    const p = offset + i * width;
+    const p = i * width;
     switch (descr) {
       case '<f4': data[i] = view.getFloat32(p, true); break;
       case '<f8': data[i] = view.getFloat64(p, true); break;
