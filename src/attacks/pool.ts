@@ -1,48 +1,71 @@
 /** The attack pool: attack batches on worker threads (attacks/worker.ts), results as on one thread. */
 import path from 'node:path';
-import type { Classifier, ClassifierOptions } from '../models/classifier.js';
+import { fileURLToPath } from 'node:url';
+import { sameSource, type Classifier, type ClassifierOptions, type ClassifierSource } from '../models/classifier.js';
 import { readModelFiles } from '../models/io.js';
 import { backendStatus } from '../backend/index.js';
 import { defaultWorkers, ThreadPool, workerFile } from '../backend/pool.js';
-import { checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
+import { check, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
 import type { WorkerInit, WorkerJob, WorkerReply } from './worker.js';
 
 /**
- * Attack batches on worker threads, each with its own backend and its own copy of the model
- * (loaded from a model directory).
+ * Attack batches on worker threads, each with its own backend and its own copy of the classifier:
+ * the model loaded from its directory, then rebuilt as the classifier's source describes (a
+ * defended classifier with its preprocessing, for instance).
  */
 export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
-  /** Starts `workers` threads, each loading the model in `location` on the current backend. */
-  static async create(location: string, options: { workers?: number; backend?: string; classifierOptions?: ClassifierOptions } = {}): Promise<AttackPool> {
+  /**
+   * Starts `workers` threads on the current backend, each building the classifier: the bare model
+   * in the directory `from`, or a classifier with a source (loaded by loadClassifier, possibly
+   * wrapped by `defend`), built again from that source.
+   */
+  static async create(from: string | Classifier, options: { workers?: number; backend?: string; classifierOptions?: ClassifierOptions } = {}): Promise<AttackPool> {
     const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
-    const files = await readModelFiles(location);
+    let source: ClassifierSource;
+    if (typeof from === 'string') {
+      source = { location: path.resolve(from.endsWith('.json') ? path.dirname(from) : from) };
+    } else {
+      check(from.source !== undefined, 'AttackPool.create', () => 'this classifier has no source to build it from in a worker (it was built in code, or wrapped in a way that cannot be described, such as a surrogate gradient); attack it without a pool.');
+      check(options.classifierOptions === undefined, 'AttackPool.create', () => 'classifierOptions apply to a model directory; a classifier brings its own.');
+      source = from.source!;
+    }
+    const files = await readModelFiles(source.location);
     const md = files.metadata;
     const init: WorkerInit = {
       backend: options.backend ?? backendStatus()?.name ?? 'wasm',
       format: files.format,
       artifacts: files.artifacts,
       classifierOptions: { bounds: md?.bounds, normalization: md?.normalization, ...(options.classifierOptions ?? {}) },
+      // Wrappers run as compiled JS in the workers, as the worker itself does.
+      wrappers: (source.wrappers ?? []).map((w) => {
+        const file = fileURLToPath(w.module);
+        return { file: workerFile(w.module, path.basename(file).replace(/\.ts$/, '.js')), export: w.export, args: w.args };
+      }),
     };
     const workers = await ThreadPool.startWorkers('AttackPool', workerFile(import.meta.url, 'worker.js'), init, n);
     const pool = new AttackPool(workers, 'AttackPool');
-    pool.location = path.resolve(location.endsWith('.json') ? path.dirname(location) : location);
+    pool.source = source;
     pool.custom = options.classifierOptions !== undefined;
     return pool;
   }
 
-  /** The model directory the workers loaded. */
-  location = '';
+  /** What the workers built. */
+  source: ClassifierSource = { location: '' };
   private custom = false;
 
+  /** The model directory the workers loaded. */
+  get location(): string {
+    return this.source.location;
+  }
+
   /**
-   * Refuses to attack `model` here unless it is the workers' model: loaded by loadClassifier from
-   * the same directory, unwrapped (a defended classifier would otherwise be attacked bare).
+   * Refuses to attack `model` here unless the workers built the same classifier (the same source:
+   * model directory and wrappers), so no call attacks something other than what it was given.
    */
   checkRuns(fn: string, model: Classifier): void {
-    const same = !this.custom && model.source?.location === this.location;
-    if (!same) {
-      const what = model.source ? `the model loaded from ${model.source.location}` : 'a classifier that is not the bare model of a directory (a defended or wrapped classifier, or one built in code)';
-      throw new InvalidArgumentError(`Error in ${fn}: the worker pool attacks its own copy of the model in ${this.location}, but this call's classifier is ${what}; attack it without a pool, or build the pool from its model directory.`);
+    if (this.custom || !sameSource(model.source, this.source)) {
+      const what = model.source ? `built from ${describeSource(model.source)}` : 'one with no source (built in code, or wrapped in a way that cannot be described)';
+      throw new InvalidArgumentError(`Error in ${fn}: the worker pool attacks ${this.custom ? 'a model loaded with custom classifierOptions from ' : ''}${describeSource(this.source)}, but this call's classifier is ${what}; attack it without a pool, or build the pool from this classifier (AttackPool.create(classifier)).`);
     }
   }
 
@@ -51,3 +74,8 @@ export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
   }
 }
 
+
+function describeSource(s: ClassifierSource): string {
+  const wrapped = (s.wrappers ?? []).map((w) => `${w.export}(${JSON.stringify(w.args)})`);
+  return `the model in ${s.location}${wrapped.length ? ` wrapped by ${wrapped.join(', then ')}` : ''}`;
+}

@@ -3,10 +3,11 @@
  * model, running whole attack batches sent by the main thread. Runs as compiled JS
  * (dist/src/attacks/worker.js).
  */
+import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { ATTACKS, type AttackName } from './registry.js';
-import { fromGraphModel, fromLayersModel, type ClassifierOptions } from '../models/classifier.js';
+import { fromGraphModel, fromLayersModel, type Classifier, type ClassifierOptions } from '../models/classifier.js';
 import { initBackend } from '../backend/index.js';
 import { errorPayload, type ErrorPayload } from '../util/errors.js';
 
@@ -15,6 +16,8 @@ export interface WorkerInit {
   format: 'layers-model' | 'graph-model';
   artifacts: tf.io.ModelArtifacts;
   classifierOptions: ClassifierOptions;
+  /** Applied in order to the loaded model: a compiled module's export `(classifier, args) => Classifier`. */
+  wrappers: Array<{ file: string; export: string; args: unknown }>;
 }
 
 export interface WorkerJob {
@@ -47,9 +50,14 @@ export interface WorkerReply {
 
 const init = workerData as WorkerInit;
 await initBackend(init.backend);
-const model = init.format === 'graph-model'
+let model: Classifier = init.format === 'graph-model'
   ? fromGraphModel(await tf.loadGraphModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions)
   : fromLayersModel(await tf.loadLayersModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions);
+for (const w of init.wrappers) {
+  const wrap = (await import(pathToFileURL(w.file).href) as Record<string, (m: Classifier, args: unknown) => Classifier>)[w.export];
+  if (typeof wrap !== 'function') throw new Error(`${w.file} has no export ${w.export}`);
+  model = wrap(model, w.args);
+}
 
 parentPort!.on('message', (job: WorkerJob) => {
   void (async () => {

@@ -59,7 +59,7 @@ export function attackCommand(): Command {
       if (shard) log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${size(ds)}`);
       const bar = progressBar('attack [{bar}] {value}/{total} | success {success} | ETA {eta_formatted}');
       bar.start(end - start, { success: '-' });
-      const pool = await startPool(o.model, o.workers, end - start, o.batchSize, status.name);
+      const pool = await startPool(model, o.workers, end - start, o.batchSize, status.name);
       let written;
       try {
         written = await writeExampleSet(model, ds, { name: o.attack, options: attackOptions(o) as never }, {

@@ -11,6 +11,7 @@ import { AttackPool } from '../attacks/pool.js';
 import { TrainPool } from '../defenses/train_pool.js';
 import type { BatchProgress, EpochRecord } from '../defenses/train.js';
 import { modelDigest, type ModelDigest } from '../models/io.js';
+import type { Classifier } from '../models/classifier.js';
 import { progressBar } from '../util/progress.js';
 import { SHARD_INDEX_VARIABLES } from '../util/shard.js';
 import { AdvkitError } from '../util/errors.js';
@@ -122,12 +123,17 @@ export function cappedWorkers(workers: number | undefined): number {
 
 /**
  * Starts a worker pool when it can help: more than one worker and more than one batch of work.
- * The caller closes it.
+ * Its workers build `from` (a model directory, or a classifier with a source, such as a defended
+ * one); a classifier that cannot be described runs in this thread. The caller closes it.
  */
-export async function startPool(modelDir: string, workers: number | undefined, examples: number, batchSize: number, backend: string): Promise<AttackPool | undefined> {
+export async function startPool(from: string | Classifier, workers: number | undefined, examples: number, batchSize: number, backend: string): Promise<AttackPool | undefined> {
   const n = Math.min(cappedWorkers(workers), Math.ceil(examples / batchSize));
   if (n <= 1) return undefined;
-  const pool = await AttackPool.create(modelDir, { workers: n, backend });
+  if (typeof from !== 'string' && !from.source) {
+    log('advkit: this classifier cannot be rebuilt in worker threads; attacking in this thread');
+    return undefined;
+  }
+  const pool = await AttackPool.create(from, { workers: n, backend });
   log(`advkit: attacking on ${n} worker threads`);
   return pool;
 }

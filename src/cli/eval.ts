@@ -94,8 +94,8 @@ export function evalCommand(): Command {
         if (resumed) log(`advkit: resuming the evaluation after ${resumed.steps} of ${epsilons.length * attacks.length} steps`);
         const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
         bar.start(epsilons.length * attacks.length, { step: '' });
-        // Worker threads load the bare model, so a defended model is attacked in this thread.
-        const pool = o.defense ? undefined : await startPool(o.model, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
+        // The workers build the classifier itself, defense included.
+        const pool = await startPool(classifier, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
         let evaluation;
         try {
           evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, checkpoint, onProgress: (msg, done) => bar.update(done, { step: msg }) });

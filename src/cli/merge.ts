@@ -94,7 +94,7 @@ export function mergeCommand(): Command {
         const { classifier, data } = await loadEvalSource(source);
         inputs = { model: classifier, data };
         log('advkit: running the sanity checks once, on the whole set');
-        if (!source.defense) pool = await startPool(source.model, o.workers, first.shard.checkOptions.checksLimit, first.config.batchSize, status.name);
+        pool = await startPool(classifier, o.workers, first.shard.checkOptions.checksLimit, first.config.batchSize, status.name);
       }
       let evaluation;
       try {

@@ -14,28 +14,47 @@
  * reports can say how the defense was attacked.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber, show } from '../util/errors.js';
+import type { Classifier, ClassifierSource } from '../models/classifier.js';
+import { check, checkFiniteNumber, InvalidArgumentError, show } from '../util/errors.js';
+import { Rng, seedFor } from '../util/random.js';
 
 export type GradientMode = 'exact' | 'bpda' | ((x: tf.Tensor4D) => tf.Tensor4D);
 
+/**
+ * A preprocessor as data: its kind (the CLI's names), its arguments and its gradient rule, from
+ * which `preprocessorFromSpec` builds it again (in a worker thread, for instance).
+ */
+export interface PreprocessorSpec {
+  readonly kind: PreprocessorKind;
+  readonly args: readonly number[];
+  readonly gradient?: 'exact' | 'bpda';
+}
+
+export const PREPROCESSOR_KINDS = ['bit-depth', 'median', 'jpeg', 'tv', 'noise'] as const;
+export type PreprocessorKind = (typeof PREPROCESSOR_KINDS)[number];
+
 export interface Preprocessor {
   readonly name: string;
-  /** The forward transformation; images stay in [0, 1]. */
-  apply(x: tf.Tensor4D): tf.Tensor4D;
+  /**
+   * The forward transformation; images stay in [0, 1]. `draw` numbers the EOT draws of one call
+   * of a randomized preprocessor (0, 1, ...); deterministic ones ignore it.
+   */
+  apply(x: tf.Tensor4D, draw?: number): tf.Tensor4D;
   /** 'exact' (differentiate apply), 'bpda' (identity backward), or a differentiable surrogate. */
   readonly gradient: GradientMode;
   /** True when apply draws random numbers (then EOT is used). */
   readonly randomized: boolean;
   /** False when tfjs cannot differentiate apply at all (it sorts): 'exact' is then refused. */
   readonly hasExactGradient?: boolean;
+  /** What it is, as data (absent for a preprocessor with a surrogate gradient or built by hand). */
+  readonly spec?: PreprocessorSpec;
 }
 
 /** Bit-depth reduction to `bits` bits per channel (Xu, Evans, Qi 2018). BPDA by default. */
 export function bitDepth(bits: number): Preprocessor {
   checkFiniteNumber('bitDepth', 'bits', bits, { integer: true, min: 1, max: 16 });
   const levels = 2 ** bits - 1;
-  return { name: `bit-depth(${bits})`, gradient: 'bpda', randomized: false, apply: (x) => tf.tidy(() => tf.div(tf.round(tf.mul(x, levels)), levels) as tf.Tensor4D) };
+  return { name: `bit-depth(${bits})`, gradient: 'bpda', randomized: false, spec: { kind: 'bit-depth', args: [bits] }, apply: (x) => tf.tidy(() => tf.div(tf.round(tf.mul(x, levels)), levels) as tf.Tensor4D) };
 }
 
 /** Median smoothing over a k x k window per channel, edges padded by reflection. BPDA by default. */
@@ -44,7 +63,7 @@ export function medianSmoothing(k: number): Preprocessor {
   check(k % 2 === 1, 'medianSmoothing', () => `k must be odd (the window needs a centre pixel), but got ${k}; use ${k + 1} or ${k - 1}.`);
   const r = (k - 1) / 2;
   return {
-    name: `median(${k})`, gradient: 'bpda', randomized: false, hasExactGradient: false,
+    name: `median(${k})`, gradient: 'bpda', randomized: false, hasExactGradient: false, spec: { kind: 'median', args: [k] },
     apply: (x) => tf.tidy(() => {
       const [, h, w] = x.shape;
       const padded = tf.mirrorPad(x, [[0, 0], [r, r], [r, r], [0, 0]], 'reflect');
@@ -106,7 +125,7 @@ export function jpeg(quality: number): Preprocessor {
   const luma = jpegQuantTable(LUMA_Q, quality);
   const chroma = jpegQuantTable(CHROMA_Q, quality);
   return {
-    name: `jpeg(${quality})`, gradient: 'bpda', randomized: false,
+    name: `jpeg(${quality})`, gradient: 'bpda', randomized: false, spec: { kind: 'jpeg', args: [quality] },
     apply: (x) => tf.tidy(() => {
       const px = tf.round(tf.mul(tf.clipByValue(x, 0, 1), 255));
       const c = x.shape[3];
@@ -148,7 +167,7 @@ export function tvMinimization(weight = 0.1, iterations = 30): Preprocessor {
     return tf.add(dy, dx) as tf.Tensor4D;
   };
   return {
-    name: `tv(${weight}, ${iterations})`, gradient: 'bpda', randomized: false,
+    name: `tv(${weight}, ${iterations})`, gradient: 'bpda', randomized: false, spec: { kind: 'tv', args: [weight, iterations] },
     apply: (x) => tf.tidy(() => {
       let py = tf.zerosLike(x) as tf.Tensor4D;
       let px = tf.zerosLike(x) as tf.Tensor4D;
@@ -166,36 +185,77 @@ export function tvMinimization(weight = 0.1, iterations = 30): Preprocessor {
 
 /**
  * Additive Gaussian noise of standard deviation sigma, clipped to [0, 1]: randomized and
- * differentiable (exact gradient per draw; EOT over draws). Draws are seeded from `seed` and
- * this preprocessor's own call counter (no state shared between instances), so a run is
- * reproducible whatever else runs in the process.
+ * differentiable (exact gradient per draw; EOT over draws). Each image's noise is drawn from a
+ * seed made of `seed`, the image's own pixels and the draw number, and nothing else: no call
+ * counter, no state. So the noise an image gets does not depend on what ran before, on the batch
+ * it is in, or on the thread (a worker pool gives the same bytes as one thread); a new input (an
+ * attack's next iterate) gets new noise, and EOT's draws differ from each other.
  */
 export function gaussianNoise(sigma: number, seed = 0): Preprocessor {
   checkFiniteNumber('gaussianNoise', 'sigma', sigma, { min: 0, minExclusive: true });
-  let noiseCalls = 0;
+  checkFiniteNumber('gaussianNoise', 'seed', seed, { integer: true, min: 0 });
   return {
-    name: `gaussian-noise(${sigma})`, gradient: 'exact', randomized: true,
-    apply: (x) => tf.tidy(() => tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, sigma, 'float32', (seed * 7919 + ++noiseCalls) % 2147483646 + 1)), 0, 1) as tf.Tensor4D),
+    name: `gaussian-noise(${sigma})`, gradient: 'exact', randomized: true, spec: { kind: 'noise', args: [sigma, seed] },
+    apply: (x, draw = 0) => tf.tidy(() => tf.clipByValue(tf.add(x, tf.tensor(imageKeyedNoise(x, sigma, seed, draw), x.shape)), 0, 1) as tf.Tensor4D),
   };
 }
 
+/** Gaussian noise for each image of x from (seed, a hash of the image's float32 bits, draw). */
+function imageKeyedNoise(x: tf.Tensor4D, sigma: number, seed: number, draw: number): Float32Array {
+  const values = x.dataSync() as Float32Array;
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const per = x.shape[1] * x.shape[2] * x.shape[3];
+  const noise = new Float32Array(values.length);
+  for (let i = 0; i < x.shape[0]; i++) {
+    let h = 0x811c9dc5;
+    for (let j = i * per; j < (i + 1) * per; j++) h = Math.imul(h ^ bits[j]!, 0x01000193);
+    const rng = new Rng(seedFor(seed, h >>> 0, draw));
+    // Box–Muller, two values per pair of uniforms.
+    for (let j = i * per; j < (i + 1) * per; j += 2) {
+      const r = sigma * Math.sqrt(-2 * Math.log(1 - rng.next()));
+      const a = 2 * Math.PI * rng.next();
+      noise[j] = r * Math.cos(a);
+      if (j + 1 < (i + 1) * per) noise[j + 1] = r * Math.sin(a);
+    }
+  }
+  return noise;
+}
+
+/** Builds a preprocessor from its spec (the inverse of `Preprocessor.spec`). */
+export function preprocessorFromSpec(spec: PreprocessorSpec): Preprocessor {
+  const a = spec.args;
+  const p = spec.kind === 'bit-depth' ? bitDepth(a[0]!)
+    : spec.kind === 'median' ? medianSmoothing(a[0]!)
+      : spec.kind === 'jpeg' ? jpeg(a[0]!)
+        : spec.kind === 'tv' ? tvMinimization(a[0], a[1])
+          : spec.kind === 'noise' ? gaussianNoise(a[0]!, a[1])
+            : undefined;
+  if (!p) throw new InvalidArgumentError(`Error in preprocessorFromSpec: unknown kind ${show(spec.kind)}; use one of ${PREPROCESSOR_KINDS.join(', ')}.`);
+  return spec.gradient ? withGradient(p, spec.gradient) : p;
+}
+
 /** Applies preprocessors in order (forward only, no gradient rules). */
-export function applyPreprocessors(preprocessors: readonly Preprocessor[], x: tf.Tensor4D): tf.Tensor4D {
-  return preprocessors.reduce((v, p) => p.apply(v), x);
+export function applyPreprocessors(preprocessors: readonly Preprocessor[], x: tf.Tensor4D, draw = 0): tf.Tensor4D {
+  return preprocessors.reduce((v, p) => p.apply(v, draw), x);
 }
 
-/** A preprocessor with another gradient rule (e.g. exact BPDA off, or a surrogate). */
+/**
+ * A preprocessor with another gradient rule (e.g. exact BPDA off, or a surrogate). A surrogate
+ * function cannot be described as data, so the result has no spec (a pool cannot run it).
+ */
 export function withGradient(p: Preprocessor, gradient: GradientMode): Preprocessor {
-  return { ...p, gradient };
+  const spec = p.spec && typeof gradient === 'string' ? { ...p.spec, gradient } : undefined;
+  return { ...p, gradient, spec };
 }
 
-function withBackward(p: Preprocessor): (x: tf.Tensor4D) => tf.Tensor4D {
-  if (p.gradient === 'exact') return (x) => p.apply(x);
+function withBackward(p: Preprocessor): (x: tf.Tensor4D, draw: number) => tf.Tensor4D {
+  if (p.gradient === 'exact') return (x, draw) => p.apply(x, draw);
   const surrogate = p.gradient === 'bpda' ? undefined : p.gradient;
+  let draw = 0; // read synchronously by the customGrad call below
   const f = tf.customGrad(((x: tf.Tensor, save: (t: tf.Tensor[]) => void) => {
     save([x]);
     return {
-      value: p.apply(x as tf.Tensor4D),
+      value: p.apply(x as tf.Tensor4D, draw),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         if (!surrogate) return [dy];
         // The surrogate's vector-Jacobian product at the saved input.
@@ -203,7 +263,10 @@ function withBackward(p: Preprocessor): (x: tf.Tensor4D) => tf.Tensor4D {
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return (x) => f(x) as tf.Tensor4D;
+  return (x, d) => {
+    draw = d;
+    return f(x) as tf.Tensor4D;
+  };
 }
 
 export interface DefendOptions {
@@ -225,13 +288,18 @@ export function defend(model: Classifier, preprocessors: Preprocessor[], options
   check(!noExact, 'defend', () => `${noExact!.name} has no exact gradient in TensorFlow.js (it sorts, and sorting has none); attack it with BPDA (gradient 'bpda', or --defense-gradient auto).`);
   const chain = preprocessors.map(withBackward);
   const randomized = preprocessors.some((p) => p.randomized) || model.randomized;
-  const once = (x: tf.Tensor4D) => model.logits(chain.reduce((v, f) => f(v), x));
+  const once = (x: tf.Tensor4D, draw: number) => model.logits(chain.reduce((v, f) => f(v, draw), x));
+  // Described as data when the model and every preprocessor are, so a worker pool can build it.
+  const specs = preprocessors.map((p) => p.spec);
+  const source: ClassifierSource | undefined = model.source && specs.every((s) => s !== undefined)
+    ? { ...model.source, wrappers: [...(model.source.wrappers ?? []), { module: import.meta.url, export: 'defendFromSpec', args: { preprocessors: specs, eot } }] }
+    : undefined;
   const rule = (p: Preprocessor) => (p.gradient === 'exact' ? 'exact gradient' : p.gradient === 'bpda' ? 'BPDA (identity)' : 'BPDA (surrogate)');
   return {
     logits: (x) => tf.tidy(() => {
-      if (!randomized || eot === 1) return once(x);
-      let sum = once(x);
-      for (let i = 1; i < eot; i++) sum = tf.add(sum, once(x));
+      if (!randomized || eot === 1) return once(x, 0);
+      let sum = once(x, 0);
+      for (let i = 1; i < eot; i++) sum = tf.add(sum, once(x, i));
       return tf.div(sum, eot) as tf.Tensor2D;
     }),
     bounds: model.bounds,
@@ -240,6 +308,12 @@ export function defend(model: Classifier, preprocessors: Preprocessor[], options
     randomized,
     warnings: model.warnings,
     preprocessors,
+    ...(source ? { source } : {}),
     describe: () => `${preprocessors.map((p) => `${p.name}: ${rule(p)}`).join('; ')}${randomized ? `; EOT over ${eot} draws` : ''}`,
   };
+}
+
+/** `defend` from data: the wrapper a ClassifierSource records for a defended classifier. */
+export function defendFromSpec(model: Classifier, args: { preprocessors: PreprocessorSpec[]; eot: number }): DefendedClassifier {
+  return defend(model, args.preprocessors.map(preprocessorFromSpec), { eot: args.eot });
 }

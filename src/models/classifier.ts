@@ -27,10 +27,33 @@ export interface Classifier {
   /** How `logits` relates to the model's own output (reports show it). */
   readonly output?: OutputInfo;
   /**
-   * The model directory this classifier was loaded from, as it is (set by loadClassifier; a
-   * wrapper such as `defend` does not carry it). A worker pool attacks only such a classifier.
+   * How to build this classifier again in another thread: the model directory it was loaded from
+   * (set by loadClassifier) and the wrappers put around it since (`defend` adds one when every
+   * preprocessor can be described). A worker pool attacks only a classifier that has one.
    */
-  readonly source?: { location: string };
+  readonly source?: ClassifierSource;
+}
+
+/**
+ * A serializable recipe for a classifier: load the model directory `location`, then apply each
+ * wrapper in order. A wrapper names a module (its `import.meta.url`) and one of its exports,
+ * `(classifier, args) => Classifier`, with JSON arguments; a worker thread imports it, so layers
+ * above models (defenses) extend what a pool can run without the pool importing them.
+ */
+export interface ClassifierSource {
+  readonly location: string;
+  readonly wrappers?: readonly ClassifierWrapper[];
+}
+
+export interface ClassifierWrapper {
+  readonly module: string;
+  readonly export: string;
+  readonly args: unknown;
+}
+
+/** True when two sources build the same classifier. */
+export function sameSource(a: ClassifierSource | undefined, b: ClassifierSource | undefined): boolean {
+  return a !== undefined && b !== undefined && JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**

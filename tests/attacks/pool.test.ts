@@ -6,7 +6,7 @@ import { loadMnist, take } from '../../src/data/index.js';
 import { loadClassifier } from '../../src/models/io.js';
 import { evaluateRobustness } from '../../src/eval/evaluate.js';
 import type { RobustnessReport } from '../../src/eval/report.js';
-import { defend, jpeg } from '../../src/defenses/preprocess.js';
+import { bitDepth, defend, gaussianNoise, jpeg, withGradient } from '../../src/defenses/preprocess.js';
 import { tempDirWithModel } from '../cli/run.js';
 
 describe('AttackPool', () => {
@@ -77,12 +77,41 @@ describe('AttackPool', () => {
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
     try {
       const drain = async (model: typeof classifier) => { for await (const b of attackDataset(pgd, model, ds, { eps: 0.1, steps: 2 }, { pool })) tf.dispose([b.x, b.result.adversarial]); };
-      await expect(drain(defend(classifier, [jpeg(75)]))).rejects.toThrow(/the worker pool attacks its own copy of the model in .*, but this call's classifier is a classifier that is not the bare model of a directory \(a defended/);
-      await expect(drain((await loadClassifier(other)).classifier)).rejects.toThrow(/but this call's classifier is the model loaded from .*advkit-pool-other-/);
+      await expect(drain(defend(classifier, [jpeg(75)]))).rejects.toThrow(/the worker pool attacks the model in \S+, but this call's classifier is built from the model in \S+ wrapped by defendFromSpec\(.*"jpeg"/);
+      await expect(drain(defend(classifier, [withGradient(jpeg(75), (x) => x)]))).rejects.toThrow(/but this call's classifier is one with no source/);
+      await expect(drain((await loadClassifier(other)).classifier)).rejects.toThrow(/but this call's classifier is built from the model in .*advkit-pool-other-/);
       await expect(evaluateRobustness(defend(classifier, [jpeg(75)]), ds, { attacks: [{ name: 'fgsm' }], epsilons: [0.1], checks: false, pool })).rejects.toThrow(/attack it without a pool/);
       await drain(classifier);
     } finally {
       await pool.close();
+    }
+  });
+
+  it('runs a defended evaluation on the pool built from the defended classifier, with the figures of one thread (JPEG, and seeded Gaussian noise with EOT)', async () => {
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mnist-cnn', 4);
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 24);
+    const strip = (r: RobustnessReport) => JSON.stringify({ clean: r.cleanAccuracy, defense: r.model.defense, results: r.results.map((e) => ({ ...e, attacks: e.attacks.map((a) => ({ ...a, seconds: 0 })) })) });
+    const cases = [
+      { model: defend(classifier, [jpeg(75)]), attacks: [{ name: 'pgd' as const, options: { steps: 3 } }, { name: 'square' as const, options: { queries: 8 } }] },
+      { model: defend(classifier, [bitDepth(5), gaussianNoise(0.1, 7)], { eot: 2 }), attacks: [{ name: 'apgd-ce' as const, options: { steps: 3, eot: 2 } }] },
+    ];
+    for (const { model, attacks } of cases) {
+      const before = tf.memory().numTensors;
+      const alone = await evaluateRobustness(model, ds, { attacks, epsilons: [0.05, 0.15], checks: false, batchSize: 8 });
+      const pool = await AttackPool.create(model, { workers: 2, backend: 'wasm' });
+      try {
+        const onPool = await evaluateRobustness(model, ds, { attacks, epsilons: [0.05, 0.15], checks: false, batchSize: 8, pool });
+        expect(strip(onPool.report)).toBe(strip(alone.report));
+        // The refusal still holds the other way: this pool does not attack the bare model.
+        await expect(evaluateRobustness(classifier, ds, { attacks, epsilons: [0.05], checks: false, pool })).rejects.toThrow(/attack it without a pool/);
+      } finally {
+        await pool.close();
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      // The defense did something: its figures are not the bare model's.
+      const bare = await evaluateRobustness(classifier, ds, { attacks, epsilons: [0.05, 0.15], checks: false, batchSize: 8 });
+      expect(JSON.stringify(bare.report.results)).not.toBe(JSON.stringify(alone.report.results.map((e) => ({ ...e, attacks: e.attacks.map((a, k) => ({ ...a, seconds: bare.report.results[0]!.attacks[k]!.seconds })) }))));
     }
   });
 });

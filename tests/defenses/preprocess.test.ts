@@ -125,12 +125,49 @@ describe('defend', () => {
     expect(d.randomized).toBe(true);
     expect(d.describe()).toMatch(/gaussian-noise\(0.2\): exact gradient; EOT over 4 draws/);
     const x = tf.tensor4d(test.images.slice(0, 784), [1, 28, 28, 1]);
+    // Randomized: EOT's draws differ, so do seeds, and the average is not any one draw.
+    const noise = gaussianNoise(0.2, 1);
+    const [n0, n1] = [noise.apply(x, 0), noise.apply(x, 1)];
+    expect(Array.from(await n0.data())).not.toEqual(Array.from(await n1.data()));
     const a = await d.logits(x).data();
-    const b = await d.logits(x).data();
-    expect(Array.from(a)).not.toEqual(Array.from(b));
+    const one = await defend(model, [gaussianNoise(0.2, 1)], { eot: 1 }).logits(x).data();
+    const seed2 = await defend(model, [gaussianNoise(0.2, 2)], { eot: 4 }).logits(x).data();
+    expect(Array.from(a)).not.toEqual(Array.from(one));
+    expect(Array.from(a)).not.toEqual(Array.from(seed2));
+    tf.dispose([n0, n1]);
     const before = tf.memory().numTensors;
     const r = await pgd(d, x, [test.labels[0]!], { eps: 0.1, steps: 2 });
     r.adversarial.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('Gaussian noise gives the same bytes whatever ran before it, in whatever batch, and its sigma is the draws\' spread', async () => {
+    const x = tf.tensor4d(test.images.slice(0, 3 * 784), [3, 28, 28, 1]);
+    const fresh = async () => Array.from(await defend(model, [gaussianNoise(0.3, 5)], { eot: 3 }).logits(x).data());
+    const first = await fresh();
+    // Other calls: other instances, the same instance on other inputs, other seeds.
+    const d = defend(model, [gaussianNoise(0.3, 5)], { eot: 3 });
+    const other = tf.tensor4d(test.images.slice(784 * 10, 784 * 12), [2, 28, 28, 1]);
+    for (let i = 0; i < 3; i++) tf.dispose([d.logits(other), defend(model, [gaussianNoise(0.3, i)]).logits(x)]);
+    expect(Array.from(await d.logits(x).data())).toEqual(first);
+    expect(await fresh()).toEqual(first);
+    // An image's noise does not depend on its batch.
+    const alone = tf.slice(x, [1, 0, 0, 0], [1, -1, -1, -1]);
+    const inBatch = (await d.logits(x).data()).slice(10, 20);
+    expect(Array.from(await d.logits(alone).data())).toEqual(Array.from(inBatch));
+    // The noise itself: mean ~0 and std ~sigma where no clipping happens (a mid-grey image).
+    const grey = tf.fill([4, 28, 28, 1], 0.5) as tf.Tensor4D;
+    const noisy = gaussianNoise(0.1, 3).apply(grey);
+    const v = Float32Array.from(await noisy.data(), (t) => t - 0.5);
+    const mean = v.reduce((s, t) => s + t, 0) / v.length;
+    const std = Math.sqrt(v.reduce((s, t) => s + (t - mean) ** 2, 0) / v.length);
+    expect(Math.abs(mean)).toBeLessThan(0.01);
+    expect(std).toBeGreaterThan(0.095);
+    expect(std).toBeLessThan(0.105);
+    // Identical images in one batch get the same noise (it is keyed by content): the draws are
+    // a function of the image, as "the same bytes whatever ran before" requires.
+    const rows = await noisy.array() as number[][][][];
+    expect(rows[0]).toEqual(rows[3]);
+    tf.dispose([x, other, alone, grey, noisy]);
   });
 });
