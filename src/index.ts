@@ -11,7 +11,7 @@ export { mifgsm, MIFGSM_DEFAULTS, type MifgsmOptions } from './attacks/mifgsm.js
 export { apgd, apgdT, APGD_DEFAULTS, APGDT_DEFAULTS, type ApgdOptions, type ApgdTOptions } from './attacks/apgd.js';
 export { fabT, FAB_DEFAULTS, type FabOptions } from './attacks/fab.js';
 export { square, SQUARE_DEFAULTS, type SquareOptions } from './attacks/square.js';
-export { ATTACKS, ATTACK_NAMES, type AttackName, type AnyAttackFn } from './attacks/registry.js';
+export { ATTACKS, ATTACK_NAMES, ATTACK_REGISTRY, type AttackName, type AnyAttackFn, type AttackEntry } from './attacks/registry.js';
 export type { AttackResult, GradientAttackOptions } from './attacks/gradient_descent.js';
 // Goals, targets, losses, norms.
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, type Goal, type Labels } from './attacks/targets.js';
@@ -24,7 +24,7 @@ export { AttackPool } from './attacks/pool.js';
 export { writeExampleSet, readExampleSet, mergeExampleSets, EXAMPLE_SET_SCHEMA, type ExampleSet, type ExampleSetSummary, type ManifestLine, type Provenance, type WriteExampleSetOptions } from './attacks/example_set.js';
 
 // Defenses: preprocessing with BPDA/EOT, detection, randomized smoothing, (adversarial) training.
-export { defend, bitDepth, medianSmoothing, jpeg, tvMinimization, gaussianNoise, withGradient, applyPreprocessors, type Preprocessor } from './defenses/preprocess.js';
+export { defend, bitDepth, medianSmoothing, jpeg, tvMinimization, gaussianNoise, withGradient, applyPreprocessors, type Preprocessor, type PreprocessorSpec } from './defenses/preprocess.js';
 export { featureSqueezing, type DetectionReport } from './defenses/detector.js';
 export { certify, smoothedPredict, ABSTAIN, type Certificate } from './defenses/smoothing.js';
 export { trainClassifier, accuracy, TRAIN_DEFAULTS, type TrainOptions, type TrainResult, type EpochRecord } from './defenses/train.js';
@@ -41,7 +41,7 @@ export { parseAssertion, checkAssertions, checkBaseline, junitXml, type Assertio
 export { REPORT_JSON_SCHEMA, REPORT_SCHEMA_ID, type RobustnessReport, type SanityCheck, type EpsilonResult, type AttackOutcome } from './eval/report.js';
 
 // Models.
-export { fromFunction, fromLayersModel, fromGraphModel, type Classifier, type ClassifierOptions, type Bounds, type Normalization } from './models/classifier.js';
+export { fromFunction, fromLayersModel, fromGraphModel, type Classifier, type ClassifierOptions, type ClassifierSource, type Bounds, type Normalization } from './models/classifier.js';
 export { loadClassifier, saveLayersModel, modelDigest, type ModelDigest, type ModelMetadata } from './models/io.js';
 export { buildArchitecture, ARCHITECTURES } from './models/architectures.js';
 export { compileModel, type CompiledModel, type CompileReport } from './models/compiler/index.js';

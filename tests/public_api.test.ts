@@ -7,7 +7,7 @@ import * as api from '../src/index.js';
  */
 const PUBLIC_RUNTIME_NAMES = [
    'ABSTAIN', 'ADVKIT_VERSION', 'APGDT_DEFAULTS', 'APGD_DEFAULTS', 'ARCHITECTURES', 'ATTACKS',
-   'ATTACK_NAMES', 'AdvkitError', 'AttackPool', 'BIM_DEFAULTS', 'BackendError', 'DataError',
+   'ATTACK_NAMES', 'ATTACK_REGISTRY', 'AdvkitError', 'AttackPool', 'BIM_DEFAULTS', 'BackendError', 'DataError',
    'EVALUATE_DEFAULTS', 'EXAMPLE_SET_SCHEMA', 'FAB_DEFAULTS', 'FGSM_DEFAULTS',
    'InvalidArgumentError', 'LOSSES', 'MIFGSM_DEFAULTS', 'ModelError', 'PGD_DEFAULTS', 'PRESETS',
    'PRESET_NAMES', 'REPORT_JSON_SCHEMA', 'REPORT_SCHEMA_ID', 'SQUARE_DEFAULTS', 'TRAIN_DEFAULTS',

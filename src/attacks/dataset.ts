@@ -7,11 +7,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { batches, checkShapes, size, type Dataset } from '../data/dataset.js';
 import { checkedPredictions, type Classifier } from '../models/classifier.js';
-import { check, checkFiniteNumber, checkKnownOptions } from '../util/errors.js';
+import { check, checkFiniteNumber, checkKnownOptions, show } from '../util/errors.js';
 import { deriveSeed, seedFor } from '../util/random.js';
 import type { AttackPool } from './pool.js';
 import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
-import { ATTACK_NAMES, ATTACKS } from './registry.js';
+import { ATTACK_NAMES, ATTACKS, type AttackName } from './registry.js';
 import { fixedTargets, leastLikelyTargets, randomTargets, targeted, type Labels } from './targets.js';
 
 export type TargetMode = 'random' | 'least-likely' | number;
@@ -25,8 +25,8 @@ export interface DatasetAttackOptions {
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
   /**
-   * Worker threads to run the batches on (AttackPool.create with the model's directory); the
-   * results are the same as without. The attack must be one of the registry's.
+   * Worker threads to run the batches on (AttackPool.create(model)); the results are the same as
+   * without. The attack must be one of the registry's, best given by name.
    */
   pool?: AttackPool;
 }
@@ -46,7 +46,7 @@ type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: Gradien
 /**
  * Yields one attacked batch at a time; the caller disposes `x` and `result.adversarial`.
  */
-export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
+export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: AttackName | ((model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>), model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
   checkKnownOptions('attackDataset', run, ['batchSize', 'from', 'target', 'onProgress', 'pool']);
   const batchSize = checkFiniteNumber('attackDataset', 'batchSize', run.batchSize ?? 128, { integer: true, min: 1 });
   const from = checkFiniteNumber('attackDataset', 'from', run.from ?? 0, { integer: true, min: 0 });
@@ -59,8 +59,11 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   const seed = seedOpt as number;
   const total = size(ds);
   const pool = run.pool;
-  const poolName = pool ? ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown)) : undefined;
-  check(!pool || poolName !== undefined, 'attackDataset', () => `a worker pool runs only the registry attacks (${ATTACK_NAMES.join(', ')}).`);
+  check(typeof attack !== 'string' || ATTACK_NAMES.includes(attack), 'attackDataset', () => `unknown attack ${show(attack)}; use one of ${ATTACK_NAMES.join(', ')}, or pass an attack function.`);
+  // A pool runs attacks by name; a function is run there only when it is the registry's own.
+  const poolName = !pool ? undefined : typeof attack === 'string' ? attack : ATTACK_NAMES.find((n) => (ATTACKS[n] as unknown) === (attack as unknown));
+  check(!pool || poolName !== undefined, 'attackDataset', () => `a worker pool runs only the registry attacks, by name (${ATTACK_NAMES.join(', ')}); this function is not one of them.`);
+  const attackFn = (typeof attack === 'string' ? ATTACKS[attack] : attack) as unknown as AnyAttack;
   pool?.checkRuns('attackDataset', model);
 
   // With a pool the workers compute the clean predictions too: a forward pass here would take a
@@ -87,7 +90,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
   type Prepared = Awaited<ReturnType<typeof prepare>>;
   const attackHere = async (p: Prepared): Promise<AttackResult> => {
     const opts = { ...(options as GradientAttackOptions), seed: p.seeds, ...(p.targets ? { goal: targeted(p.targets) } : {}) };
-    return (attack as unknown as AnyAttack)(model, p.x, p.labels, opts);
+    return attackFn(model, p.x, p.labels, opts);
   };
   const attackOnPool = async (p: Prepared): Promise<{ result: AttackResult; cleanPredictions: Int32Array }> => {
     const images = Float32Array.from(await p.x.data());

@@ -34,7 +34,7 @@ import { writePng } from '../util/png.js';
 import { checkShards, shardRange, type Shard } from '../util/shard.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { attackDataset, type DatasetAttackBatch, type TargetMode } from './dataset.js';
-import { ATTACK_NAMES, ATTACKS, type AttackName } from './registry.js';
+import { ATTACK_NAMES, checkAttackOptions, type AttackName } from './registry.js';
 import type { AttackPool } from './pool.js';
 
 export const EXAMPLE_SET_SCHEMA = 'advkit.example-set';
@@ -184,6 +184,7 @@ export async function writeExampleSet(model: Classifier, ds: Dataset, attack: { 
   const fn = 'writeExampleSet';
   checkKnownOptions(fn, options, WRITE_KEYS);
   check(ATTACK_NAMES.includes(attack?.name), fn, () => `attack.name must be one of ${ATTACK_NAMES.join(', ')}, but got ${show(attack?.name)}.`);
+  checkAttackOptions(fn, attack.name, attack.options);
   check(typeof options.out === 'string' && options.out !== '', fn, () => `out must be a directory path, but got ${show(options.out)}.`);
   const flag = options.flag ?? 'out';
   const format = options.format ?? ['png'];
@@ -245,7 +246,7 @@ async function attackInto(model: Classifier, ds: Dataset, attack: { name: Attack
   let fooled = 0;
   options.onStart?.(Math.min(from, total), total);
   options.onProgress?.(Math.min(from, total), total, 0);
-  for await (const b of attackDataset(ATTACKS[attack.name] as never, model, part, opts as never, { batchSize, from, target: options.target, pool: options.pool })) {
+  for await (const b of attackDataset(attack.name, model, part, opts as never, { batchSize, from, target: options.target, pool: options.pool })) {
     const { lines, xAdv, x } = await batchLines(model, part, b, start, format, out);
     tf.dispose([b.x, b.result.adversarial]);
     if (format.includes('npy')) {

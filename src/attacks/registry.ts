@@ -1,36 +1,122 @@
-/** Attacks by name, for the CLI, configs and the evaluator. */
+/**
+ * The attacks by name: what each one is, which options it reads and their defaults. The CLI's
+ * flags, the evaluator's checks of an attack spec, the presets and the worker pool all derive
+ * from this one table.
+ */
 import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import { apgd, apgdT } from './apgd.js';
-import { bim } from './bim.js';
-import { fabT } from './fab.js';
-import { fgsm } from './fgsm.js';
+import { APGD_DEFAULTS, APGDT_DEFAULTS, apgd, apgdT } from './apgd.js';
+import { BIM_DEFAULTS, bim } from './bim.js';
+import { FAB_DEFAULTS, fabT } from './fab.js';
+import { FGSM_DEFAULTS, fgsm } from './fgsm.js';
 import type { AttackResult } from './gradient_descent.js';
-import { mifgsm } from './mifgsm.js';
-import { pgd } from './pgd.js';
-import { square } from './square.js';
+import { MIFGSM_DEFAULTS, mifgsm } from './mifgsm.js';
+import { PGD_DEFAULTS, pgd } from './pgd.js';
+import { SQUARE_DEFAULTS, square } from './square.js';
 import type { Labels } from './targets.js';
+import { check, show } from '../util/errors.js';
 
 export type AnyAttackFn = (model: Classifier, x: tf.Tensor4D, y: Labels, options: { eps: number } & Record<string, unknown>) => Promise<AttackResult>;
 
-const apgdWith = (loss: 'ce' | 'dlr'): AnyAttackFn => (model, x, y, options) => apgd(model, x, y, { ...options, loss } as never);
+/** Options every attack reads. */
+export const COMMON_ATTACK_OPTIONS = ['eps', 'norm', 'seed'] as const;
 
-export const ATTACKS: Readonly<Record<'fgsm' | 'bim' | 'pgd' | 'mifgsm' | 'apgd-ce' | 'apgd-dlr' | 'apgd-t' | 'fab-t' | 'square', AnyAttackFn>> = Object.freeze({
-  fgsm: fgsm as unknown as AnyAttackFn,
-  bim: bim as unknown as AnyAttackFn,
-  pgd: pgd as unknown as AnyAttackFn,
-  mifgsm: mifgsm as unknown as AnyAttackFn,
-  'apgd-ce': apgdWith('ce'),
-  'apgd-dlr': apgdWith('dlr'),
-  'apgd-t': apgdT as unknown as AnyAttackFn,
-  'fab-t': fabT as unknown as AnyAttackFn,
-  square: square as unknown as AnyAttackFn,
-});
-export type AttackName = keyof typeof ATTACKS;
-export const ATTACK_NAMES = Object.keys(ATTACKS) as AttackName[];
+export interface AttackEntry {
+  readonly run: AnyAttackFn;
+  /** One line for help texts. */
+  readonly summary: string;
+  /** The options it reads besides eps, norm and seed. */
+  readonly options: readonly string[];
+  /** Its defaults for them (an option without one is off unless given). */
+  readonly defaults: Readonly<Record<string, unknown>>;
+  /** Follows gradients (square does not). */
+  readonly gradient: boolean;
+  /** Reports each example's minimum adversarial distance, independent of eps. */
+  readonly minimumNorm: boolean;
+  /** Why an option is not among its own, after the attack's name, where the reason helps (fgsm's steps). */
+  readonly notes?: Readonly<Partial<Record<string, string>>>;
+}
+
+const LOOP = ['steps', 'relStepSize', 'absStepSize', 'loss', 'goal', 'earlyStop', 'eot'];
+const OWN_STEPS = 'sets its own step sizes';
+const OWN_TARGETS = 'picks its own target classes';
+const apgdWith = (loss: 'ce' | 'dlr'): AnyAttackFn => (model, x, y, options) => apgd(model, x, y, { ...options, loss } as never);
+const strip = (defaults: Record<string, unknown>, ...drop: string[]) => Object.fromEntries(Object.entries(defaults).filter(([k]) => !(COMMON_ATTACK_OPTIONS as readonly string[]).includes(k) && !drop.includes(k)));
+
+export const ATTACK_REGISTRY = Object.freeze({
+  fgsm: {
+    run: fgsm as unknown as AnyAttackFn, summary: 'one signed-gradient step of size eps (Goodfellow et al. 2015)',
+    options: ['randomStart', 'loss', 'goal', 'eot'], defaults: strip(FGSM_DEFAULTS), gradient: true, minimumNorm: false,
+    notes: { steps: 'takes one full step of size eps', relStepSize: 'takes one full step of size eps', absStepSize: 'takes one full step of size eps' },
+  },
+  bim: { run: bim as unknown as AnyAttackFn, summary: 'iterated FGSM from the clean point (Kurakin et al. 2017)', options: LOOP, defaults: strip(BIM_DEFAULTS), gradient: true, minimumNorm: false },
+  pgd: { run: pgd as unknown as AnyAttackFn, summary: 'projected gradient descent with a random start (Madry et al. 2018)', options: [...LOOP, 'randomStart', 'restarts'], defaults: strip(PGD_DEFAULTS), gradient: true, minimumNorm: false },
+  mifgsm: { run: mifgsm as unknown as AnyAttackFn, summary: 'momentum iterative FGSM (Dong et al. 2018)', options: [...LOOP, 'momentum'], defaults: strip(MIFGSM_DEFAULTS), gradient: true, minimumNorm: false },
+  'apgd-ce': {
+    run: apgdWith('ce'), summary: 'APGD on cross-entropy, step size adapted (Croce & Hein 2020)',
+    options: ['steps', 'restarts', 'rho', 'goal', 'eot'], defaults: strip(APGD_DEFAULTS, 'loss'), gradient: true, minimumNorm: false,
+    notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, loss: 'optimises cross-entropy (apgd-dlr the DLR loss)' },
+  },
+  'apgd-dlr': {
+    run: apgdWith('dlr'), summary: 'APGD on the DLR loss (Croce & Hein 2020)',
+    options: ['steps', 'restarts', 'rho', 'goal', 'eot'], defaults: strip(APGD_DEFAULTS, 'loss'), gradient: true, minimumNorm: false,
+    notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, loss: 'optimises the DLR loss (apgd-ce cross-entropy)' },
+  },
+  'apgd-t': {
+    run: apgdT as unknown as AnyAttackFn, summary: 'targeted APGD on DLR over the most likely wrong classes (Croce & Hein 2020)',
+    options: ['steps', 'restarts', 'rho', 'targets', 'eot'], defaults: strip(APGDT_DEFAULTS), gradient: true, minimumNorm: false,
+    notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, goal: OWN_TARGETS, loss: 'optimises the targeted DLR loss' },
+  },
+  'fab-t': {
+    run: fabT as unknown as AnyAttackFn, summary: 'targeted FAB, minimum-norm (Croce & Hein 2020)',
+    options: ['steps', 'restarts', 'targets', 'alphaMax', 'eta', 'beta'], defaults: strip(FAB_DEFAULTS), gradient: true, minimumNorm: true,
+    notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, goal: OWN_TARGETS },
+  },
+  square: {
+    run: square as unknown as AnyAttackFn, summary: 'Square Attack, random search without gradients (Andriushchenko et al. 2020)',
+    options: ['queries', 'pInit', 'rescaleSchedule'], defaults: strip(SQUARE_DEFAULTS), gradient: false, minimumNorm: false,
+    notes: { steps: 'counts queries, not steps', goal: 'is untargeted' },
+  },
+} satisfies Record<string, AttackEntry>);
+
+export type AttackName = keyof typeof ATTACK_REGISTRY;
+export const ATTACK_NAMES = Object.keys(ATTACK_REGISTRY) as AttackName[];
+const entries = () => Object.entries(ATTACK_REGISTRY) as Array<[AttackName, AttackEntry]>;
+
+/** The attack functions by name. */
+export const ATTACKS: Readonly<Record<AttackName, AnyAttackFn>> = Object.freeze(Object.fromEntries(entries().map(([n, e]) => [n, e.run])) as Record<AttackName, AnyAttackFn>);
 /** Attacks that follow gradients (square is gradient-free). */
-export const GRADIENT_ATTACKS: readonly AttackName[] = ['fgsm', 'bim', 'pgd', 'mifgsm', 'apgd-ce', 'apgd-dlr', 'apgd-t', 'fab-t'];
+export const GRADIENT_ATTACKS: readonly AttackName[] = entries().filter(([, e]) => e.gradient).map(([n]) => n);
 /** Attacks that report each sample's minimum adversarial distance (eps-independent). */
-export const MINIMUM_NORM_ATTACKS: readonly AttackName[] = ['fab-t'];
+export const MINIMUM_NORM_ATTACKS: readonly AttackName[] = entries().filter(([, e]) => e.minimumNorm).map(([n]) => n);
 /** Attacks that take a targeted goal (the others pick their own targets or are untargeted). */
-export const GOAL_ATTACKS: readonly AttackName[] = ['fgsm', 'bim', 'pgd', 'mifgsm', 'apgd-ce', 'apgd-dlr'];
+export const GOAL_ATTACKS: readonly AttackName[] = attacksTaking('goal');
+
+/** True when `name` reads `option`. */
+export function takesOption(name: AttackName, option: string): boolean {
+  return (COMMON_ATTACK_OPTIONS as readonly string[]).includes(option) || (ATTACK_REGISTRY[name] as AttackEntry).options.includes(option);
+}
+
+/** The attacks that read `option`. */
+export function attacksTaking(option: string): AttackName[] {
+  return ATTACK_NAMES.filter((n) => takesOption(n, option));
+}
+
+/**
+ * Why `name` refuses `option`, as a sentence naming the attacks that take it; undefined when it
+ * takes it. `label` is how the caller calls the option (a flag, or the option's own name).
+ */
+export function optionRefusal(name: AttackName, option: string, label = option): string | undefined {
+  if (takesOption(name, option)) return undefined;
+  const note = (ATTACK_REGISTRY[name] as AttackEntry).notes?.[option];
+  return `${name} ${note ?? `does not take ${label}`}; the attacks that do: ${attacksTaking(option).join(', ')}.`;
+}
+
+/** Refuses attack options the attack does not read (a typo or a misplaced option would be ignored). */
+export function checkAttackOptions(fn: string, name: AttackName, options: Record<string, unknown> | undefined): void {
+  check(options === undefined || (typeof options === 'object' && options !== null && !Array.isArray(options)), fn, () => `the options of ${name} must be an object, but got ${show(options)}.`);
+  for (const k of Object.keys(options ?? {})) {
+    const why = optionRefusal(name, k);
+    check(why === undefined, fn, () => `${name} has no option ${JSON.stringify(k)}: ${why!} Its options: ${[...COMMON_ATTACK_OPTIONS, ...(ATTACK_REGISTRY[name] as AttackEntry).options].join(', ')}.`);
+  }
+}

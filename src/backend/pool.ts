@@ -9,8 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AdvkitError, BackendError, checkFiniteNumber, type ErrorPayload } from '../util/errors.js';
-import { backendStatus } from './index.js';
+import { AdvkitError, BackendError, type ErrorPayload } from '../util/errors.js';
 
 /** A compiled worker script beside this one's compiled form (from the TypeScript sources, in dist). */
 export function workerFile(fromUrl: string, name: string): string {

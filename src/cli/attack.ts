@@ -14,7 +14,7 @@ import { loadClassifier } from '../models/io.js';
 import { AdvkitError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
-import { attackOptions, checkCompatible, formatOption, targetOption, type AttackCliOptions } from './attack_options.js';
+import { attackOptions, checkCompatible, flagTakers, formatOption, targetOption, type AttackCliOptions } from './attack_options.js';
 import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 
 export function attackCommand(): Command {
@@ -25,14 +25,14 @@ export function attackCommand(): Command {
     .addOption(new Option('--attack <name>', 'attack').choices([...GRADIENT_ATTACKS]).default('pgd'))
     .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images)', floatOption(0))
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
-    .option('--steps <n>', 'gradient steps (bim, pgd, mifgsm, apgd-*, fab-t)', intOption(1, 100_000))
-    .option('--rel-step-size <f>', 'step size as a fraction of eps', floatOption(0, { exclusive: true }))
-    .option('--step-size <a>', 'absolute step size in pixel units', floatOption(0, { exclusive: true }))
-    .option('--restarts <n>', 'restarts (pgd, apgd-*, fab-t)', intOption(1, 1000))
-    .option('--targeted <mode>', 'targeted attack: random, least-likely or a class index', targetOption)
-    .addOption(new Option('--loss <loss>', 'objective').choices(['ce', 'margin', 'dlr']).default('ce'))
-    .option('--momentum <mu>', 'momentum decay (mifgsm)', floatOption(0))
-    .option('--early-stop', 'samples already fooled stop moving')
+    .option('--steps <n>', `gradient steps ${flagTakers('--steps')}`, intOption(1, 100_000))
+    .option('--rel-step-size <f>', `step size as a fraction of eps ${flagTakers('--rel-step-size')}`, floatOption(0, { exclusive: true }))
+    .option('--step-size <a>', `absolute step size in pixel units ${flagTakers('--step-size')}`, floatOption(0, { exclusive: true }))
+    .option('--restarts <n>', `restarts ${flagTakers('--restarts')}`, intOption(1, 1000))
+    .option('--targeted <mode>', `targeted attack: random, least-likely or a class index ${flagTakers('--targeted')}`, targetOption)
+    .addOption(new Option('--loss <loss>', `objective, default ce ${flagTakers('--loss')}`).choices(['ce', 'margin', 'dlr']))
+    .option('--momentum <mu>', `momentum decay ${flagTakers('--momentum')}`, floatOption(0))
+    .option('--early-stop', `samples already fooled stop moving ${flagTakers('--early-stop')}`)
     .option('--seed <n>', 'seed for random starts and targets', intOption(0, 2 ** 31 - 1), 0)
     .option('--limit <n>', 'attack only the first n examples', intOption(1))
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536), 128)

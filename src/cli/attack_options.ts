@@ -1,7 +1,7 @@
 /** `advkit attack`'s options: parsers for --targeted and --format, the attack's options from the flags, flag compatibility. */
 import { InvalidArgumentError as CommanderArgError } from 'commander';
 import type { GradientAttackOptions } from '../attacks/index.js';
-import { GOAL_ATTACKS, GRADIENT_ATTACKS } from '../attacks/registry.js';
+import { attacksTaking, optionRefusal, takesOption, type GRADIENT_ATTACKS } from '../attacks/registry.js';
 import type { TargetMode } from '../attacks/dataset.js';
 import { AdvkitError } from '../util/errors.js';
 
@@ -18,7 +18,7 @@ export interface AttackCliOptions {
   stepSize?: number;
   restarts?: number;
   targeted?: TargetMode;
-  loss: 'ce' | 'margin' | 'dlr';
+  loss?: 'ce' | 'margin' | 'dlr';
   momentum?: number;
   earlyStop?: boolean;
   seed: number;
@@ -50,26 +50,41 @@ export function formatOption(value: string): Array<'png' | 'npy'> {
   return [...new Set(parts)] as Array<'png' | 'npy'>;
 }
 
-/** The attack's options from the CLI's, with each attack's own defaults where a flag is absent. */
-export function attackOptions(o: Pick<AttackCliOptions, 'eps' | 'norm' | 'steps' | 'relStepSize' | 'stepSize' | 'restarts' | 'loss' | 'momentum' | 'earlyStop' | 'seed'>): GradientAttackOptions {
-  const opts: GradientAttackOptions = { eps: o.eps, norm: o.norm, loss: o.loss, seed: o.seed };
-  if (o.steps !== undefined) opts.steps = o.steps;
-  if (o.relStepSize !== undefined) opts.relStepSize = o.relStepSize;
-  if (o.stepSize !== undefined) opts.absStepSize = o.stepSize;
-  if (o.restarts !== undefined) opts.restarts = o.restarts;
-  if (o.momentum !== undefined) opts.momentum = o.momentum;
-  if (o.earlyStop) opts.earlyStop = true;
-  return opts;
+/**
+ * The flags that set an attack option, for `advkit attack` and `advkit eval`: which attacks a flag
+ * applies to comes from the registry (attacks/registry.ts), not from lists written here.
+ */
+export const ATTACK_FLAGS = Object.freeze({
+  '--steps': 'steps', '--rel-step-size': 'relStepSize', '--step-size': 'absStepSize', '--restarts': 'restarts', '--loss': 'loss',
+  '--momentum': 'momentum', '--early-stop': 'earlyStop', '--targeted': 'goal', '--square-queries': 'queries',
+} as const);
+export type AttackFlag = keyof typeof ATTACK_FLAGS;
+
+/** "(bim, pgd, ...)" for a flag's help text. */
+export function flagTakers(flag: AttackFlag): string {
+  return `(${attacksTaking(ATTACK_FLAGS[flag]).join(', ')})`;
 }
 
+/** The flags `advkit attack` was given that set attack options, with their values. */
+function givenFlags(o: AttackCliOptions): Array<[AttackFlag, unknown]> {
+  const given: Array<[AttackFlag, unknown]> = [['--steps', o.steps], ['--rel-step-size', o.relStepSize], ['--step-size', o.stepSize], ['--restarts', o.restarts], ['--loss', o.loss], ['--momentum', o.momentum], ['--early-stop', o.earlyStop], ['--targeted', o.targeted]];
+  return given.filter(([, v]) => v !== undefined);
+}
+
+/** The attack's options from the CLI's: the flags given, each attack's own defaults elsewhere. */
+export function attackOptions(o: AttackCliOptions): GradientAttackOptions {
+  const opts: Record<string, unknown> = { eps: o.eps, norm: o.norm, seed: o.seed };
+  if (takesOption(o.attack, 'loss')) opts.loss = o.loss ?? 'ce';
+  for (const [flag, v] of givenFlags(o)) if (flag !== '--targeted') opts[ATTACK_FLAGS[flag]] = v;
+  return opts as unknown as GradientAttackOptions;
+}
+
+/** Refuses a flag the attack does not read (it would be ignored), naming the attacks that do. */
 export function checkCompatible(o: AttackCliOptions): void {
   const bad = (flag: string, why: string) => new AdvkitError('E_USAGE', `Error in ${flag}: ${why}`, 2);
-  if (o.attack === 'fgsm' && (o.steps !== undefined || o.relStepSize !== undefined || o.stepSize !== undefined)) throw bad('--steps', 'fgsm takes one full step of size eps; drop --steps/--rel-step-size/--step-size or use bim/pgd.');
-  const own = o.attack.startsWith('apgd') || o.attack === 'fab-t';
-  if (o.restarts !== undefined && o.attack !== 'pgd' && !own) throw bad('--restarts', `only pgd, apgd-* and fab-t have restarts, not ${o.attack}.`);
-  if (own && (o.relStepSize !== undefined || o.stepSize !== undefined)) throw bad('--step-size', `${o.attack} sets its own step sizes; drop --rel-step-size/--step-size.`);
-  if (o.targeted !== undefined && !GOAL_ATTACKS.includes(o.attack)) throw bad('--targeted', `${o.attack} picks its own target classes; use one of ${GOAL_ATTACKS.join(', ')} for a targeted attack.`);
-  if (o.momentum !== undefined && o.attack !== 'mifgsm') throw bad('--momentum', `only mifgsm uses momentum, not ${o.attack}.`);
+  for (const [flag] of givenFlags(o)) {
+    const why = optionRefusal(o.attack, ATTACK_FLAGS[flag], flag);
+    if (why) throw bad(flag, why);
+  }
   if (o.relStepSize !== undefined && o.stepSize !== undefined) throw bad('--step-size', 'give either --rel-step-size or --step-size, not both.');
 }
-

@@ -17,6 +17,7 @@ import { jsonCheckpoint, lockDirectory } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { action, checkedModelDigest, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { flagTakers } from './attack_options.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
 import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
 
@@ -28,10 +29,10 @@ export function evalCommand(): Command {
     .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI)').choices([...PRESET_NAMES]))
     .option('--eps <list>', 'comma list of epsilons, e.g. 0,0.1,0.2,0.3')
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
-    .option('--steps <n>', 'steps of the iterative attacks (changes a preset: partial evaluation)', intOption(1, 100_000))
-    .option('--restarts <n>', 'restarts of pgd, apgd-* and fab-t', intOption(1, 1000))
-    .addOption(new Option('--loss <loss>', 'objective of the gradient attacks').choices(['ce', 'margin', 'dlr']))
-    .option('--square-queries <n>', 'queries of the square attack', intOption(1, 1_000_000))
+    .option('--steps <n>', `steps of the iterative attacks ${flagTakers('--steps')}; changes a preset: partial evaluation`, intOption(1, 100_000))
+    .option('--restarts <n>', `restarts ${flagTakers('--restarts')}`, intOption(1, 1000))
+    .addOption(new Option('--loss <loss>', `objective ${flagTakers('--loss')}`).choices(['ce', 'margin', 'dlr']))
+    .option('--square-queries <n>', `queries ${flagTakers('--square-queries')}`, intOption(1, 1_000_000))
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1))
     .option('--limit <n>', 'evaluate the first n examples', intOption(1))
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536))

@@ -1,6 +1,7 @@
 /** `advkit eval`'s options: the --config file, the epsilon and attack lists, flags applied to a preset's attacks. */
 import { promises as fsp } from 'node:fs';
-import { ATTACK_NAMES, type AttackName } from '../attacks/registry.js';
+import { ATTACK_NAMES, attacksTaking, takesOption, type AttackName } from '../attacks/registry.js';
+import { ATTACK_FLAGS, type AttackFlag } from './attack_options.js';
 import type { AttackSpec } from '../eval/evaluate.js';
 import type { PresetName } from '../eval/presets.js';
 import { InvalidArgumentError } from '../util/errors.js';
@@ -85,15 +86,18 @@ export function parseEpsilons(text: string): number[] {
   return vals;
 }
 
-/** Applies --steps, --restarts, --loss and --square-queries to the attacks they concern. */
+/**
+ * Applies --steps, --restarts, --loss and --square-queries to the attacks that read them (the
+ * registry says which); a flag none of the run's attacks reads is refused rather than ignored.
+ */
 export function withFlags(specs: AttackSpec[], o: EvalCliOptions): AttackSpec[] {
-  return specs.map(({ name, options: given }) => {
-    const options: Record<string, unknown> = { ...(given ?? {}) };
-    const loop = name !== 'fgsm' && name !== 'square';
-    if (loop && o.steps !== undefined) options.steps = o.steps;
-    if ((name === 'pgd' || name.startsWith('apgd') || name === 'fab-t') && o.restarts !== undefined) options.restarts = o.restarts;
-    if (['fgsm', 'bim', 'pgd', 'mifgsm'].includes(name) && o.loss !== undefined) options.loss = o.loss;
-    if (name === 'square' && o.squareQueries !== undefined) options.queries = o.squareQueries;
+  const given = ([['--steps', o.steps], ['--restarts', o.restarts], ['--loss', o.loss], ['--square-queries', o.squareQueries]] as Array<[AttackFlag, unknown]>).filter(([, v]) => v !== undefined);
+  for (const [flag] of given) {
+    if (!specs.some((s) => takesOption(s.name, ATTACK_FLAGS[flag]))) throw new InvalidArgumentError(`Error in ${flag}: none of this run's attacks (${specs.map((s) => s.name).join(', ')}) reads it; the attacks that do: ${attacksTaking(ATTACK_FLAGS[flag]).join(', ')}.`);
+  }
+  return specs.map(({ name, options: given0 }) => {
+    const options: Record<string, unknown> = { ...(given0 ?? {}) };
+    for (const [flag, v] of given) if (takesOption(name, ATTACK_FLAGS[flag])) options[ATTACK_FLAGS[flag]] = v;
     return { name, options };
   });
 }

@@ -23,7 +23,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import type { AttackPool } from '../attacks/pool.js';
-import { ATTACKS, type AttackName } from '../attacks/registry.js';
+import type { AttackName } from '../attacks/registry.js';
 import { size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import type { AttackSpec } from './evaluate.js';
@@ -50,7 +50,7 @@ const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
 async function robustMask(model: Classifier, ds: Dataset, name: AttackName, options: Record<string, unknown>, batchSize: number, pool?: AttackPool): Promise<Uint8Array> {
   const robust = new Uint8Array(size(ds)).fill(1);
-  for await (const b of attackDataset(ATTACKS[name] as never, model, ds, options as never, { batchSize, pool })) {
+  for await (const b of attackDataset(name, model, ds, options as never, { batchSize, pool })) {
     b.result.success.forEach((s, j) => { if (s) robust[b.start + j] = 0; });
     tf.dispose([b.x, b.result.adversarial]);
   }

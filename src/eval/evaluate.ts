@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset } from '../attacks/dataset.js';
 import type { AttackPool } from '../attacks/pool.js';
-import { ATTACK_NAMES, ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
+import { ATTACK_NAMES, checkAttackOptions, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
 import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';
 import { batches, checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
@@ -133,6 +133,7 @@ export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
   check(Array.isArray(attacks) && attacks.length > 0, fn, () => `attacks must be a non-empty list, but got ${show(attacks)}.`);
   for (const a of attacks) {
     check(ATTACK_NAMES.includes(a?.name), fn, () => `unknown attack ${show(a?.name)}; use one of ${ATTACK_NAMES.join(', ')}.`);
+    checkAttackOptions(fn, a.name, a.options);
   }
   check(Array.isArray(o.epsilons) && o.epsilons.length > 0, fn, () => `epsilons must be a non-empty list, but got ${show(o.epsilons)}.`);
   o.epsilons.forEach((e, i) => checkFiniteNumber(fn, `epsilons[${i}]`, e, { min: 0 }));
@@ -234,7 +235,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
         const run = { linf: new Float32Array(n).fill(Infinity), l2: new Float32Array(n).fill(Infinity), minimum: new Float32Array(n).fill(Infinity), seconds: 0 };
         if (all.length > 0) {
           const opts = { ...(spec.options ?? {}), eps: maxEps, norm: o.norm, seed };
-          for await (const b of attackDataset(ATTACKS[spec.name] as never, model, subset(data, all), opts as never, { batchSize, pool: o.pool })) {
+          for await (const b of attackDataset(spec.name, model, subset(data, all), opts as never, { batchSize, pool: o.pool })) {
             const r = b.result;
             const pixels = await keepFrom(b, r);
             for (let j = 0; j < b.end - b.start; j++) {
@@ -269,7 +270,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
       } else if (eps > 0 && pool.length > 0) {
         const sub = subset(data, pool);
         const opts = { ...(spec.options ?? {}), eps, norm: o.norm, seed };
-        for await (const b of attackDataset(ATTACKS[spec.name] as never, model, sub, opts as never, { batchSize, pool: o.pool })) {
+        for await (const b of attackDataset(spec.name, model, sub, opts as never, { batchSize, pool: o.pool })) {
           const r = b.result;
           const pixels = eps === maxEps ? await keepFrom(b, r) : undefined;
           for (let j = 0; j < b.end - b.start; j++) {

@@ -103,6 +103,13 @@ describe('advkit attack', () => {
       await fsp.writeFile(path.join(evil, 'model.json'), JSON.stringify(json));
       expectUsageError(['attack', '--model', evil, '--data', 'mnist', '--eps', '0.1', '--out', path.join(dir, 'o-evil')], /points outside the model directory/);
     });
-    it('flags that do not fit the attack', () => expectUsageError([...base(), '--eps', '0.1', '--attack', 'fgsm', '--steps', '3'], /fgsm takes one full step/));
+    it('flags that do not fit the attack', () => {
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'fgsm', '--steps', '3'], /fgsm takes one full step/);
+      // Which attacks take a flag comes from the registry, and the message names them.
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'apgd-ce', '--loss', 'margin'], /Error in --loss: apgd-ce optimises cross-entropy .*; the attacks that do: fgsm, bim, pgd, mifgsm\.$/);
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'bim', '--restarts', '2'], /Error in --restarts: bim does not take --restarts; the attacks that do: pgd, apgd-ce, apgd-dlr, apgd-t, fab-t\.$/);
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'fab-t', '--targeted', 'random'], /Error in --targeted: fab-t picks its own target classes/);
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'pgd', '--momentum', '0.5'], /Error in --momentum: pgd does not take --momentum; the attacks that do: mifgsm\./);
+    });
   });
 });

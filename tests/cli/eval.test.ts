@@ -93,6 +93,10 @@ describe('advkit eval', () => {
     const both = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd', '--preset', 'fast']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/Error in --preset: give --preset fast or --attacks pgd, not both/);
+    // A flag none of the run's attacks reads is refused, not ignored (the registry says who reads it).
+    const unread = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'fgsm,square', '--steps', '5']);
+    expect(unread.code).toBe(2);
+    expect(unread.stderr).toMatch(/Error in --steps: none of this run's attacks \(fgsm, square\) reads it; the attacks that do: bim, pgd/);
     const unknown = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--preset', 'strong']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/--preset/);
