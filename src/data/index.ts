@@ -14,7 +14,7 @@ import { makeDataset, type Dataset } from './dataset.js';
 import { readIdxPair } from './idx.js';
 import { readImageFolder, type ImageFolderOptions } from './image_folder.js';
 import { loadMnist } from './mnist.js';
-import { readNpy } from './npy.js';
+import { readNpy, readNpyFloat32 } from './npy.js';
 
 export * from './dataset.js';
 export { loadMnist, MNIST_ORDER_SEED } from './mnist.js';
@@ -62,14 +62,13 @@ export function parseDataSpec(spec: string): DataSpec {
   throw bad('unknown data source');
 }
 
-function npyImages(x: { shape: number[]; data: Float64Array; dtype: string }, file: string): { images: Float32Array; shape: [number, number, number] } {
+/** The images of an .npy file as float32 in [0, 1] (uint8 files scaled by 1/255). */
+async function npyImages(file: string): Promise<{ count: number; images: Float32Array; shape: [number, number, number] }> {
+  const x = await readNpyFloat32(file, (dtype) => (dtype === '|u1' ? 1 / 255 : 1));
   if (x.shape.length !== 3 && x.shape.length !== 4) {
     throw new DataError(`Error reading images ${file}: expected shape (N, H, W) or (N, H, W, C), but got (${x.shape.join(', ')}).`);
   }
-  const scale = x.dtype === '|u1' ? 1 / 255 : 1;
-  const images = new Float32Array(x.data.length);
-  for (let i = 0; i < images.length; i++) images[i] = x.data[i]! * scale;
-  return { images, shape: [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1] };
+  return { count: x.shape[0]!, images: x.data, shape: [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1] };
 }
 
 /** Loads a data set from a spec string (see the module comment). */
@@ -102,11 +101,10 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
       return makeDataset(spec, images, labels, shape, numberedClasses(spec, labels));
     }
     case 'npy': {
-      const x = await readNpy(parsed.images);
+      const { count, images, shape } = await npyImages(parsed.images);
       const y = await readNpy(parsed.labels);
-      const { images, shape } = npyImages(x, parsed.images);
-      if (y.shape.length !== 1 || y.shape[0] !== x.shape[0]) {
-        throw new DataError(`Error reading labels ${parsed.labels}: expected shape (${x.shape[0]},) to match ${x.shape[0]} images, but got (${y.shape.join(', ')}).`);
+      if (y.shape.length !== 1 || y.shape[0] !== count) {
+        throw new DataError(`Error reading labels ${parsed.labels}: expected shape (${count},) to match ${count} images, but got (${y.shape.join(', ')}).`);
       }
       const labels = Int32Array.from(y.data);
       if (y.data.some((v, i) => v !== labels[i])) throw new DataError(`Error reading labels ${parsed.labels}: labels must be integers.`);

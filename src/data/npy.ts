@@ -50,26 +50,58 @@ export function npyBody(buf: Uint8Array, file: string): { dtype: string; shape: 
   return { dtype: descr, shape, body: buf.subarray(offset) };
 }
 
+/** The value at byte p of a dtype's data. */
+function decodeValue(view: DataView, descr: string, p: number): number {
+  switch (descr) {
+    case '<f4': return view.getFloat32(p, true);
+    case '<f8': return view.getFloat64(p, true);
+    case '|u1': case '<u1': return view.getUint8(p);
+    case '|i1': case '<i1': return view.getInt8(p);
+    case '<i2': return view.getInt16(p, true);
+    case '<u2': return view.getUint16(p, true);
+    case '<i4': return view.getInt32(p, true);
+    default: return Number(view.getBigInt64(p, true));
+  }
+}
+
 export function parseNpy(buf: Uint8Array, file: string): NpyArray {
   const { dtype: descr, shape, body } = npyBody(buf, file);
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   const width = NPY_WIDTH[descr]!;
   const count = body.byteLength / width;
   const data = new Float64Array(count);
-  for (let i = 0; i < count; i++) {
-    const p = i * width;
-    switch (descr) {
-      case '<f4': data[i] = view.getFloat32(p, true); break;
-      case '<f8': data[i] = view.getFloat64(p, true); break;
-      case '|u1': case '<u1': data[i] = view.getUint8(p); break;
-      case '|i1': case '<i1': data[i] = view.getInt8(p); break;
-      case '<i2': data[i] = view.getInt16(p, true); break;
-      case '<u2': data[i] = view.getUint16(p, true); break;
-      case '<i4': data[i] = view.getInt32(p, true); break;
-      default: data[i] = Number(view.getBigInt64(p, true));
-    }
-  }
+  for (let i = 0; i < count; i++) data[i] = decodeValue(view, descr, i * width);
   return { dtype: (descr.replace('<u1', '|u1').replace('<i1', '|i1')) as NpyDtype, shape, data };
+}
+
+/**
+ * A .npy array as float32, each value times `scale`, decoded straight from the file's bytes: a
+ * float32 file is used in place (a view of the bytes read, no copy) and other dtypes are
+ * converted value by value, so an image set costs its own size once, not three times (the file,
+ * float64 values, float32 images).
+ */
+export function parseNpyFloat32(buf: Uint8Array, file: string, scale = 1): { dtype: NpyDtype; shape: number[]; data: Float32Array } {
+  const { dtype, shape, body } = npyBody(buf, file);
+  const width = NPY_WIDTH[dtype]!;
+  const count = body.byteLength / width;
+  let data: Float32Array;
+  if (dtype === '<f4' && body.byteOffset % 4 === 0) {
+    data = new Float32Array(body.buffer, body.byteOffset, count);
+  } else if (dtype === '<f4') {
+    data = new Float32Array(body.slice().buffer);
+  } else {
+    data = new Float32Array(count);
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    for (let i = 0; i < count; i++) data[i] = decodeValue(view, dtype, i * width);
+  }
+  if (scale !== 1) for (let i = 0; i < count; i++) data[i] = data[i]! * scale;
+  return { dtype: dtype.replace('<u1', '|u1').replace('<i1', '|i1') as NpyDtype, shape, data };
+}
+
+export async function readNpyFloat32(file: string, scale?: (dtype: NpyDtype) => number): Promise<{ dtype: NpyDtype; shape: number[]; data: Float32Array }> {
+  const buf = await readRegularFile(file, `Error reading .npy file ${file}`, MAX_NPY_BYTES);
+  const { dtype } = npyBody(buf, file);
+  return parseNpyFloat32(buf, file, scale?.(dtype.replace('<u1', '|u1').replace('<i1', '|i1') as NpyDtype) ?? 1);
 }
 
 /** .npy files above this are refused before reading (8 GiB). */

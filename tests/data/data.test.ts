@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { batches, encodeNpy, loadDataset, loadMnist, parseDataSpec, parseNpy, shuffle, size, split } from '../../src/data/index.js';
 import { DataError, InvalidArgumentError } from '../../src/util/errors.js';
+import { npyHeader, parseNpyFloat32 } from '../../src/data/npy.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -103,6 +104,43 @@ describe('npy files', () => {
     expect(Array.from(ds.images)).toEqual([0, 1, 1, 0]);
     expect(ds.shape).toEqual([1, 2, 1]);
     await expect(loadDataset(`npy:${path.join(dir, 'x.npy')},${path.join(dir, 'y3.npy')}`)).rejects.toThrow(/expected shape \(2,\)/);
+  });
+});
+
+describe('npy files as float32', () => {
+  it('decodes every dtype to the float32 of parseNpy, uses a float32 file in place, and scales', () => {
+    const hand = (descr: string, bytes: number[], n: number) => {
+      const h = npyHeader('<f4', [n]);
+      const text = new TextDecoder('latin1').decode(h.subarray(10)).replace("'<f4'", `'${descr}'`);
+      const out = new Uint8Array(10 + text.length + bytes.length);
+      out.set(h.subarray(0, 10));
+      new DataView(out.buffer).setUint16(8, text.length, true);
+      out.set(new TextEncoder().encode(text), 10);
+      out.set(bytes, 10 + text.length);
+      return out;
+    };
+    const f64 = new Uint8Array(Float64Array.from([0.1, -2.5, 1e-8]).buffer);
+    const i16 = new Uint8Array(Int16Array.from([-300, 7, 32767]).buffer);
+    const i64 = new Uint8Array(BigInt64Array.from([5n, -9n, 123456789n]).buffer);
+    for (const [descr, bytes] of [['<f8', f64], ['<i2', i16], ['<i8', i64], ['|i1', [250, 1, 127]], ['|u1', [0, 128, 255]]] as const) {
+      const buf = hand(descr, [...bytes], 3);
+      const wide = parseNpy(buf, 'x.npy');
+      const narrow = parseNpyFloat32(buf, 'x.npy');
+      expect(narrow.shape).toEqual([3]);
+      expect(Array.from(narrow.data), descr).toEqual(Array.from(Float32Array.from(wide.data)));
+    }
+    const x = Float32Array.from([0, 0.25, -3.5, 1e30]);
+    const buf = encodeNpy(x, [2, 2]);
+    const inPlace = parseNpyFloat32(buf, 'x.npy');
+    expect(inPlace.data.buffer).toBe(buf.buffer);
+    expect(Array.from(inPlace.data)).toEqual(Array.from(x));
+    // Misaligned bytes are copied, not misread.
+    const shifted = new Uint8Array(buf.length + 1);
+    shifted.set(buf, 1);
+    const copy = parseNpyFloat32(shifted.subarray(1), 'x.npy');
+    expect(Array.from(copy.data)).toEqual(Array.from(x));
+    expect(Array.from(parseNpyFloat32(hand('|u1', [0, 51, 255], 3), 'x.npy', 1 / 255).data)).toEqual([0, 51 / 255, 1].map(Math.fround));
+    expect(() => parseNpyFloat32(buf.subarray(0, buf.length - 2), 'x.npy')).toThrow(/truncated or corrupt/);
   });
 });
 
