@@ -12,7 +12,7 @@ export { apgd, apgdT, APGD_DEFAULTS, APGDT_DEFAULTS, type ApgdOptions, type Apgd
 export { fabT, FAB_DEFAULTS, type FabOptions } from './attacks/fab.js';
 export { square, SQUARE_DEFAULTS, type SquareOptions } from './attacks/square.js';
 export { ATTACKS, ATTACK_NAMES, ATTACK_REGISTRY, type AttackName, type AnyAttackFn, type AttackEntry } from './attacks/registry.js';
-export type { AttackResult, GradientAttackOptions } from './attacks/gradient_descent.js';
+export type { Attack, AttackResult, GradientAttackOptions } from './attacks/gradient_descent.js';
 // Goals, targets, losses, norms.
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, type Goal, type Labels } from './attacks/targets.js';
 export { objective, LOSSES, type LossName } from './attacks/losses.js';

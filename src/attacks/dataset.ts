@@ -10,9 +10,9 @@ import { checkedPredictions, type Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, checkKnownOptions, show } from '../util/errors.js';
 import { deriveSeed, seedFor } from '../util/random.js';
 import type { AttackPool } from './pool.js';
-import type { AttackResult, GradientAttackOptions } from './gradient_descent.js';
+import type { Attack, AttackResult, GradientAttackOptions } from './gradient_descent.js';
 import { ATTACK_NAMES, ATTACKS, type AttackName } from './registry.js';
-import { fixedTargets, leastLikelyTargets, randomTargets, targeted, type Labels } from './targets.js';
+import { fixedTargets, leastLikelyTargets, randomTargets, targeted } from './targets.js';
 
 export type TargetMode = 'random' | 'least-likely' | number;
 
@@ -41,12 +41,12 @@ export interface DatasetAttackBatch {
   result: AttackResult;
 }
 
-type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions) => Promise<AttackResult>;
+type AnyAttack = Attack<GradientAttackOptions>;
 
 /**
  * Yields one attacked batch at a time; the caller disposes `x` and `result.adversarial`.
  */
-export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: AttackName | ((model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>), model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
+export async function* attackDataset<O extends Partial<GradientAttackOptions>>(attack: AttackName | Attack<O>, model: Classifier, ds: Dataset, options: O & { eps: number }, run: DatasetAttackOptions = {}): AsyncGenerator<DatasetAttackBatch> {
   checkKnownOptions('attackDataset', run, ['batchSize', 'from', 'target', 'onProgress', 'pool']);
   const batchSize = checkFiniteNumber('attackDataset', 'batchSize', run.batchSize ?? 128, { integer: true, min: 1 });
   const from = checkFiniteNumber('attackDataset', 'from', run.from ?? 0, { integer: true, min: 0 });

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber } from '../util/errors.js';
-import { goalMet, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
+import { goalMet, type Attack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
 import { NORMS } from './lp.js';
 import { labelsToArray, type Labels } from './targets.js';
 
@@ -22,9 +22,9 @@ export interface SweepResult {
   results: AttackResult[];
 }
 
-type AnyAttack = (model: Classifier, x: tf.Tensor4D, y: Labels, options: GradientAttackOptions) => Promise<AttackResult>;
+type AnyAttack = Attack<GradientAttackOptions>;
 
-export async function sweep<O extends Partial<GradientAttackOptions>>(attack: (model: Classifier, x: tf.Tensor4D, y: Labels, options: O & { eps: number }) => Promise<AttackResult>, model: Classifier, x: tf.Tensor4D, y: Labels, options: Omit<O, 'eps'> & { epsilons: readonly number[] }): Promise<SweepResult> {
+export async function sweep<O extends Partial<GradientAttackOptions>>(attack: Attack<O>, model: Classifier, x: tf.Tensor4D, y: Labels, options: Omit<O, 'eps'> & { epsilons: readonly number[] }): Promise<SweepResult> {
   const { epsilons, ...restOptions } = options;
   const rest = restOptions as unknown as Partial<GradientAttackOptions>;
   check(Array.isArray(epsilons) && epsilons.length > 0, 'sweep', () => 'epsilons must be a non-empty array of numbers.');
