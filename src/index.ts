@@ -19,7 +19,7 @@ export { objective, LOSSES, type LossName } from './attacks/losses.js';
 export { linf, l2, type Norm, type NormName } from './attacks/lp.js';
 // Over many examples: sweeps, data sets, worker threads, example sets on disk.
 export { sweep, type SweepResult } from './attacks/sweep.js';
-export { attackDataset, type DatasetAttackOptions, type DatasetAttackBatch, type TargetMode } from './attacks/dataset.js';
+export { attackDataset, predictDataset, type DatasetAttackOptions, type DatasetAttackBatch, type TargetMode } from './attacks/dataset.js';
 export { AttackPool } from './attacks/pool.js';
 export { writeExampleSet, readExampleSet, mergeExampleSets, EXAMPLE_SET_SCHEMA, type ExampleSet, type ExampleSetSummary, type ManifestLine, type Provenance, type WriteExampleSetOptions } from './attacks/example_set.js';
 

@@ -19,7 +19,7 @@ const PUBLIC_RUNTIME_NAMES = [
    'junitXml', 'l2', 'leastLikelyTargets', 'linf', 'loadClassifier', 'loadDataset', 'loadMnist',
    'makeDataset', 'medianSmoothing', 'mergeExampleSets', 'mergeReports', 'mifgsm',
    'minimumNormCurve', 'modelDigest', 'objective', 'parseAssertion', 'parseDataSpec', 'parseShard',
-   'pgd', 'randomTargets', 'rankedWrongClasses', 'readExampleSet', 'readNpy', 'renderChartSvg',
+   'pgd', 'predictDataset', 'randomTargets', 'rankedWrongClasses', 'readExampleSet', 'readNpy', 'renderChartSvg',
    'renderHtml', 'renderMarkdown', 'renderTable', 'resolveShard', 'saveLayersModel', 'shardRange',
    'shuffle', 'size', 'slice', 'smoothedPredict', 'split', 'square', 'subset', 'sweep', 'take',
    'targeted', 'trainClassifier', 'trainingStep', 'tvMinimization', 'withGradient',

@@ -148,3 +148,44 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     }
   }
 }
+
+/**
+ * The class the model predicts for every example of `ds` (argmax of the logits), batch by batch,
+ * refusing misshaped or non-finite logits; on the pool's workers when `pool` is given (the same
+ * classes, each core busy), which must have been built from `model`.
+ */
+export async function predictDataset(model: Classifier, ds: Dataset, run: { batchSize?: number; pool?: AttackPool; fn?: string } = {}): Promise<Int32Array> {
+  const fn = run.fn ?? 'predictDataset';
+  const batchSize = checkFiniteNumber(fn, 'batchSize', run.batchSize ?? 128, { integer: true, min: 1 });
+  checkShapes(fn, model.inputShape, ds);
+  const out = new Int32Array(size(ds));
+  const pool = run.pool;
+  if (!pool) {
+    for (const b of batches(ds, batchSize)) {
+      try {
+        out.set(await checkedPredictions(fn, model, b.x), b.start);
+      } finally {
+        tf.dispose([b.x, b.y]);
+      }
+    }
+    return out;
+  }
+  pool.checkRuns(fn, model);
+  // Two batches per worker in flight: every core busy, the data copied a few batches at a time.
+  const inFlight: Array<Promise<void>> = [];
+  try {
+    for (const b of batches(ds, batchSize)) {
+      const images = (await b.x.data()) as Float32Array;
+      const shape = b.x.shape as [number, number, number, number];
+      tf.dispose([b.x, b.y]);
+      const p = pool.predict(images, shape).then((pred) => out.set(pred, b.start));
+      p.catch(() => undefined); // surfaced below, in order
+      inFlight.push(p);
+      if (inFlight.length >= pool.size * 2) await inFlight.shift();
+    }
+    while (inFlight.length) await inFlight.shift();
+  } finally {
+    await Promise.allSettled(inFlight);
+  }
+  return out;
+}

@@ -72,6 +72,13 @@ export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
   run(job: Omit<WorkerJob, 'id'>): Promise<WorkerReply> {
     return this.submit(job, [job.images.buffer as ArrayBuffer]);
   }
+
+  /** The classes the workers' classifier predicts for a batch of images (NHWC, float32). */
+  async predict(images: Float32Array, shape: [number, number, number, number]): Promise<Int32Array> {
+    const own = images.byteOffset === 0 && images.byteLength === images.buffer.byteLength ? images : images.slice();
+    const reply = await this.submit({ kind: 'predict', attack: 'fgsm', options: {}, images: own, shape, labels: new Int32Array(0), seeds: new Int32Array(0) }, [own.buffer as ArrayBuffer]);
+    return reply.predictions!;
+  }
 }
 
 

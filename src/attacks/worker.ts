@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { ATTACKS, type AttackName } from './registry.js';
-import { fromGraphModel, fromLayersModel, type Classifier, type ClassifierOptions } from '../models/classifier.js';
+import { checkedPredictions, fromGraphModel, fromLayersModel, type Classifier, type ClassifierOptions } from '../models/classifier.js';
 import { initBackend } from '../backend/index.js';
 import { errorPayload, type ErrorPayload } from '../util/errors.js';
 
@@ -22,6 +22,8 @@ export interface WorkerInit {
 
 export interface WorkerJob {
   id: number;
+  /** 'predict' returns the predicted classes of the images and runs no attack. */
+  kind?: 'attack' | 'predict';
   attack: AttackName;
   options: Record<string, unknown>;
   images: Float32Array;
@@ -63,6 +65,11 @@ parentPort!.on('message', (job: WorkerJob) => {
   void (async () => {
     const x = tf.tensor4d(job.images, job.shape);
     try {
+      if (job.kind === 'predict') {
+        const predictions = await checkedPredictions('AttackPool', model, x);
+        parentPort!.postMessage({ id: job.id, predictions } satisfies WorkerReply, [predictions.buffer as ArrayBuffer]);
+        return;
+      }
       const opts = { ...job.options, seed: job.seeds, ...(job.targets ? { goal: { kind: 'targeted', labels: job.targets } } : {}) } as unknown as { eps: number } & Record<string, unknown>;
       let cleanPredictions: Int32Array | undefined;
       if (job.clean) {

@@ -14,15 +14,15 @@
  * console.log(renderTable(report));
  */
 import * as tf from '@tensorflow/tfjs';
-import { attackDataset } from '../attacks/dataset.js';
+import { attackDataset, predictDataset } from '../attacks/dataset.js';
 import type { AttackPool } from '../attacks/pool.js';
 import { ATTACK_NAMES, checkAttackOptions, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
 import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';
-import { batches, checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
+import { checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
 import type { ModelDigest } from '../models/io.js';
 import { shardRange, type Shard } from '../util/shard.js';
-import { checkedPredictions, type Classifier } from '../models/classifier.js';
+import type { Classifier } from '../models/classifier.js';
 import { check, checkFiniteNumber, checkKnownOptions, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
@@ -98,18 +98,6 @@ export interface Evaluation {
 
 export const EVALUATE_DEFAULTS = Object.freeze({ norm: 'linf' as const, seed: 0, batchSize: 128, cascade: true, checks: true, checksLimit: 100, squareQueries: 300, keepExamples: 0 });
 
-async function cleanPredictions(model: Classifier, data: Dataset, batchSize: number): Promise<Int32Array> {
-  const out = new Int32Array(size(data));
-  for (const b of batches(data, batchSize)) {
-    try {
-      out.set(await checkedPredictions('evaluateRobustness', model, b.x), b.start);
-    } finally {
-      tf.dispose([b.x, b.y]);
-    }
-  }
-  return out;
-}
-
 function threatText(norm: 'linf' | 'l2', epsilons: number[], attacks: AttackSpec[]): string {
   const ball = norm === 'linf' ? 'L∞' : 'L2';
   return `White-box evasion: the attacker knows the model and its gradients and perturbs each input within an ${ball} ball of radius ${epsilons.join(', ')} (pixel units, images in [0, 1]) to change the prediction (untargeted), using ${attacks.map((a) => a.name.toUpperCase()).join(', ')}.`;
@@ -171,7 +159,7 @@ interface AttackPhase {
 async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec[], epsilons: number[], o: EvaluateOptions & { norm: 'linf' | 'l2'; cascade: boolean; keepExamples: number }, seed: number, batchSize: number): Promise<AttackPhase> {
   const n = size(data);
   const maxEps = epsilons[epsilons.length - 1]!;
-  const clean = await cleanPredictions(model, data, batchSize);
+  const clean = await predictDataset(model, data, { batchSize, pool: o.pool, fn: 'evaluateRobustness' });
   const cleanCorrect = Uint8Array.from(clean, (p, i) => (p === data.labels[i] ? 1 : 0));
   const kept: KeptExample[] = [];
   const total = epsilons.length * attacks.length;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, pgd } from '../../src/attacks/index.js';
+import { predictDataset } from '../../src/attacks/dataset.js';
 import { AttackPool } from '../../src/attacks/pool.js';
 import { loadMnist, take } from '../../src/data/index.js';
 import { loadClassifier } from '../../src/models/io.js';
@@ -112,6 +113,34 @@ describe('AttackPool', () => {
       // The defense did something: its figures are not the bare model's.
       const bare = await evaluateRobustness(classifier, ds, { attacks, epsilons: [0.05, 0.15], checks: false, batchSize: 8 });
       expect(JSON.stringify(bare.report.results)).not.toBe(JSON.stringify(alone.report.results.map((e) => ({ ...e, attacks: e.attacks.map((a, k) => ({ ...a, seconds: bare.report.results[0]!.attacks[k]!.seconds })) }))));
+    }
+  });
+
+  it('predicts a data set on the pool with the classes of one thread (bare and defended)', async () => {
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mnist-cnn', 4);
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 50);
+    const before = tf.memory().numTensors;
+    const alone = await predictDataset(classifier, ds, { batchSize: 8 });
+    const defended = defend(classifier, [jpeg(20)]);
+    const defendedAlone = await predictDataset(defended, ds, { batchSize: 8 });
+    expect(Array.from(defendedAlone)).not.toEqual(Array.from(alone));
+    for (const [model, want] of [[classifier, alone], [defended, defendedAlone]] as const) {
+      const pool = await AttackPool.create(model, { workers: 2, backend: 'wasm' });
+      try {
+        expect(Array.from(await predictDataset(model, ds, { batchSize: 8, pool }))).toEqual(Array.from(want));
+        expect(Array.from(await predictDataset(model, ds, { batchSize: 50, pool }))).toEqual(Array.from(want));
+      } finally {
+        await pool.close();
+      }
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    // The pool of the bare model does not predict for the defended one.
+    const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
+    try {
+      await expect(predictDataset(defended, ds, { batchSize: 8, pool })).rejects.toThrow(/Error in predictDataset: the worker pool attacks the model in/);
+    } finally {
+      await pool.close();
     }
   });
 });
