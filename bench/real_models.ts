@@ -16,7 +16,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { attackDataset } from '../src/attacks/dataset.js';
+import { attackDataset, predictDataset } from '../src/attacks/dataset.js';
 import { pgd } from '../src/attacks/pgd.js';
 import { AttackPool } from '../src/attacks/pool.js';
 import type { BackendName } from '../src/backend/index.js';
@@ -51,6 +51,8 @@ type Measure = (name: string, fn: () => Promise<void>, iterations: number) => Pr
 
 /** Our PyTorch FGSM-RS training step (bench/torch_adv_train.py; torch_pgd.py has no training loop). */
 const TORCH_TRAIN = fileURLToPath(new URL('../../bench/torch_adv_train.py', import.meta.url));
+/** Our PyTorch forward pass (bench/torch_forward.py): eval mode, inference_mode, one batch. */
+const TORCH_FORWARD = fileURLToPath(new URL('../../bench/torch_forward.py', import.meta.url));
 
 /**
  * Runs a PyTorch reference script (Debian's python3-torch) and returns the rate it prints under
@@ -78,6 +80,7 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const y = Int32Array.from({ length: batch }, (_, i) => i % numClasses);
   let torchRate: number | undefined;
   let torchTrainRate: number | undefined;
+  let torchForwardRate: number | undefined;
   const row = (loop: string, msPerStep: number, peakRssMb: number, base?: number): RealRow => {
     const rate = batch / (msPerStep / 1000);
     const ref = torchRate ?? base;
@@ -91,6 +94,11 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
       o.onRow({ loop: `PyTorch PGD (torch_pgd.py --arch ${spec.torch.arch}, ${os.availableParallelism()} threads)`, batch, imageStepsPerSecond: t.rate, msPerStep: (batch / t.rate) * 1000, ratio: 1, peakRssMb: 0 });
     } else {
       o.onRow({ loop: `PyTorch PGD: not run (${t.error})`, batch, imageStepsPerSecond: 0, msPerStep: 0, ratio: null, peakRssMb: 0 });
+    }
+    const tf0 = torchReference(TORCH_FORWARD, common, 'images_per_s');
+    if ('rate' in tf0) {
+      torchForwardRate = tf0.rate;
+      o.onRow({ loop: `PyTorch forward (bench/torch_forward.py, ${os.availableParallelism()} threads; images/s)`, batch, imageStepsPerSecond: tf0.rate, msPerStep: (batch / tf0.rate) * 1000, ratio: 1, peakRssMb: 0 });
     }
     const tt = torchReference(TORCH_TRAIN, common, 'images_per_s');
     if ('rate' in tt) {
@@ -110,7 +118,8 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const ours = await o.measure('advkit', async () => { const r = await pgd(classifier, x, y, { eps: EPS, steps: o.steps, seed: 1 }); r.adversarial.dispose(); }, o.iterations);
   o.onRow(row('advkit pgd, 1 thread', ours.ms / o.steps, ours.peakRssMb, plainRate));
   const fwd = await o.measure('forward', async () => { const p = tf.tidy(() => classifier.logits(x)); await p.data(); p.dispose(); }, o.iterations);
-  o.onRow({ ...row('forward (images/s)', fwd.ms, fwd.peakRssMb, plainRate), ratio: null });
+  const forwardRatio = (ms: number) => (torchForwardRate === undefined ? null : batch / (ms / 1000) / torchForwardRate);
+  o.onRow({ ...row('advkit forward, 1 thread (images/s)', fwd.ms, fwd.peakRssMb, plainRate), ratio: forwardRatio(fwd.ms) });
   if (o.workerScaling) {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-bench-real-'));
     await saveLayersModel(net, dir);
@@ -124,6 +133,9 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
         for await (const b of attackDataset(pgd, loaded, ds, { eps: EPS, steps: o.steps, seed: 1 }, { batchSize: batch, pool })) tf.dispose([b.x, b.result.adversarial]);
       }, 1);
       o.onRow(row('advkit data-set PGD, 2 worker threads', m.ms / (o.steps * 4), m.peakRssMb, plainRate));
+      // The clean pass of an evaluation: predictDataset on the same pool, 4 batches, o.iterations times.
+      const f = await o.measure('dataset-forward', async () => { await predictDataset(loaded, ds, { batchSize: batch, pool }); }, o.iterations);
+      o.onRow({ ...row('advkit data-set forward, 2 worker threads (images/s)', f.ms / 4, f.peakRssMb, plainRate), ratio: forwardRatio(f.ms / 4) });
     } finally {
       await pool.close();
       await fsp.rm(dir, { recursive: true, force: true });
