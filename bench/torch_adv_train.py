@@ -9,27 +9,13 @@ Needs Debian's python3-torch and python3-torchvision; run with /usr/bin/python3.
 Prints one JSON line: images per second (median over rounds) and the settings, like
 shared/reference/torch_pgd.py.
 """
-import argparse, json, statistics, time
-
 import torch
 import torch.nn.functional as F
-import torchvision
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--arch", default="mobilenet_v2", choices=["mobilenet_v2", "resnet18"])
-ap.add_argument("--size", type=int, default=224)
-ap.add_argument("--batch", type=int, default=8)
-ap.add_argument("--classes", type=int, default=10)
-ap.add_argument("--rounds", type=int, default=3)
-ap.add_argument("--threads", type=int, default=2)
-args = ap.parse_args()
+from torch_common import report, setup
 
-torch.manual_seed(0)
-torch.set_num_threads(args.threads)
-model = getattr(torchvision.models, args.arch)(num_classes=args.classes).train()
+args, model, x, y = setup(rounds=3, train=True)
 opt = torch.optim.SGD(model.parameters(), lr=1e-4)
-x = torch.rand(args.batch, 3, args.size, args.size)
-y = torch.randint(0, args.classes, (args.batch,))
 eps = 4 / 255
 
 
@@ -44,11 +30,4 @@ def step():
     opt.step()
 
 
-step()  # warm-up
-rates = []
-for _ in range(args.rounds):
-    t = time.perf_counter()
-    step()
-    rates.append(args.batch / (time.perf_counter() - t))
-print(json.dumps({"loop": "pytorch-fgsm-rs-training-step", "arch": args.arch, "torch": torch.__version__, "threads": args.threads,
-                  "batch": args.batch, "images_per_s": round(statistics.median(rates), 2)}))
+report("pytorch-fgsm-rs-training-step", args, step)
