@@ -367,6 +367,14 @@
                     (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $s)) (local.get $ci))
                     (i32.const 2))))
                   (local.set $c (i32.const 0))
+                  ;; four channels at a time, then the rest one by one
+                  (block $v_done (loop $v_loop
+                    (br_if $v_done (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $ci)))
+                    (local.set $a (i32.add (local.get $base) (i32.shl (local.get $c) (i32.const 2))))
+                    (v128.store (local.get $a)
+                      (f32x4.add (v128.load (local.get $a)) (v128.load (i32.add (local.get $k) (i32.shl (local.get $c) (i32.const 2))))))
+                    (local.set $c (i32.add (local.get $c) (i32.const 4)))
+                    (br $v_loop)))
                   (block $c_done (loop $c_loop
                     (br_if $c_done (i32.ge_u (local.get $c) (local.get $ci)))
                     (local.set $a (i32.add (local.get $base) (i32.shl (local.get $c) (i32.const 2))))

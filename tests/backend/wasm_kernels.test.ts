@@ -21,9 +21,11 @@ function convGrads(xShape: [number, number, number, number], wShape: [number, nu
 
 describe('wasm conv2d gradients match the cpu backend', () => {
   const cases: Array<{ k: number; s: number; pad: Pad; cin: number; size: number }> = [];
-  for (const k of [1, 3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) for (const cin of [1, 3]) cases.push({ k, s, pad, cin, size: k === 5 ? 9 : 8 });
+  for (const k of [1, 3, 5]) for (const s of [1, 2]) for (const pad of ['same', 'valid'] as const) for (const cin of [1, 3, 6, 16]) cases.push({ k, s, pad, cin, size: k === 5 ? 9 : 8 });
   // Odd sizes exercise the rows a strided valid conv never reads.
-  cases.push({ k: 3, s: 2, pad: 'valid', cin: 3, size: 9 }, { k: 3, s: 2, pad: 'same', cin: 1, size: 7 });
+  // cin 6 and 16 take the wide paths: a strided dx is a matmul and a SIMD col2im four channels at
+  // a time with a scalar tail (6 = 4 + 2); a stride-1 dx is an XNNPACK conv.
+  cases.push({ k: 3, s: 2, pad: 'valid', cin: 3, size: 9 }, { k: 3, s: 2, pad: 'same', cin: 1, size: 7 }, { k: 3, s: 2, pad: 'same', cin: 6, size: 7 });
 
   for (const c of cases) {
     it(`conv2d k=${c.k} stride=${c.s} ${c.pad} cin=${c.cin} size=${c.size}: dx and dW within 1e-4`, async () => {

@@ -1,7 +1,9 @@
 /**
- * Conv2DBackpropInput through XNNPACK (stock tfjs-wasm runs it as a naive scalar loop): a conv of
- * the stride-dilated, padded dy with the flipped, in/out-transposed filter (cached per layer when
- * the caller passes a `filterCache`), or for few input channels a matmul and a SIMD col2im.
+ * Conv2DBackpropInput through XNNPACK (stock tfjs-wasm runs it as a naive scalar loop): at stride 1
+ * a conv of the padded dy with the flipped, in/out-transposed filter (cached per layer when the
+ * caller passes a `filterCache`); strided or with few input channels, a matmul and a SIMD col2im
+ * (a conv of the stride-dilated dy would multiply stride² times as many zeros: a stride-2 3×3 dx
+ * on ResNet-18's shapes took 4× as long that way).
  * Equals the cpu backend's (tests/backend/wasm_kernels.test.ts).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -25,7 +27,7 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
   const bottom = H + pt - ((Ho - 1) * sh + 1);
   const right = W + pl - ((Wo - 1) * sw + 1);
 
-  if (info.inChannels <= COL2IM_MAX_CHANNELS) return conv2DBackpropInputCol2Im(backend, dy, filter, info);
+  if (info.inChannels <= COL2IM_MAX_CHANNELS || sh > 1 || sw > 1) return conv2DBackpropInputCol2Im(backend, dy, filter, info);
   const { value: wT, owned } = cachedFilter(backend, filter, attrs.filterCache as FilterCache | undefined, () => {
     const flipped = run('Reverse', { x: filter }, { dims: [0, 1] }, backend);
     const t = run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] }, backend);
@@ -48,7 +50,8 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
 
 /**
  * With few input channels (a network's first layer, where the input gradient is the one an
- * attack needs), a conv with that few output channels is a poor fit for XNNPACK. Instead:
+ * attack needs), a conv with that few output channels is a poor fit for XNNPACK; with a stride,
+ * the conv would run over the zeros between dy's dilated rows and columns. Instead:
  * cols = dy · Wᵀ as one matrix product [N·Ho·Wo, Co] x [Co, kh·kw·Ci], then col2im, a scatter-add
  * of each column back to the input position it came from.
  */
