@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';
 
-type Pad = 'same' | 'valid';
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 
 /** Input and filter gradients of sum(conv2d(x, w) * r) on a backend. */
 function convGrads(xShape: [number, number, number, number], wShape: [number, number, number, number], stride: number, pad: Pad, seed: number, depthwise = false) {
@@ -27,8 +27,11 @@ describe('wasm conv2d gradients match the cpu backend', () => {
   // a time with a scalar tail (6 = 4 + 2); a stride-1 dx is an XNNPACK conv.
   cases.push({ k: 3, s: 2, pad: 'valid', cin: 3, size: 9 }, { k: 3, s: 2, pad: 'same', cin: 1, size: 7 }, { k: 3, s: 2, pad: 'same', cin: 6, size: 7 });
 
+  // Explicit padding wider than the kernel: the stride-1 dx crops dy on those sides.
+  cases.push({ k: 3, s: 1, pad: [[0, 0], [3, 1], [0, 4], [0, 0]], cin: 6, size: 8 });
+
   for (const c of cases) {
-    it(`conv2d k=${c.k} stride=${c.s} ${c.pad} cin=${c.cin} size=${c.size}: dx and dW within 1e-4`, async () => {
+    it(`conv2d k=${c.k} stride=${c.s} ${typeof c.pad === 'string' ? c.pad : `pad ${JSON.stringify(c.pad)}`} cin=${c.cin} size=${c.size}: dx and dW within 1e-4`, async () => {
       const fn = convGrads([2, c.size, c.size, c.cin], [c.k, c.k, c.cin, 4], c.s, c.pad, 10 * c.k + c.s);
       const cpu = await onBackend('cpu', fn);
       const wasm = await onBackend('wasm', fn);

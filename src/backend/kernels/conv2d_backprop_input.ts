@@ -35,12 +35,14 @@ function conv2DBackpropInput({ inputs, backend, attrs }: KernelArgs): TensorInfo
     return t;
   });
 
+  // Stride 1 from here. A padding wider than the kernel (explicit padding) makes a side negative:
+  // that side of dy is cropped instead of padded.
   let out: TensorInfo;
-  if (sh === 1 && sw === 1 && top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
+  if (top >= 0 && left >= 0 && bottom >= 0 && right >= 0) {
     const pad: Pad4 = [[0, 0], [top, bottom], [left, right], [0, 0]];
     out = run('Conv2D', { x: dy, filter: wT }, { strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1] }, backend);
   } else {
-    const padded = dilatePad(backend, dy, sh, sw, top, left, H + kh - 1, W + kw - 1);
+    const padded = dilatePad(backend, dy, 1, 1, top, left, H + kh - 1, W + kw - 1);
     out = run('Conv2D', { x: padded, filter: wT }, { strides: [1, 1], pad: 'valid', dataFormat: 'NHWC', dilations: [1, 1] }, backend);
     free(backend, padded);
   }
