@@ -70,7 +70,37 @@ const FAMILIES: Family[] = [
       return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 5 }), y) });
     },
   },
+  {
+    name: 'a nested backbone (a functional model used as a layer, called twice with shared weights)',
+    shape: [10, 10, 3],
+    build: () => {
+      const backbone = smallBackbone([10, 10, 3]);
+      const input = tf.input({ shape: [10, 10, 3] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      const left = a(backbone, a(tf.layers.rescaling({ scale: 2, offset: -1 }), input));
+      const right = a(backbone, a(tf.layers.conv2d({ filters: 3, kernelSize: 1 }), input));
+      const x = a(tf.layers.globalAveragePooling2d({}), a(tf.layers.add(), [left, right]));
+      return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 4 }), x) });
+    },
+  },
+  {
+    name: 'a Sequential with a nested functional backbone after its first layer',
+    shape: [9, 9, 3],
+    build: () => tf.sequential({ layers: [
+      tf.layers.rescaling({ inputShape: [9, 9, 3], scale: 1 / 255, offset: 0 }), smallBackbone([9, 9, 3]), tf.layers.flatten(), tf.layers.dense({ units: 3 }),
+    ] }),
+  },
 ];
+
+/** A Keras-style functional backbone: conv + BN + ReLU6, depthwise + BN + ReLU6, residual add. */
+function smallBackbone(shape: Input): tf.LayersModel {
+  const input = tf.input({ shape });
+  const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+  let h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), input)));
+  h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.batchNormalization(), a(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false }), h)));
+  h = a(tf.layers.add(), [h, a(tf.layers.conv2d({ filters: 6, kernelSize: 1 }), input)]);
+  return tf.model({ inputs: input, outputs: h });
+}
 
 describe('model compiler (models/compiler)', () => {
   for (const family of FAMILIES) {
@@ -181,6 +211,32 @@ describe('model compiler (models/compiler)', () => {
     expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
     tf.dispose([t, ours, theirs]);
     model.dispose();
+  });
+
+  it('a nested backbone is inlined once per call; it survives save and load (the Keras transfer-learning export)', async () => {
+    await useBackend('wasm');
+    const input = tf.input({ shape: [8, 8, 3] });
+    const backbone = smallBackbone([8, 8, 3]);
+    const pooled = tf.layers.globalAveragePooling2d({}).apply(backbone.apply(input)) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 3, activation: 'softmax' }).apply(pooled) as tf.SymbolicTensor });
+    randomizeStatistics(model, 5);
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await model.save(tf.io.withSaveHandler(async (a) => { artifacts = a; return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }; }));
+    const loaded = await tf.loadLayersModel(tf.io.fromMemory(artifacts!));
+    expect(loaded.layers.some((l) => l instanceof tf.LayersModel), 'the loaded model keeps its nested model').toBe(true);
+    const compiled = compileModel(loaded);
+    expect(compiled.report.fallbacks).toBe(0);
+    expect(compiled.report.outputKind).toBe('softmax-cut');
+    const convs = compiled.report.nodes.filter((n) => n.op === 'conv' || n.op === 'depthwise conv');
+    expect(convs.map((n) => n.name.split('/')[0])).toEqual(convs.map(() => backbone.name));
+    expect(convs.filter((n) => n.fused?.includes('batch norm folded'))).toHaveLength(2);
+    const x = tf.tensor4d(uniform(2 * 8 * 8 * 3, 6, 0, 1), [2, 8, 8, 3]);
+    const probs = tf.tidy(() => tf.softmax(compiled.forward(x, false)));
+    const theirs = loaded.predict(x) as tf.Tensor;
+    expect(relError(await probs.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([x, probs, theirs]);
+    model.dispose();
+    loaded.dispose();
   });
 
   it('a final softmax (Activation, Dense activation or Softmax layer) is cut and its input attacked', async () => {

@@ -167,46 +167,67 @@ function lowerLayer(layer: Layer, inputRanks: number[]): Op[] | string {
   }
 }
 
+/** A model used as a layer (a Keras backbone inside a functional or Sequential model). */
+function asContainer(layer: tf.layers.Layer): tf.LayersModel | null {
+  return layer instanceof tf.LayersModel ? layer : null;
+}
+
 /**
  * Lowers `model` to the compiler's graph, or throws (an Error whose message says why) when the
  * model's structure itself is outside what compiles (several inputs or outputs, layers with
  * several outputs).
+ *
+ * A model used as a layer (a backbone called inside a functional model, or after the first
+ * layer of a Sequential one) is inlined: its layers become nodes named `outer/inner`, once per
+ * call, so a backbone called twice is lowered twice and shares its weights.
  */
 export function lowerLayersModel(model: tf.LayersModel): Graph {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error(`the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs (one of each compiles)`);
   const nodes: Node[] = [];
-  const index = new Map<number, number>(); // symbolic tensor id → node index
+  /**
+   * One scope per model call: symbolic tensor id → node index. A nested model's input tensor
+   * is mapped, before its layers are visited, to the node that feeds the call.
+   */
+  type Scope = { index: Map<number, number>; prefix: string };
   const input = model.inputs[0]!;
-  const visit = (t: tf.SymbolicTensor): number => {
-    const known = index.get(t.id);
+  const visit = (t: tf.SymbolicTensor, scope: Scope): number => {
+    const known = scope.index.get(t.id);
     if (known !== undefined) return known;
-    if (t.id === input.id) {
+    if (scope.prefix === '' && t.id === input.id) {
       nodes.push({ name: t.sourceLayer.name, source: 'InputLayer', op: { kind: 'input' }, inputs: [] });
-      index.set(t.id, nodes.length - 1);
+      scope.index.set(t.id, nodes.length - 1);
       return nodes.length - 1;
     }
     const layer = t.sourceLayer as Layer;
+    const name = scope.prefix + layer.name;
     const inbound = (layer.inboundNodes as unknown as InboundNode[])[t.nodeIndex];
-    if (!inbound) throw new Error(`layer '${layer.name}' has no inbound node ${t.nodeIndex}`);
-    if (inbound.outputTensors.length !== 1) throw new Error(`layer '${layer.name}' has ${inbound.outputTensors.length} outputs`);
-    const ins = inbound.inputTensors.map(visit);
+    if (!inbound) throw new Error(`layer '${name}' has no inbound node ${t.nodeIndex}`);
+    if (inbound.outputTensors.length !== 1) throw new Error(`layer '${name}' has ${inbound.outputTensors.length} outputs`);
+    const ins = inbound.inputTensors.map((s) => visit(s, scope));
+    const inner = asContainer(layer);
+    if (inner && inner.inputs.length === 1 && inner.outputs.length === 1 && ins.length === 1) {
+      const nested: Scope = { index: new Map([[inner.inputs[0]!.id, ins[0]!]]), prefix: `${name}/` };
+      const out = visit(inner.outputs[0]!, nested);
+      scope.index.set(t.id, out);
+      return out;
+    }
     const ranks = inbound.inputTensors.map((s) => s.shape.length);
-    const lowered = lowerLayer(layer, ranks);
+    const lowered = inner ? `a nested model with ${inner.inputs.length} inputs and ${inner.outputs.length} outputs` : lowerLayer(layer, ranks);
     if (typeof lowered === 'string') {
       nodes.push({
-        name: layer.name, source: layer.getClassName(), inputs: ins,
+        name, source: layer.getClassName(), inputs: ins,
         op: { kind: 'fallback', reason: lowered, run: (xs, training) => layer.apply(xs.length === 1 ? xs[0]! : xs, { training }) as tf.Tensor },
       });
     } else {
       let prev = ins;
       for (const op of lowered) {
-        nodes.push({ name: layer.name, source: layer.getClassName(), op, inputs: prev });
+        nodes.push({ name, source: layer.getClassName(), op, inputs: prev });
         prev = [nodes.length - 1];
       }
     }
-    index.set(t.id, nodes.length - 1);
+    scope.index.set(t.id, nodes.length - 1);
     return nodes.length - 1;
   };
-  const output = visit(model.outputs[0]!);
+  const output = visit(model.outputs[0]!, { index: new Map(), prefix: '' });
   return { nodes, output, outputKind: 'logits', merged: [], owned: [] };
 }
