@@ -21,6 +21,7 @@ export function inspectCommand(): Command {
         '',
         ...report.nodes.map((n) => `${n.compiled ? ' ' : '!'} ${n.name.padEnd(width)}  ${n.source.padEnd(26)} ${n.compiled ? `${n.op}${n.fused ? ` (${n.fused})` : ''}` : `tfjs: ${n.reason}`}`),
         ...(report.merged.length ? ['', 'merged:', ...report.merged.map((m) => `  ${m}`)] : []),
+        ...report.notes.map((n) => `note: ${n}`),
         ...classifier.warnings.map((w) => `warning: ${w}`),
       ];
       process.stdout.write(`${lines.join('\n')}\n`);

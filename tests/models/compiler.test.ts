@@ -90,6 +90,25 @@ const FAMILIES: Family[] = [
       tf.layers.rescaling({ inputShape: [9, 9, 3], scale: 1 / 255, offset: 0 }), smallBackbone([9, 9, 3]), tf.layers.flatten(), tf.layers.dense({ units: 3 }),
     ] }),
   },
+  {
+    name: 'layer options (depth multiplier 2, 3x1 and 1x3 kernels, strides (2, 1), dilated conv and depthwise conv, BN without scale or center, pool strides unlike its size)',
+    shape: [11, 13, 3],
+    // tfjs has no gradient for dilated convs (the layer's own apply throws in tf.grad): the
+    // logits are compared with predict, the gradients with the compiled graph on cpu.
+    reference: 'plain',
+    build: () => {
+      const input = tf.input({ shape: [11, 13, 3] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      let x = a(tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: [2, 1], padding: 'same', activation: 'relu' }), input);
+      x = a(tf.layers.batchNormalization({ scale: false }), a(tf.layers.conv2d({ filters: 5, kernelSize: [3, 1], padding: 'same', useBias: false }), x));
+      x = a(tf.layers.batchNormalization({ center: false }), a(tf.layers.conv2d({ filters: 5, kernelSize: [1, 3], padding: 'valid', activation: 'relu6' }), x));
+      x = a(tf.layers.conv2d({ filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'relu' }), x);
+      x = a(tf.layers.depthwiseConv2d({ kernelSize: [3, 2], dilationRate: [1, 3], padding: 'valid' }), x);
+      x = a(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid' }), x);
+      x = a(tf.layers.batchNormalization(), a(tf.layers.dense({ units: 6, activation: 'relu' }), a(tf.layers.flatten(), x)));
+      return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), x) });
+    },
+  },
 ];
 
 /** A Keras-style functional backbone: conv + BN + ReLU6, depthwise + BN + ReLU6, residual add. */
@@ -210,6 +229,33 @@ describe('model compiler (models/compiler)', () => {
     const theirs = model.predict(t) as tf.Tensor;
     expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
     tf.dispose([t, ours, theirs]);
+    model.dispose();
+  });
+
+  it('dilated convs: Conv2D dilation is honoured and differentiable (tfjs has no gradient for it); DepthwiseConv2D dilation is ignored as tfjs-layers ignores it, with a note', async () => {
+    await useBackend('cpu');
+    const input = tf.input({ shape: [9, 9, 2] });
+    let h = tf.layers.conv2d({ filters: 3, kernelSize: 3, dilationRate: [2, 3], padding: 'same', biasInitializer: 'randomNormal' }).apply(input) as tf.SymbolicTensor;
+    h = tf.layers.depthwiseConv2d({ kernelSize: 3, dilationRate: 2, padding: 'valid' }).apply(h) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 2 }).apply(tf.layers.flatten().apply(h)) as tf.SymbolicTensor });
+    const compiled = compileModel(model);
+    expect(compiled.report.fallbacks).toBe(0);
+    expect(compiled.report.notes).toEqual([expect.stringMatching(/DepthwiseConv2D .* dilationRate \[2,2\], which tfjs-layers ignores/)]);
+    const x = tf.tensor4d(uniform(9 * 9 * 2, 4, 0, 1), [1, 9, 9, 2]);
+    expect(relError(await compiled.forward(x, false).data(), await (model.predict(x) as tf.Tensor).data())).toBeLessThanOrEqual(1e-6);
+    expect(() => tf.grad((t: tf.Tensor) => tf.sum(model.apply(t) as tf.Tensor))(x)).toThrow(/dilation/);
+    // The input gradient against central differences (float32 on cpu, so a loose bound).
+    const loss = (t: tf.Tensor) => tf.sum(tf.mul(compiled.forward(t, false), tf.tensor([[1, -2]]))) as tf.Scalar;
+    const g = await tf.grad(loss)(x).data();
+    const xs = await x.data();
+    for (const i of [0, 17, 40, 81, 123, 161]) {
+      const bump = (d: number) => { const v = Float32Array.from(xs); v[i]! += d; return loss(tf.tensor4d(v, [1, 9, 9, 2])).dataSync()[0]!; };
+      expect(g[i]!, `d/dx[${i}]`).toBeCloseTo((bump(1e-2) - bump(-1e-2)) / 2e-2, 2);
+    }
+    await useBackend('wasm');
+    const xw = tf.tensor4d(Array.from(xs), [1, 9, 9, 2]);
+    const gw = await tf.grad(loss)(xw).data();
+    expect(relError(gw, g)).toBeLessThanOrEqual(1e-4);
     model.dispose();
   });
 

@@ -148,12 +148,24 @@ function foldedWeights(op: LayerOp, i: number, rt: Runtime): { w: tf.Tensor; b?:
   return { w: fw, b: fb };
 }
 
+/**
+ * A dilated filter written out: zeros between the taps, so that a conv with it and dilation 1
+ * equals the dilated conv ('same' padding is computed from the effective size either way).
+ * tfjs has no gradient for dilated convs; pad, reshape and slice do, so dilated layers can be
+ * attacked and trained.
+ */
+function dilateFilter(w: tf.Tensor, [dh, dw]: [number, number]): tf.Tensor {
+  if (dh === 1 && dw === 1) return w;
+  const [kh, kw, cin, cout] = w.shape as [number, number, number, number];
+  const spread = tf.pad(tf.reshape(w, [kh, 1, kw, 1, cin, cout]), [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1], [0, 0], [0, 0]]);
+  return tf.slice(tf.reshape(spread, [kh * dh, kw * dw, cin, cout]), [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, cin, cout]);
+}
+
 function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
-  const dilated = op.kind === 'conv' && (op.dilations[0] !== 1 || op.dilations[1] !== 1);
-  if (fast && !dilated) {
+  if (fast) {
     const fused = (w: tf.Tensor, b: tf.Tensor | undefined, act: Activation) => (op.kind === 'dense'
       ? runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act })
-      : runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: w, bias: b },
+      : runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: dilateFilter(w, op.dilations), bias: b },
         { strides: op.strides, pad: explicitPad(op.pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) }));
     if (training && op.bn?.training) {
       // Batch statistics: the layer stays fused, the batch norm and activation follow it.
@@ -168,9 +180,8 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
     y = tf.matMul(h as tf.Tensor2D, op.kernel.read() as tf.Tensor2D);
   } else {
     const pad = explicitPad(op.pad);
-    y = op.depthwise
-      ? tf.depthwiseConv2d(h as tf.Tensor4D, op.filter.read() as tf.Tensor4D, op.strides, pad, 'NHWC', op.dilations)
-      : tf.conv2d(h as tf.Tensor4D, op.filter.read() as tf.Tensor4D, op.strides, pad, 'NHWC', op.dilations);
+    const filter = dilateFilter(op.filter.read(), op.dilations) as tf.Tensor4D;
+    y = op.depthwise ? tf.depthwiseConv2d(h as tf.Tensor4D, filter, op.strides, pad) : tf.conv2d(h as tf.Tensor4D, filter, op.strides, pad);
   }
   if (op.bias) y = tf.add(y, op.bias.read());
   if (op.bn) y = training && op.bn.training ? batchNormTraining(y, op.bn) : batchNormAffine(y, op.bn);

@@ -221,5 +221,5 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return result;
   };
   const output = visit(model.outputNodes[0]!);
-  return { nodes, output, outputKind: 'logits', merged: [], owned };
+  return { nodes, output, outputKind: 'logits', merged: [], notes: [], owned };
 }

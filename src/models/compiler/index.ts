@@ -35,6 +35,8 @@ export interface CompileReport {
   /** Layers and ops merged into others (folded batch norms, fused activations, cut softmax). */
   merged: string[];
   outputKind: Graph['outputKind'];
+  /** What a user should know about how a layer was read (tfjs semantics that differ from Keras). */
+  notes: string[];
   /** Nodes that run through tfjs (0 when the whole model compiled). */
   fallbacks: number;
 }
@@ -80,6 +82,7 @@ function wrap(graph: Graph, format: CompileReport['format']): CompiledModel {
       ...(n.op.kind === 'fallback' ? { reason: n.op.reason } : {}),
     })),
     merged: [...graph.merged],
+    notes: [...graph.notes],
     outputKind: graph.outputKind,
     fallbacks: graph.nodes.filter((n) => n.op.kind === 'fallback').length,
   };

@@ -82,6 +82,8 @@ export interface Graph {
   outputKind: 'logits' | 'softmax-cut' | 'sigmoid-binary';
   /** Sources merged into other nodes by the passes: "BatchNormalization 'bn1' folded into 'conv1'". */
   merged: string[];
+  /** What a user should know about how a layer was read ("tfjs ignores this layer's dilation"). */
+  notes: string[];
   /** Tensors the frontend made for the graph (a transposed GraphModel weight); freed with it. */
   owned: tf.Tensor[];
 }

@@ -48,7 +48,7 @@ function padding(v: unknown): [[number, number], [number, number]] {
  * The ops one layer lowers to (a chain: each op takes the previous one's output; the first
  * takes the layer's inputs), or a reason it does not lower.
  */
-function lowerLayer(layer: Layer, inputRanks: number[]): Op[] | string {
+function lowerLayer(layer: Layer, inputRanks: number[], notes: string[]): Op[] | string {
   const kind = layer.getClassName();
   const config = layer.getConfig();
   const rank = inputRanks[0];
@@ -70,7 +70,14 @@ function lowerLayer(layer: Layer, inputRanks: number[]): Op[] | string {
       const depthwise = kind === 'DepthwiseConv2D';
       const filter = param(depthwise ? layer.depthwiseKernel : layer.kernel);
       if (!filter) return 'no kernel (layer not built)';
-      return act([{ kind: 'conv', depthwise, filter, bias: config.useBias ? param(layer.bias) : undefined, strides: pair(config.strides), pad, dilations: pair(config.dilationRate), act: 'linear' }]);
+      let dilations = pair(config.dilationRate);
+      if (depthwise && (dilations[0] !== 1 || dilations[1] !== 1)) {
+        // tfjs-layers' DepthwiseConv2D runs undilated whatever its dilationRate (its call and
+        // output shape ignore it); the compiled layer computes what predict computes.
+        notes.push(`DepthwiseConv2D '${layer.name}' has dilationRate ${JSON.stringify(config.dilationRate)}, which tfjs-layers ignores (it runs undilated, unlike Keras); compiled as tfjs runs it`);
+        dilations = [1, 1];
+      }
+      return act([{ kind: 'conv', depthwise, filter, bias: config.useBias ? param(layer.bias) : undefined, strides: pair(config.strides), pad, dilations, act: 'linear' }]);
     }
     case 'SeparableConv2D': {
       const pad = config.padding;
@@ -184,6 +191,7 @@ function asContainer(layer: tf.layers.Layer): tf.LayersModel | null {
 export function lowerLayersModel(model: tf.LayersModel): Graph {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error(`the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs (one of each compiles)`);
   const nodes: Node[] = [];
+  const notes: string[] = [];
   /**
    * One scope per model call: symbolic tensor id → node index. A nested model's input tensor
    * is mapped, before its layers are visited, to the node that feeds the call.
@@ -212,7 +220,7 @@ export function lowerLayersModel(model: tf.LayersModel): Graph {
       return out;
     }
     const ranks = inbound.inputTensors.map((s) => s.shape.length);
-    const lowered = inner ? `a nested model with ${inner.inputs.length} inputs and ${inner.outputs.length} outputs` : lowerLayer(layer, ranks);
+    const lowered = inner ? `a nested model with ${inner.inputs.length} inputs and ${inner.outputs.length} outputs` : lowerLayer(layer, ranks, notes);
     if (typeof lowered === 'string') {
       nodes.push({
         name, source: layer.getClassName(), inputs: ins,
@@ -229,5 +237,5 @@ export function lowerLayersModel(model: tf.LayersModel): Graph {
     return nodes.length - 1;
   };
   const output = visit(model.outputs[0]!, { index: new Map(), prefix: '' });
-  return { nodes, output, outputKind: 'logits', merged: [], owned: [] };
+  return { nodes, output, outputKind: 'logits', merged: [], notes, owned: [] };
 }
