@@ -29,6 +29,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { clampGradInto, reluGradInto } from './kernels/activation_grad.js';
 import type { FilterCache } from './kernels/heap.js';
 import { maxPoolGradInto } from './kernels/max_pool_grad.js';
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrainConfig, batchNormTrainGradConfig, type BatchNormTrainGradAttrs } from './kernels/batch_norm_train.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> };
@@ -48,7 +49,7 @@ const RELU_GRAD = 'AdvkitReluGrad';
 const ACT_GRAD = 'AdvkitActivationGrad';
 
 /** The fused ops and their gradient kernels (reported by `advkit info`). */
-export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD] as const;
+export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, BATCH_NORM_TRAIN, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD, BATCH_NORM_TRAIN_GRAD] as const;
 
 export interface ConvAttrs {
   strides: [number, number];
@@ -226,6 +227,15 @@ export function foldBatchNormWeights(inputs: { filter: tf.Tensor; bias?: tf.Tens
   return tf.engine().runKernel(FOLD_BATCH_NORM, named, { ...attrs, present } as unknown as tf.NamedAttrMap) as unknown as [tf.Tensor, tf.Tensor];
 }
 
+/**
+ * Training-mode batch norm over the last axis (kernels/batch_norm_train.ts): [y, batch mean,
+ * batch variance (biased)], differentiable in x, gamma and beta.
+ */
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  registerFusedOps();
+  return tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma, beta }, { epsilon }) as unknown as [tf.Tensor, tf.Tensor, tf.Tensor];
+}
+
 let registered = false;
 
 /** Registers the fused ops for wasm and their gradients (idempotent). */
@@ -239,6 +249,8 @@ export function registerFusedOps(): void {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
   }
   tf.registerKernel({ kernelName: FOLD_BATCH_NORM, backendName: 'wasm', kernelFunc: foldBatchNorm as unknown as tf.KernelFunc });
+  tf.registerKernel(batchNormTrainConfig);
+  tf.registerKernel(batchNormTrainGradConfig);
 
   // Conv and depthwise conv: the activation's mask (unless a max pool applied it), then the
   // backend's input and filter gradient kernels, each computed only when asked for.
@@ -310,6 +322,26 @@ export function registerFusedOps(): void {
         gamma: () => tf.mul(dScale(), rstd()),
         mean: () => tf.neg(tf.mul(db, scale())),
         variance: () => tf.mul(tf.mul(dScale(), gamma!), tf.mul(tf.pow(rstd(), 3), -0.5)),
+      };
+    },
+  });
+
+  // One pass of column sums (dbeta and dgamma), then dx from them in a second pass; the batch
+  // statistics' own outputs carry no gradient.
+  tf.registerGradient({
+    kernelName: BATCH_NORM_TRAIN,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [false, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const dy = (dys as Array<tf.Tensor | null>)[0] ?? tf.zerosLike(x);
+      const epsilon = (attrs as unknown as BatchNormTrainGradAttrs).epsilon;
+      const c = mean.shape[0]!;
+      const sums = tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, { dy, x, mean, variance }, { epsilon, want: 'sums' } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      return {
+        x: () => tf.engine().runKernel(BATCH_NORM_TRAIN_GRAD, { dy, x, gamma, mean, variance, sums }, { epsilon, want: 'x' } as unknown as tf.NamedAttrMap) as tf.Tensor,
+        gamma: () => tf.reshape(tf.slice(sums, [1, 0], [1, c]), [c]),
+        beta: () => tf.reshape(tf.slice(sums, [0, 0], [1, c]), [c]),
       };
     },
   });

@@ -25,6 +25,10 @@ export interface SimdKernels {
   convFilterGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dW: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
   /** Adds the depthwise filter gradient (multiplier 1) into dW (zeroed by the caller); channels a multiple of 4. */
   depthwiseFilterGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dW: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
+  /** acc (2·cols f64) = [Σ_r a[r, c], Σ_r a[r, c]·b[r, c]] over [rows, cols] pairs; cols a multiple of 4. */
+  colSum2(a: tf.TensorInfo, b: tf.TensorInfo, acc: tf.TensorInfo, rows: number, cols: number): void;
+  /** out = a·p[c] + (b − m[c])·q[c] + t[c], coef = [p, q, t, m]; cols a multiple of 4. */
+  colAffine2(a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo, coef: tf.TensorInfo, rows: number, cols: number): void;
   /** Scatter-adds the patch matrix cols [N·Ho·Wo, kh·kw·Ci] into dx (zeroed by the caller). */
   col2im(cols: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
 }
@@ -38,6 +42,8 @@ interface Exports {
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   depthwise_filter_grad(x: number, dy: number, dw: number, n: number, h: number, w: number, c: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
+  col_sum2(a: number, b: number, acc: number, rows: number, cols: number): void;
+  col_affine2(a: number, b: number, out: number, coef: number, rows: number, cols: number): void;
   col2im(cols: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
 }
@@ -92,6 +98,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         i.outHeight, i.outWidth, i.outChannels, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
       depthwiseFilterGrad: (x, dy, dW, i) => e.depthwise_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
+      colSum2: (a, b, acc, rows, cols) => e.col_sum2(at(a), at(b), at(acc), rows, cols),
+      colAffine2: (a, b, out, coef, rows, cols) => e.col_affine2(at(a), at(b), at(out), at(coef), rows, cols),
       col2im: (cols, dx, i) => e.col2im(at(cols), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
     };

@@ -393,4 +393,78 @@
         (br $i_loop)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $b_loop))))
+
+  ;; Two column sums at once, accumulated in f64: acc[0..cols) += Σ_r a[r, c] and
+  ;; acc[cols..2cols) += Σ_r a[r, c]·b[r, c] over a [rows, cols] pair (batch norm's Σx and Σx²,
+  ;; or its gradient's Σdy and Σdy·x). acc is 2·cols f64, zeroed here; cols a multiple of 4.
+  (func (export "col_sum2") (param $a i32) (param $b i32) (param $acc i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $k i32) (local $cb i32) (local $ra i32) (local $rb i32)
+    (local $va v128) (local $vp v128) (local $s i32) (local $q i32) (local $hi v128)
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $k (i32.const 0))
+    (block $z_done
+      (loop $z
+        (br_if $z_done (i32.ge_u (local.get $k) (i32.shl (local.get $cols) (i32.const 1))))
+        (f64.store (i32.add (local.get $acc) (i32.shl (local.get $k) (i32.const 3))) (f64.const 0))
+        (local.set $k (i32.add (local.get $k) (i32.const 1)))
+        (br $z)))
+    (local.set $ra (local.get $a))
+    (local.set $rb (local.get $b))
+    (local.set $r (i32.const 0))
+    (block $r_done
+      (loop $r_loop
+        (br_if $r_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $k (i32.const 0))
+        (block $k_done
+          (loop $k_loop
+            (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+            (local.set $va (v128.load (i32.add (local.get $ra) (local.get $k))))
+            (local.set $vp (f32x4.mul (local.get $va) (v128.load (i32.add (local.get $rb) (local.get $k)))))
+            ;; f64 accumulators of this quad: sums at acc + 2k, products at acc + 2k + 8·cols
+            (local.set $s (i32.add (local.get $acc) (i32.shl (local.get $k) (i32.const 1))))
+            (local.set $q (i32.add (local.get $s) (i32.shl (local.get $cb) (i32.const 1))))
+            (local.set $hi (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $va) (local.get $va)))
+            (v128.store (local.get $s) (f64x2.add (v128.load (local.get $s)) (f64x2.promote_low_f32x4 (local.get $va))))
+            (v128.store offset=16 (local.get $s) (f64x2.add (v128.load offset=16 (local.get $s)) (f64x2.promote_low_f32x4 (local.get $hi))))
+            (local.set $hi (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $vp) (local.get $vp)))
+            (v128.store (local.get $q) (f64x2.add (v128.load (local.get $q)) (f64x2.promote_low_f32x4 (local.get $vp))))
+            (v128.store offset=16 (local.get $q) (f64x2.add (v128.load offset=16 (local.get $q)) (f64x2.promote_low_f32x4 (local.get $hi))))
+            (local.set $k (i32.add (local.get $k) (i32.const 16)))
+            (br $k_loop)))
+        (local.set $ra (i32.add (local.get $ra) (local.get $cb)))
+        (local.set $rb (i32.add (local.get $rb) (local.get $cb)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $r_loop))))
+
+  ;; Per-column affine map of a pair: out[r, c] = a[r, c]·p[c] + (b[r, c] − m[c])·q[c] + t[c],
+  ;; with coef = [p, q, t, m] (four cols-long f32 vectors). Batch norm's forward
+  ;; (y = (x − mean)·gamma·rstd + beta) and its input gradient (dx = A·dy + (x − mean)·B + C) are
+  ;; each one pass. cols a multiple of 4; out may alias a or b.
+  (func (export "col_affine2") (param $a i32) (param $b i32) (param $out i32) (param $coef i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $k i32) (local $cb i32) (local $off i32) (local $c i32)
+    (local.set $cb (i32.shl (local.get $cols) (i32.const 2)))
+    (local.set $off (i32.const 0))
+    (local.set $r (i32.const 0))
+    (block $r_done
+      (loop $r_loop
+        (br_if $r_done (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $k (i32.const 0))
+        (block $k_done
+          (loop $k_loop
+            (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+            (local.set $c (i32.add (local.get $coef) (local.get $k)))
+            (v128.store (i32.add (local.get $out) (i32.add (local.get $off) (local.get $k)))
+              (f32x4.add
+                (f32x4.add
+                  (f32x4.mul (v128.load (i32.add (local.get $a) (i32.add (local.get $off) (local.get $k)))) (v128.load (local.get $c)))
+                  (f32x4.mul
+                    (f32x4.sub (v128.load (i32.add (local.get $b) (i32.add (local.get $off) (local.get $k))))
+                      (v128.load (i32.add (local.get $c) (i32.mul (local.get $cb) (i32.const 3)))))
+                    (v128.load (i32.add (local.get $c) (local.get $cb)))))
+                (v128.load (i32.add (local.get $c) (i32.shl (local.get $cb) (i32.const 1))))))
+            (local.set $k (i32.add (local.get $k) (i32.const 16)))
+            (br $k_loop)))
+        (local.set $off (i32.add (local.get $off) (local.get $cb)))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $r_loop))))
 )

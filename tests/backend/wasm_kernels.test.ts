@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
+import { batchNormTrain } from '../../src/backend/fused.js';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -155,5 +156,60 @@ describe('wasm forward kernels advkit replaces for speed', () => {
     expect(Array.from(await y.data())).toEqual([1, 2, 3]);
     expect(Array.from(await z.data())).toEqual([1, 2, 3]);
     tf.dispose([y, z]);
+  });
+});
+
+describe('wasm training batch norm (AdvkitBatchNormTrain)', () => {
+  /** y = (x − mean)·gamma/√(var + eps) + beta over the last axis, with tf.moments (cpu autodiff is the reference). */
+  const reference = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps: number) => {
+    const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
+    const { mean, variance } = tf.moments(x, axes);
+    return [tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, eps))), gamma), beta), mean, variance];
+  };
+  // Channel counts: 16 and 4 take the SIMD passes, 3 and 6 the loops; a rank-2 input is a dense
+  // layer's batch norm; offset 3 puts the mean well away from 0.
+  const cases: Array<{ shape: number[]; offset: number }> = [
+    { shape: [4, 5, 5, 16], offset: 0 }, { shape: [3, 7, 7, 4], offset: 3 }, { shape: [5, 4, 3, 3], offset: 0 }, { shape: [9, 6], offset: -2 }, { shape: [2, 3, 3, 8], offset: 3 },
+  ];
+  for (const { shape, offset } of cases) {
+    it(`shape ${JSON.stringify(shape)}, mean offset ${offset}: y, batch mean and variance, dx, dgamma and dbeta within 1e-4 of cpu autodiff; no leak; same bytes twice`, async () => {
+      const c = shape[shape.length - 1]!;
+      const size = shape.reduce((a, b) => a * b, 1);
+      const eps = 1e-3;
+      const fn = (fast: boolean) => () => {
+        const x = tf.add(tf.tensor(uniform(size, 7, -1, 1), shape), offset);
+        const gamma = tf.tensor1d(uniform(c, 8, 0.5, 1.5));
+        const beta = tf.tensor1d(uniform(c, 9, -0.5, 0.5));
+        const r = tf.tensor(uniform(size, 10), shape);
+        const f = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => (fast ? batchNormTrain(xx, g, b, eps) : reference(xx, g, b, eps));
+        const [y, mean, variance] = f(x, gamma, beta);
+        const grads = tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(xx, g, b)[0]!, r)))([x, gamma, beta]);
+        return [y!, mean!, variance!, ...grads];
+      };
+      const cpu = await onBackend('cpu', fn(false));
+      await useBackend('wasm');
+      const before = tf.memory().numTensors;
+      const wasm = await onBackend('wasm', fn(true));
+      const again = await onBackend('wasm', fn(true));
+      expect(tf.memory().numTensors).toBe(before);
+      ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'].forEach((name, i) => {
+        expect(relError(wasm[i]!, cpu[i]!), name).toBeLessThanOrEqual(1e-4);
+        expect(Array.from(again[i]!), `${name}: same bytes`).toEqual(Array.from(wasm[i]!));
+      });
+      expect(cpu[3]!.some((v) => Math.abs(v) > 1e-3)).toBe(true);
+    });
+  }
+
+  it('the gradient runs two kernel passes (the column sums, then dx) and no element-wise tfjs ops', async () => {
+    await useBackend('wasm');
+    const x = tf.tensor4d(uniform(2 * 4 * 4 * 8, 3), [2, 4, 4, 8]);
+    const gamma = tf.ones([8]);
+    const beta = tf.zeros([8]);
+    const profile = await tf.profile(() => tf.grad((xx: tf.Tensor) => tf.sum(batchNormTrain(xx, gamma, beta, 1e-3)[0]))(x));
+    const names = profile.kernels.map((k) => k.name);
+    expect(names.filter((n) => n === 'AdvkitBatchNormTrainGrad')).toHaveLength(2);
+    expect(names).toContain('AdvkitBatchNormTrain');
+    for (const absent of ['Sub', 'Mul', 'Square', 'Tile', 'Rsqrt']) expect(names, absent).not.toContain(absent);
+    tf.dispose([x, gamma, beta, profile.result as tf.Tensor]);
   });
 });

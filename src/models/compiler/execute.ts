@@ -11,7 +11,7 @@
  * use (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
+import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
 import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
 
@@ -50,8 +50,14 @@ function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [numbe
  * dbeta = Σ dy: column sums and a few element-wise passes (tfjs' batch-norm gradient tiles the
  * scale to the activation's shape; tf.mean's gradient multiplies by a full-size ones tensor).
  */
-function batchNormTraining(x: tf.Tensor, bn: BatchNormParams): tf.Tensor {
+function batchNormTraining(x: tf.Tensor, bn: BatchNormParams, fast: boolean): tf.Tensor {
   const channels = x.shape[x.rank - 1]!;
+  if (fast) {
+    // The same arithmetic as one wasm kernel of two passes each way (backend/fused.ts).
+    const [y, mean, variance] = batchNormTrain(x, bn.gamma?.read() ?? tf.ones([channels]), bn.beta?.read() ?? tf.zeros([channels]), bn.epsilon);
+    bn.training!.update(mean, variance);
+    return y;
+  }
   const axes = Array.from({ length: x.rank - 1 }, (_, i) => i);
   const n = x.size / channels;
   const gamma = bn.gamma?.read() ?? tf.ones([channels]);
@@ -170,7 +176,7 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
     if (training && op.bn?.training) {
       // Batch statistics: the layer stays fused, the batch norm and activation follow it.
       const z = fused(layerWeight(op), op.bias?.read(), 'linear');
-      return layerActivation(batchNormTraining(z, op.bn), op.act, true);
+      return layerActivation(batchNormTraining(z, op.bn, true), op.act, true);
     }
     const { w, b } = foldedWeights(op, i, rt);
     return fused(w, b, op.act);
@@ -184,7 +190,7 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
     y = op.depthwise ? tf.depthwiseConv2d(h as tf.Tensor4D, filter, op.strides, pad) : tf.conv2d(h as tf.Tensor4D, filter, op.strides, pad);
   }
   if (op.bias) y = tf.add(y, op.bias.read());
-  if (op.bn) y = training && op.bn.training ? batchNormTraining(y, op.bn) : batchNormAffine(y, op.bn);
+  if (op.bn) y = training && op.bn.training ? batchNormTraining(y, op.bn, fast) : batchNormAffine(y, op.bn);
   return layerActivation(y, op.act, fast);
 }
 
@@ -195,7 +201,7 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
     case 'input': return h;
     case 'conv':
     case 'dense': return runLayer(op, i, h, training, fast, rt);
-    case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn) : batchNormAffine(h, op.bn);
+    case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn, fast) : batchNormAffine(h, op.bn);
     case 'act': return activation(h, op.fn, op.alpha, fast);
     case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);
     case 'const-binary': return op.constFirst ? binary(op.fn, op.value.read(), h) : binary(op.fn, h, op.value.read());
