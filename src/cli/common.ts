@@ -144,7 +144,7 @@ export async function startPool(from: string | Classifier, workers: number | und
  */
 export async function startTrainPool(model: tf.LayersModel, o: { workers?: number; shards: number; batchSize: number }, backend: string, inputShape: readonly [number, number, number], numClasses: number): Promise<TrainPool | undefined> {
   const n = Math.min(cappedWorkers(o.workers), o.shards, o.batchSize);
-  if (n <= 1 || model.nonTrainableWeights.length > 0) return undefined;
+  if (n <= 1) return undefined;
   const pool = await TrainPool.create(model, { workers: n, backend, inputShape: [...inputShape] as [number, number, number], numClasses });
   log(`advkit: training on ${n} worker threads (${o.shards} shards per batch)`);
   return pool;

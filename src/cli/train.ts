@@ -36,7 +36,7 @@ interface TrainCliOptions {
   limit?: number;
   dataDir?: string;
   force?: boolean;
-  shards: number;
+  shards?: number;
   workers?: number;
   backend?: string;
   json?: boolean;
@@ -79,7 +79,7 @@ export function trainCommand(): Command {
     .option('--val-split <f>', 'held-out fraction for sources without a test split', floatOption(0, { max: 0.9 }), 0.1)
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
-    .option('--shards <n>', 'each batch\'s gradient is computed as this many parts, in parallel on the workers (part of the run: it changes float rounding)', intOption(1, 64), TRAIN_DEFAULTS.shards)
+    .option('--shards <n>', `each batch's gradient is computed as this many parts, in parallel on the workers (part of the run: it changes float rounding; with batch norm, each part normalises by its own statistics) (default: ${TRAIN_DEFAULTS.shards}, 1 for models with batch norm)`, intOption(1, 64))
     .option('--workers <n>', `worker threads for the shards (default: the ${defaultWorkers()} cores here, at most --shards); the weights do not depend on it`, intOption(1, 256))
     .option('--force', 'overwrite an output directory holding another run')
     .addHelpText('after', '\nRe-running the same command after an interruption resumes from the last finished epoch.')
@@ -105,15 +105,16 @@ export function trainCommand(): Command {
         throw new AdvkitError('E_OUTPUT_EXISTS', `Error in --out: ${o.out} already holds a trained model; choose another directory or pass --force to overwrite it.`, 2);
       }
       const model = buildArchitecture(o.arch, { inputShape: train.shape, numClasses: train.classNames.length, seed: o.seed });
+      const shards = o.shards ?? (model.nonTrainableWeights.length > 0 ? 1 : TRAIN_DEFAULTS.shards);
       const nBatches = Math.ceil(size(train) / o.batchSize);
       log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
       const t0 = performance.now();
-      const pool = await startTrainPool(model, o, status.name, train.shape, train.classNames.length);
+      const pool = await startTrainPool(model, { ...o, shards }, status.name, train.shape, train.classNames.length);
       let result: Awaited<ReturnType<typeof trainClassifier>>;
       try {
         result = await trainClassifier(model, train, {
           epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, seed: o.seed, schedule, shift: o.shift, noise: o.noise, adversarial, validation: heldOut,
-          checkpointDir: checkpoints, config, shards: o.shards, pool, ...trainingCallbacks(nBatches, o.epochs, o.eps),
+          checkpointDir: checkpoints, config, shards, pool, ...trainingCallbacks(nBatches, o.epochs, o.eps),
         });
       } finally {
         await pool?.close();
@@ -133,7 +134,7 @@ export function trainCommand(): Command {
         bounds: [0, 1],
         training: {
           kind: adversarial ? 'adversarial' : o.noise ? 'gaussian-noise' : 'natural', ...(o.noise ? { noise: o.noise } : {}), ...(adversarial ? { adversarial, stoppedEarly: result.stoppedEarly ?? null } : {}),
-          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, shards: model.nonTrainableWeights.length === 0 ? o.shards : 1, seed: o.seed, optimizer: 'adam',
+          epochs: o.epochs, batchSize: o.batchSize, learningRate: o.lr, schedule, shift: o.shift, shards, seed: o.seed, optimizer: 'adam',
           trainExamples: size(train), heldOut: heldOut.name, heldOutExamples: size(heldOut), heldOutAccuracy,
           history: result.history, backend: status.name, seconds,
         },

@@ -77,7 +77,9 @@ export interface TrainOptions {
   /**
    * Each batch's gradient is the sum of this many shard gradients, summed in order (default 2).
    * Shards run in parallel on `pool`; the weights do not depend on the number of workers. Models
-   * with non-trainable state (BatchNormalization) train in one shard.
+   * with non-trainable state (BatchNormalization) default to one shard; with more, each shard
+   * normalises by its own batch statistics (ghost batch norm, as data-parallel PyTorch without
+   * synchronised batch norm) and the moving statistics are merged (train_step.ts).
    */
   shards?: number;
   /** Worker threads for the shards (TrainPool.create on this model). */
@@ -166,8 +168,7 @@ export async function trainClassifier(model: tf.LayersModel, data: Dataset, opti
   if (schedule !== 'cosine' && schedule !== 'constant' && schedule !== 'cyclic') throw new InvalidArgumentError(`Error in ${fn}: schedule must be 'cosine', 'cyclic' or 'constant', but got ${JSON.stringify(schedule)}.`);
   const adv = options.adversarial ? validateAdversarial(fn, options.adversarial) : undefined;
   const stateful = model.nonTrainableWeights.length > 0;
-  const shards = stateful ? 1 : checkFiniteNumber(fn, 'shards', options.shards ?? TRAIN_DEFAULTS.shards, { integer: true, min: 1 });
-  if (options.pool && stateful) throw new InvalidArgumentError(`Error in ${fn}: the model has non-trainable state (BatchNormalization), which shards on a pool cannot update; train without a pool.`);
+  const shards = checkFiniteNumber(fn, 'shards', options.shards ?? (stateful ? 1 : TRAIN_DEFAULTS.shards), { integer: true, min: 1 });
   const pool = options.pool;
   const numClasses = data.classNames.length;
   // The cosine schedule depends on the planned length, so epochs is part of the run's identity.

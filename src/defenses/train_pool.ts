@@ -2,7 +2,8 @@
  * Data-parallel training on worker threads: each worker holds a copy of the model and computes
  * the gradients of one shard of a batch at the weights it is sent (train_step.ts); the main
  * thread sums the shards in order and applies the optimizer. The result does not depend on the
- * number of workers (tests/defenses/train.test.ts).
+ * number of workers (tests/defenses/train.test.ts). Batch-norm models shard too: each shard
+ * normalises by its own statistics and the moving statistics are merged (train_step.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { backendStatus } from '../backend/index.js';
@@ -16,9 +17,6 @@ export class TrainPool extends ThreadPool<TrainJob, TrainReply> {
   static async create(model: tf.LayersModel, options: { workers?: number; backend?: string; inputShape: [number, number, number]; numClasses: number }): Promise<TrainPool> {
     const fn = 'TrainPool.create';
     const n = checkFiniteNumber(fn, 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
-    if (model.nonTrainableWeights.length > 0) {
-      throw new InvalidArgumentError(`Error in ${fn}: the model has non-trainable state (e.g. BatchNormalization statistics), which shards cannot update; train it in one thread.`);
-    }
     let artifacts: tf.io.ModelArtifacts | undefined;
     await model.save(tf.io.withSaveHandler(async (a) => {
       artifacts = a;
@@ -29,11 +27,16 @@ export class TrainPool extends ThreadPool<TrainJob, TrainReply> {
     return new TrainPool(workers, 'TrainPool');
   }
 
-  /** One shard's gradients (flattened in trainableWeights order), loss part and hits. */
-  async gradients(weights: Float32Array, x: Float32Array, shape: [number, number, number, number], y: Int32Array, spec: ShardSpec): Promise<{ grads: Float32Array; loss: number; hits: number }> {
+  /**
+   * One shard's gradients (flattened in trainableWeights order), loss part and hits. With `state`
+   * (the non-trainable weights, flattened) the worker starts from it and returns its own after
+   * the shard (train_step.ts merges the shards' states).
+   */
+  async gradients(weights: Float32Array, x: Float32Array, shape: [number, number, number, number], y: Int32Array, spec: ShardSpec, state?: Float32Array): Promise<{ grads: Float32Array; loss: number; hits: number; state?: Float32Array }> {
     const w = weights.slice();
     const xs = x.slice();
-    const r = await this.submit({ weights: w, x: xs, shape, y: y.slice(), spec }, [w.buffer, xs.buffer]);
-    return { grads: r.grads!, loss: r.loss!, hits: r.hits! };
+    const st = state?.slice();
+    const r = await this.submit({ weights: w, x: xs, shape, y: y.slice(), spec, state: st }, [w.buffer, xs.buffer, ...(st ? [st.buffer] : [])]);
+    return { grads: r.grads!, loss: r.loss!, hits: r.hits!, state: r.state };
   }
 }

@@ -6,6 +6,12 @@
  * gradient. The shards are summed in shard order whether they were computed in this thread or
  * on a TrainPool's workers (each worker computes the same shard bit for bit: same backend, same
  * weights, same per-shard seeds), so a run gives the same weights with any number of workers.
+ *
+ * Models with non-trainable state (BatchNormalization's moving statistics) normalise each shard
+ * by its own batch statistics, as data-parallel PyTorch does without synchronised batch norm
+ * ("ghost batch norm"). Every shard starts from the same state; the new state is the old one
+ * plus the shard-size-weighted mean of the shards' changes (for equal shards the moving mean
+ * moves by the whole batch's mean), merged in shard order in this thread or on the pool alike.
  */
 import * as tf from '@tensorflow/tfjs';
 import { adversarialBatch, klDivergence, trainingView, type AdversarialTraining } from './adversarial_training.js';
@@ -32,6 +38,8 @@ export interface ShardSpec {
 export interface ShardResult {
   /** Gradients of the shard's loss, in the order of the trainable variables. */
   grads: tf.Tensor[];
+  /** The non-trainable state after the shard (flattened), when the batch has several shards. */
+  state?: Float32Array;
   /** The shard's part of the batch's mean loss. */
   loss: number;
   /** Correctly classified training inputs (adversarial ones in adversarial training). */
@@ -119,6 +127,34 @@ export function trainableVariables(model: tf.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
 }
 
+/** The non-trainable variables (batch-norm moving statistics, frozen layers), in order. */
+export function stateVariables(model: tf.LayersModel): tf.Variable[] {
+  return model.nonTrainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+}
+
+/** Assigns flattened values (flatValues' order) to variables. */
+export function assignFlat(vars: readonly tf.Variable[], flat: Float32Array): void {
+  const values = unflatten(flat, vars);
+  vars.forEach((v, i) => v.assign(values[i]!));
+  tf.dispose(values);
+}
+
+/**
+ * The state after several shards that each started from `base`: base + Σ (n_s/n)·(state_s − base),
+ * in f64, rounded once. A value no shard changed stays bit-identical (a frozen layer's weights).
+ */
+export function mergeShardStates(base: Float32Array, states: readonly Float32Array[], sizes: readonly number[]): Float32Array {
+  if (states.length === 1) return states[0]!;
+  const n = sizes.reduce((a, b) => a + b, 0);
+  const out = new Float32Array(base.length);
+  for (let i = 0; i < base.length; i++) {
+    let delta = 0;
+    for (let s = 0; s < states.length; s++) delta += (sizes[s]! / n) * (states[s]![i]! - base[i]!);
+    out[i] = delta === 0 ? base[i]! : base[i]! + delta;
+  }
+  return out;
+}
+
 /**
  * One optimizer step on a batch: the sum of its shard gradients (in this thread, or on the
  * pool), applied by `optimizer`. Returns the batch's mean loss and its correct predictions.
@@ -131,14 +167,17 @@ export async function trainingStep(model: tf.LayersModel, optimizer: tf.Optimize
     batchSize: n, numClasses: options.numClasses, noise: options.noise, noiseSeed: deriveSeed(seed, 5, s),
     adversarial: options.adversarial, eps: options.eps, advSeed: seedFor(seed, 3, s),
   }]);
+  const stateVars = stateVariables(model);
+  // One shard updates the model's state in place; several start from the same state (merged below).
+  const base = stateVars.length > 0 && (specs.length > 1 || options.pool) ? await flatValues(stateVars) : undefined;
   let summed: tf.Tensor[];
-  let parts: Array<{ loss: number; hits: number }>;
+  let parts: Array<{ loss: number; hits: number; state?: Float32Array }>;
   if (options.pool) {
-    const r = await poolShards(options.pool, vars, x, y, specs);
+    const r = await poolShards(options.pool, vars, x, y, specs, base);
     summed = r.summed;
     parts = r.parts;
   } else {
-    const local = await localShards(model, vars, options.adversarial ? trainingView(model, [x.shape[1], x.shape[2], x.shape[3]], options.numClasses) : undefined, x, y, specs);
+    const local = await localShards(model, vars, options.adversarial ? trainingView(model, [x.shape[1], x.shape[2], x.shape[3]], options.numClasses) : undefined, x, y, specs, stateVars, base);
     // Shards summed in shard order (float32 additions, as poolShards does on the host).
     summed = vars.map((_, i) => local.slice(1).reduce((acc, p) => {
       const next = tf.add(acc, p.grads[i]!);
@@ -148,30 +187,34 @@ export async function trainingStep(model: tf.LayersModel, optimizer: tf.Optimize
     tf.dispose(local.flatMap((p) => p.grads).filter((g) => !summed.includes(g)));
     parts = local;
   }
+  if (base) assignFlat(stateVars, mergeShardStates(base, parts.map((p) => p.state!), specs.map(([s0, s1]) => s1 - s0)));
   optimizer.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: summed[i]! })));
   tf.dispose(summed);
   return { loss: parts.reduce((a, p) => a + p.loss, 0), hits: parts.reduce((a, p) => a + p.hits, 0) };
 }
 
 /** The shards of a batch, one after another in this thread. */
-async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Classifier | undefined, x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<ShardResult[]> {
+async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Classifier | undefined, x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>,
+  stateVars: tf.Variable[], base: Float32Array | undefined): Promise<ShardResult[]> {
   const out: ShardResult[] = [];
   for (const [s0, s1, spec] of specs) {
     const xs = specs.length === 1 ? x : tf.slice(x, [s0], [s1 - s0]);
     const ys = specs.length === 1 ? y : tf.slice(y, [s0], [s1 - s0]);
-    out.push(await shardGradients(model, vars, view, xs, ys, spec));
+    if (base && out.length > 0) assignFlat(stateVars, base);
+    const r = await shardGradients(model, vars, view, xs, ys, spec);
+    out.push(base ? { ...r, state: await flatValues(stateVars) } : r);
     if (xs !== x) tf.dispose([xs, ys]);
   }
   return out;
 }
 
 /** The shards of a batch on the pool's workers, at the current weights. */
-async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>): Promise<{ summed: tf.Tensor[]; parts: Array<{ loss: number; hits: number }> }> {
+async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>, state: Float32Array | undefined): Promise<{ summed: tf.Tensor[]; parts: Array<{ loss: number; hits: number; state?: Float32Array }> }> {
   const weights = await flatValues(vars);
   const [xs, ys] = await Promise.all([x.data() as Promise<Float32Array>, y.data() as Promise<Int32Array>]);
   const [, h, w, c] = x.shape;
   const per = h * w * c;
-  const replies = await Promise.all(specs.map(([s0, s1, spec]) => pool.gradients(weights, xs.subarray(s0 * per, s1 * per), [s1 - s0, h, w, c], ys.subarray(s0, s1), spec)));
+  const replies = await Promise.all(specs.map(([s0, s1, spec]) => pool.gradients(weights, xs.subarray(s0 * per, s1 * per), [s1 - s0, h, w, c], ys.subarray(s0, s1), spec, state)));
   // Shards summed in shard order; a Float32Array store rounds each sum to float32 exactly as a
   // float32 addition does, so this equals localShards' tf.add chain bit for bit.
   const acc = replies[0]!.grads;

@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.js';
 import type { PoolReply } from '../backend/pool.js';
 import { trainingView } from './adversarial_training.js';
 import { errorPayload } from '../util/errors.js';
-import { flatValues, shardGradients, trainableVariables, unflatten, type ShardSpec } from './train_step.js';
+import { assignFlat, flatValues, shardGradients, stateVariables, trainableVariables, unflatten, type ShardSpec } from './train_step.js';
 
 export interface TrainWorkerInit {
   backend: string;
@@ -26,6 +26,8 @@ export interface TrainJob {
   shape: [number, number, number, number];
   y: Int32Array;
   spec: ShardSpec;
+  /** The non-trainable weights to start from (flattened); the reply carries them after the shard. */
+  state?: Float32Array;
 }
 
 export interface TrainReply extends PoolReply {
@@ -33,12 +35,14 @@ export interface TrainReply extends PoolReply {
   grads?: Float32Array;
   loss?: number;
   hits?: number;
+  state?: Float32Array;
 }
 
 const init = workerData as TrainWorkerInit;
 await initBackend(init.backend);
 const model = await tf.loadLayersModel(tf.io.fromMemory(init.artifacts));
 const vars = trainableVariables(model);
+const stateVars = stateVariables(model);
 const view = trainingView(model, init.inputShape, init.numClasses);
 
 parentPort!.on('message', (job: TrainJob) => {
@@ -49,10 +53,12 @@ parentPort!.on('message', (job: TrainJob) => {
       const weights = unflatten(job.weights, vars);
       vars.forEach((v, i) => v.assign(weights[i]!));
       tf.dispose(weights);
+      if (job.state) assignFlat(stateVars, job.state);
       const r = await shardGradients(model, vars, view, x, y, job.spec);
       const grads = await flatValues(r.grads);
       tf.dispose(r.grads);
-      parentPort!.postMessage({ id: job.id, grads, loss: r.loss, hits: r.hits } satisfies TrainReply, [grads.buffer as ArrayBuffer]);
+      const state = job.state ? await flatValues(stateVars) : undefined;
+      parentPort!.postMessage({ id: job.id, grads, loss: r.loss, hits: r.hits, state } satisfies TrainReply, [grads.buffer as ArrayBuffer, ...(state ? [state.buffer as ArrayBuffer] : [])]);
     } catch (err) {
       parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies TrainReply);
     } finally {

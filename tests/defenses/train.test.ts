@@ -7,6 +7,7 @@ import { loadMnist, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { accuracy, randomShift, trainClassifier } from '../../src/defenses/train.js';
 import { TrainPool } from '../../src/defenses/train_pool.js';
+import { trainingStep } from '../../src/defenses/train_step.js';
 import { Rng } from '../../src/util/random.js';
 import { useBackend } from '../helpers.js';
 
@@ -104,11 +105,49 @@ describe('training on wasm', () => {
     expect(maxDiff).toBeLessThan(1e-5);
   });
 
-  it('a model with BatchNormalization trains in one shard and refuses a pool', async () => {
+  it('a model with BatchNormalization trains in shards (ghost batch norm): the same weights and moving statistics alone, on 1 worker and on 2; the first layer\'s moving mean moves by the whole batch\'s mean', async () => {
     await useBackend('wasm');
-    const model = buildArchitecture('resnet-small', { inputShape: [28, 28, 1], seed: 1 });
-    await expect(TrainPool.create(model, { workers: 1, inputShape: [28, 28, 1], numClasses: 10 })).rejects.toThrow(/non-trainable state/);
-    model.dispose();
+    const shape: [number, number, number] = [12, 12, 3];
+    const rng = new Rng(4);
+    const x = tf.tensor4d(Float32Array.from({ length: 8 * 12 * 12 * 3 }, () => rng.next()), [8, ...shape]);
+    const y = tf.tensor1d(Array.from({ length: 8 }, (_, i) => i % 10), 'int32');
+    const adversarial = { method: 'fgsm-rs' as const, eps: 0.03, steps: 1, beta: 0, rampEpochs: 0 };
+    const run = async (shards: number, workers: number) => {
+      const model = buildArchitecture('resnet-small', { inputShape: shape, seed: 1 });
+      const pool = workers > 0 ? await TrainPool.create(model, { workers, inputShape: shape, numClasses: 10 }) : undefined;
+      try {
+        const opt = tf.train.sgd(0.05);
+        for (let k = 0; k < 2; k++) await trainingStep(model, opt, x, y, { numClasses: 10, shards, pool, adversarial, seed: k });
+        opt.dispose();
+      } finally {
+        await pool?.close();
+      }
+      // Weights in order (layer names carry a global counter, so differ between builds).
+      const out = { names: model.weights.map((w) => w.originalName), values: model.weights.map((w) => Array.from(w.read().dataSync())) };
+      model.dispose();
+      return out;
+    };
+    const alone = await run(2, 0);
+    const one = await run(2, 1);
+    const two = await run(2, 2);
+    expect(one.values).toEqual(alone.values);
+    expect(two.values).toEqual(alone.values);
+    const moving = alone.names.flatMap((k, i) => (/moving_mean/.test(k) ? [i] : []));
+    expect(moving.length).toBeGreaterThan(1);
+    for (const i of moving) expect(alone.values[i]!.some((v) => v !== 0), alone.names[i]).toBe(true);
+    // A step's first batch norm sees the same inputs either way: equal shards' merged moving mean
+    // equals the whole batch's (to float32 rounding) after the first step.
+    const firstStep = async (shards: number) => {
+      const model = buildArchitecture('resnet-small', { inputShape: shape, seed: 1 });
+      await trainingStep(model, tf.train.sgd(0), x, y, { numClasses: 10, shards });
+      const first = model.weights.find((w) => /moving_mean/.test(w.originalName))!.read().dataSync().slice();
+      model.dispose();
+      return first;
+    };
+    const [m1, m2] = [await firstStep(1), await firstStep(2)];
+    expect(m1.some((v) => Math.abs(v) > 1e-3)).toBe(true);
+    m1.forEach((v, i) => expect(m2[i]!).toBeCloseTo(v, 6));
+    tf.dispose([x, y]);
   });
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
