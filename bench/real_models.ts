@@ -25,6 +25,7 @@ import { buildArchitecture, type ArchitectureOptions } from '../src/models/archi
 import { fromLayersModel } from '../src/models/classifier.js';
 import { loadClassifier, saveLayersModel } from '../src/models/io.js';
 import { trainingStep } from '../src/defenses/train_step.js';
+import { TrainPool } from '../src/defenses/train_pool.js';
 import { Rng } from '../src/util/random.js';
 
 export interface RealModelBench {
@@ -146,6 +147,19 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const adversarial = { method: 'fgsm-rs' as const, eps: EPS, steps: 1, beta: 0, rampEpochs: 0 };
   const train = await o.measure('adv-train', async () => { await trainingStep(net, opt, x, labels, { numClasses, adversarial, seed: 2 }); }, 1);
   o.onRow({ ...row('advkit adversarial-training step (FGSM-RS, batch norm in training mode)', train.ms, train.peakRssMb, plainRate), ratio: torchTrainRate === undefined ? null : batch / (train.ms / 1000) / torchTrainRate });
+  if (o.workerScaling) {
+    // Data-parallel: 2 shards on 2 workers, each shard normalised by its own batch statistics
+    // (as PyTorch DistributedDataParallel without SyncBatchNorm), moving statistics merged.
+    const trainPool = await TrainPool.create(net, { workers: 2, backend, inputShape: shape, numClasses });
+    try {
+      const step = async () => { await trainingStep(net, opt, x, labels, { numClasses, adversarial, seed: 2, shards: 2, pool: trainPool }); };
+      await step();
+      const sharded = await o.measure('adv-train-pool', step, 1);
+      o.onRow({ ...row('advkit adversarial-training step, 2 shards on 2 worker threads (batch norm per shard)', sharded.ms, sharded.peakRssMb, plainRate), ratio: torchTrainRate === undefined ? null : batch / (sharded.ms / 1000) / torchTrainRate });
+    } finally {
+      await trainPool.close();
+    }
+  }
   tf.dispose([x, labels]);
   net.dispose();
 }
