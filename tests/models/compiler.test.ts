@@ -400,6 +400,21 @@ describe('GraphModels through the compiler', () => {
     tf.dispose([x, ours, z]);
   });
 
+  it('Keras Flatten as TF2 exports it (Reshape to [Shape(x)[0], -1] through StridedSlice and Pack) compiles to a reshape; logits and input gradients equal the executor on cpu', async () => {
+    const g = await converterClassifier('flatten');
+    const compiled = compileModel(g);
+    expect(compiled.report.fallbacks, JSON.stringify(compiled.report.nodes.filter((n) => !n.compiled))).toBe(0);
+    expect(compiled.report.nodes.find((n) => n.source === 'Reshape')?.op).toBe('reshape');
+    for (const batch of [1, 3]) {
+      const x = () => tf.tensor4d(uniform(batch * 192, 12, 0, 1), [batch, 8, 8, 3]);
+      const grads = (f: (t: tf.Tensor) => tf.Tensor) => () => { const t = x(); return [f(t), tf.grad((u: tf.Tensor) => tf.sum(tf.mul(f(u), tf.range(1, 5))))(t)]; };
+      const ours = await onBackend('wasm', grads((t) => compiled.forward(t, false)));
+      const theirs = await onBackend('cpu', grads(run(g)));
+      expect(relError(ours[0]!, theirs[0]!)).toBeLessThanOrEqual(1e-5);
+      expect(relError(ours[1]!, theirs[1]!)).toBeLessThanOrEqual(1e-4);
+    }
+  });
+
   it('an op the compiler does not know runs through the GraphModel executor for that node only', async () => {
     await useBackend('wasm');
     const g = await converterClassifier('neg');

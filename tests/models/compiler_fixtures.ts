@@ -70,8 +70,10 @@ const f32 = (n: number, seed: number, lo = -0.5, hi = 0.5) => uniform(n, seed, l
  * 4 classes), 'sigmoid' (one Sigmoid unit), 'logits', or 'neg' (a Neg op the compiler does not
  * know, before the logits).
  */
-export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed', seed = 1): Promise<tf.GraphModel> {
+export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed' | 'flatten', seed = 1): Promise<tf.GraphModel> {
   const units = head === 'sigmoid' ? 1 : 4;
+  // 'flatten': Keras' Flatten as TF2 exports it with an unknown batch, reshape(x, [shape(x)[0], -1]).
+  const features = head === 'flatten' ? 4 * 4 * 8 : 8;
   const consts: ConstSpec[] = [
     { name: 'c1/w', shape: [3, 3, 3, 8], values: f32(216, seed) },
     { name: 'c1/b', shape: [8], values: f32(8, seed + 1) },
@@ -82,9 +84,15 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
     { name: 'bn/offset', shape: [8], values: f32(8, seed + 6) },
     { name: 'bn/mean', shape: [8], values: f32(8, seed + 7, -0.2, 0.2) },
     { name: 'bn/var', shape: [8], values: f32(8, seed + 8, 0.5, 1.5) },
-    { name: 'mean/axes', shape: [2], values: new Int32Array([1, 2]), dtype: 'int32' },
+    ...(head === 'flatten' ? [] : [{ name: 'mean/axes', shape: [2], values: new Int32Array([1, 2]), dtype: 'int32' as const }]),
     // 'transposed': the dense weights stored [units, 8] and read with MatMul's transpose_b.
-    { name: 'fc/w', shape: head === 'transposed' ? [units, 8] : [8, units], values: f32(8 * units, seed + 9) },
+    { name: 'fc/w', shape: head === 'transposed' ? [units, 8] : [features, units], values: f32(features * units, seed + 9) },
+    ...(head === 'flatten' ? [
+      { name: 'flat/begin', shape: [1], values: new Int32Array([0]), dtype: 'int32' as const },
+      { name: 'flat/end', shape: [1], values: new Int32Array([1]), dtype: 'int32' as const },
+      { name: 'flat/strides', shape: [1], values: new Int32Array([1]), dtype: 'int32' as const },
+      { name: 'flat/rest', shape: [], values: new Int32Array([-1]), dtype: 'int32' as const },
+    ] : []),
     { name: 'fc/b', shape: [units], values: f32(units, seed + 10) },
   ];
   const nodes: object[] = [
@@ -94,7 +102,13 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
     { name: 'bn', op: 'FusedBatchNormV3', input: ['pw', 'bn/scale', 'bn/offset', 'bn/mean', 'bn/var'], attr: { epsilon: { f: 0.001 }, data_format: { s: b64('NHWC') }, is_training: { b: false } } },
     { name: 'bn_relu', op: 'Relu', input: ['bn'] },
     { name: 'res', op: 'AddV2', input: ['bn_relu', 'c1'] },
-    { name: 'gap', op: 'Mean', input: ['res', 'mean/axes'], attr: { keep_dims: { b: false } } },
+    ...(head === 'flatten' ? [
+      { name: 'flat/Shape', op: 'Shape', input: ['res'], attr: { out_type: { type: 'DT_INT32' }, T: { type: 'DT_FLOAT' } } },
+      { name: 'flat/strided_slice', op: 'StridedSlice', input: ['flat/Shape', 'flat/begin', 'flat/end', 'flat/strides'],
+        attr: { T: { type: 'DT_INT32' }, Index: { type: 'DT_INT32' }, begin_mask: { i: '0' }, end_mask: { i: '0' }, ellipsis_mask: { i: '0' }, new_axis_mask: { i: '0' }, shrink_axis_mask: { i: '1' } } },
+      { name: 'flat/Reshape/shape', op: 'Pack', input: ['flat/strided_slice', 'flat/rest'], attr: { T: { type: 'DT_INT32' }, N: { i: '2' }, axis: { i: '0' } } },
+      { name: 'gap', op: 'Reshape', input: ['res', 'flat/Reshape/shape'], attr: { T: { type: 'DT_FLOAT' }, Tshape: { type: 'DT_INT32' } } },
+    ] : [{ name: 'gap', op: 'Mean', input: ['res', 'mean/axes'], attr: { keep_dims: { b: false } } }]),
     { name: 'fc', op: '_FusedMatMul', input: ['gap', 'fc/w', 'fc/b'], attr: { transpose_a: { b: false }, transpose_b: { b: head === 'transposed' }, fused_ops: strs(['BiasAdd']), num_args: { i: '1' } } },
   ];
   let last = 'fc';

@@ -97,6 +97,28 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return { bias, act, after };
   };
 
+  const scalar = (ref: string): number | null => {
+    const c = constant(parseInput(ref)![0])?.read();
+    return c && c.size === 1 ? c.dataSync()[0]! : null;
+  };
+  /**
+   * The rest of a shape built as Pack([Shape(t)[0], c1, c2, ...]) (Keras' Flatten and Reshape as
+   * TF2 exports them with an unknown batch: the batch read at run time, the rest constants), or
+   * null when `ref` is not that.
+   */
+  const batchPackedShape = (ref: string): number[] | null => {
+    const pack = defs.get(parseInput(ref)![0]);
+    const ins = (pack?.input ?? []).filter((r) => !r.startsWith('^'));
+    if (pack?.op !== 'Pack' || Number(pack.attr?.axis?.i ?? 0) !== 0 || ins.length < 2) return null;
+    const slice = defs.get(parseInput(ins[0]!)![0]);
+    const sliceIns = (slice?.input ?? []).filter((r) => !r.startsWith('^'));
+    if (slice?.op !== 'StridedSlice' || sliceIns.length !== 4 || Number(slice.attr?.shrink_axis_mask?.i ?? 0) !== 1) return null;
+    if (defs.get(parseInput(sliceIns[0]!)![0])?.op !== 'Shape') return null;
+    if (scalar(sliceIns[1]!) !== 0 || scalar(sliceIns[2]!) !== 1 || scalar(sliceIns[3]!) !== 1) return null;
+    const rest = ins.slice(1).map(scalar);
+    return rest.every((v) => v !== null) && rest.filter((v) => v === -1).length <= 1 ? (rest as number[]) : null;
+  };
+
   const visit = (ref: string): number => {
     const [name, slot] = parseInput(ref)!;
     const key = `${name}:${slot}`;
@@ -195,7 +217,10 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
         }
         case 'Reshape': {
           const s = constant(parseInput(refs[1]!)![0]);
-          if (!s) return fallback('shape is not a constant');
+          if (!s) {
+            const rest = batchPackedShape(refs[1]!);
+            return rest ? push({ kind: 'reshape', shape: rest }, [visit(refs[0]!)]) : fallback('shape is not a constant');
+          }
           const shape = Array.from(s.read().dataSync());
           if (shape.length < 2) return fallback('reshape to rank 1');
           return push({ kind: 'reshape', shape: shape.slice(1) }, [visit(refs[0]!)]);
