@@ -91,7 +91,7 @@ const FAMILIES: Family[] = [
     ] }),
   },
   {
-    name: 'layer options (depth multiplier 2, 3x1 and 1x3 kernels, strides (2, 1), dilated conv and depthwise conv, BN without scale or center, pool strides unlike its size)',
+    name: 'layer options (depth multiplier 2, 3x1 and 1x3 kernels, strides (2, 1), dilated conv and depthwise conv, BN without scale or center, pool strides unlike its size, Dense on rank 4 + BN)',
     shape: [11, 13, 3],
     // tfjs has no gradient for dilated convs (the layer's own apply throws in tf.grad): the
     // logits are compared with predict, the gradients with the compiled graph on cpu.
@@ -105,6 +105,8 @@ const FAMILIES: Family[] = [
       x = a(tf.layers.conv2d({ filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'relu' }), x);
       x = a(tf.layers.depthwiseConv2d({ kernelSize: [3, 2], dilationRate: [1, 3], padding: 'valid' }), x);
       x = a(tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid' }), x);
+      // Dense on a rank-4 tensor (per position, on the last axis), with a batch norm after it.
+      x = a(tf.layers.batchNormalization(), a(tf.layers.dense({ units: 5, useBias: false }), x));
       x = a(tf.layers.batchNormalization(), a(tf.layers.dense({ units: 6, activation: 'relu' }), a(tf.layers.flatten(), x)));
       return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), x) });
     },

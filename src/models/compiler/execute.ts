@@ -199,8 +199,13 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
   const h = xs[0]!;
   switch (op.kind) {
     case 'input': return h;
-    case 'conv':
-    case 'dense': return runLayer(op, i, h, training, fast, rt);
+    case 'conv': return runLayer(op, i, h, training, fast, rt);
+    case 'dense': {
+      if (h.rank === 2) return runLayer(op, i, h, training, fast, rt);
+      // Dense on a higher rank acts on the last axis (Keras): rows are every leading position.
+      const y = runLayer(op, i, tf.reshape(h, [-1, h.shape[h.rank - 1]!]), training, fast, rt);
+      return tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1]!]);
+    }
     case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn, fast) : batchNormAffine(h, op.bn);
     case 'act': return activation(h, op.fn, op.alpha, fast);
     case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);

@@ -92,7 +92,7 @@ function lowerLayer(layer: Layer, inputRanks: number[], notes: string[]): Op[] |
       ]);
     }
     case 'Dense': {
-      if (rank !== 2) return `input rank ${rank} (Dense on rank 2 compiles)`;
+      if (rank === undefined || rank < 2) return `input rank ${rank}`;
       const kernel = param(layer.kernel);
       if (!kernel) return 'no kernel (layer not built)';
       return act([{ kind: 'dense', kernel, bias: config.useBias ? param(layer.bias) : undefined, act: 'linear' }]);
