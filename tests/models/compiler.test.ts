@@ -111,6 +111,43 @@ const FAMILIES: Family[] = [
       return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), x) });
     },
   },
+  {
+    name: 'EfficientNet-style MBConv (swish, squeeze-excite: GAP, Reshape to 1x1, 1x1 convs, sigmoid gate, Multiply; residual)',
+    shape: [10, 10, 4],
+    build: () => {
+      const input = tf.input({ shape: [10, 10, 4] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      const swish = () => tf.layers.activation({ activation: 'swish' });
+      let h = a(swish(), a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 16, kernelSize: 1, useBias: false }), input)));
+      h = a(swish(), a(tf.layers.batchNormalization(), a(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false }), h)));
+      let se = a(tf.layers.reshape({ targetShape: [1, 1, 16] }), a(tf.layers.globalAveragePooling2d({}), h));
+      se = a(tf.layers.conv2d({ filters: 4, kernelSize: 1, activation: 'swish' }), se);
+      se = a(tf.layers.conv2d({ filters: 16, kernelSize: 1, activation: 'sigmoid' }), se);
+      h = a(tf.layers.multiply(), [h, se]);
+      h = a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 4, kernelSize: 1, useBias: false }), h));
+      h = a(tf.layers.add(), [a(tf.layers.dropout({ rate: 0.2 }), h), input]);
+      const out = a(tf.layers.dense({ units: 3 }), a(tf.layers.globalAveragePooling2d({}), h));
+      return tf.model({ inputs: input, outputs: out });
+    },
+  },
+  {
+    name: 'DenseNet-style (BN-ReLU-conv order, dense concatenation, 1x1 + 2x2 average-pool transition)',
+    shape: [8, 8, 3],
+    build: () => {
+      const input = tf.input({ shape: [8, 8, 3] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      let h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), input);
+      for (let k = 0; k < 2; k++) {
+        let g = a(tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false }), a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), h)));
+        g = a(tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', useBias: false }), a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), g)));
+        h = a(tf.layers.concatenate(), [h, g]);
+      }
+      h = a(tf.layers.conv2d({ filters: 7, kernelSize: 1, useBias: false }), a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), h)));
+      h = a(tf.layers.averagePooling2d({ poolSize: 2, strides: 2 }), h);
+      h = a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), h));
+      return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 4 }), a(tf.layers.globalAveragePooling2d({}), h)) });
+    },
+  },
 ];
 
 /** A Keras-style functional backbone: conv + BN + ReLU6, depthwise + BN + ReLU6, residual add. */
