@@ -44,12 +44,13 @@ export const FUSED_DEPTHWISE = 'AdvkitDepthwiseConv2D';
 export const FUSED_MAX_POOL = 'AdvkitMaxPool';
 export const FUSED_CLAMP = 'AdvkitClamp';
 export const FOLD_BATCH_NORM = 'AdvkitFoldBatchNorm';
+export const CROP_FILTER = 'AdvkitCropFilter';
 const MAX_POOL_GRAD = 'AdvkitMaxPoolGrad';
 const RELU_GRAD = 'AdvkitReluGrad';
 const ACT_GRAD = 'AdvkitActivationGrad';
 
 /** The fused ops and their gradient kernels (reported by `advkit info`). */
-export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, BATCH_NORM_TRAIN, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD, BATCH_NORM_TRAIN_GRAD] as const;
+export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, CROP_FILTER, BATCH_NORM_TRAIN, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD, BATCH_NORM_TRAIN_GRAD] as const;
 
 export interface ConvAttrs {
   strides: [number, number];
@@ -92,6 +93,30 @@ export function releaseFoldSlot(slot: FoldSlot): void {
   slot.backend = null;
   slot.filter = null;
   slot.bias = null;
+}
+
+/**
+ * Where the crop kernel keeps the cropped filter of the last filter it saw (one per layer), so
+ * that an attack's steps hand XNNPACK the same buffer and its packed weights stay warm.
+ */
+export interface CropSlot {
+  key: object | null;
+  sig: string;
+  backend: BackendWasm | null;
+  value: TensorInfo | null;
+}
+export interface CropAttrs {
+  /** First kept tap [row, col] and the kept taps [rows, cols]. */
+  begin: [number, number];
+  size: [number, number];
+  slot: CropSlot;
+}
+export function newCropSlot(): CropSlot {
+  return { key: null, sig: '', backend: null, value: null };
+}
+export function releaseCropSlot(slot: CropSlot): void {
+  if (slot.backend && slot.value) slot.backend.disposeData(slot.value.dataId);
+  Object.assign(slot, newCropSlot());
 }
 
 const CLAMP_HI: Record<Activation, number> = { linear: Infinity, relu: Infinity, relu6: 6 };
@@ -162,6 +187,26 @@ function foldBatchNorm({ inputs, backend, attrs }: KernelArgs): TensorInfo[] {
   backend.incRef(slot.filter!.dataId);
   backend.incRef(slot.bias!.dataId);
   return [{ ...slot.filter! }, { ...slot.bias! }];
+}
+
+/** The taps [begin, begin + size) of a filter [kh, kw, ci, co], from the slot while the filter is the same. */
+function cropFilterKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const { begin, size, slot } = attrs as unknown as CropAttrs;
+  const filter = inputs.filter!;
+  const sig = `${begin.join(',')}/${size.join(',')}`;
+  if (slot.key !== filter.dataId || slot.backend !== backend || slot.sig !== sig || !slot.value) {
+    releaseCropSlot(slot);
+    const value = runWasm('Slice', { x: filter }, { begin: [begin[0], begin[1], 0, 0], size: [size[0], size[1], -1, -1] }, backend);
+    Object.assign(slot, { key: filter.dataId, sig, backend, value });
+  }
+  backend.incRef(slot.value!.dataId);
+  return { ...slot.value! };
+}
+
+/** The taps of `filter` the attrs keep (see CropAttrs); its gradient pads back with zeros. */
+export function cropFilter(filter: tf.Tensor, attrs: CropAttrs): tf.Tensor {
+  registerFusedOps();
+  return tf.engine().runKernel(CROP_FILTER, { filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 function heap(backend: BackendWasm, t: TensorInfo): Float32Array {
@@ -249,6 +294,7 @@ export function registerFusedOps(): void {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
   }
   tf.registerKernel({ kernelName: FOLD_BATCH_NORM, backendName: 'wasm', kernelFunc: foldBatchNorm as unknown as tf.KernelFunc });
+  tf.registerKernel({ kernelName: CROP_FILTER, backendName: 'wasm', kernelFunc: cropFilterKernel as unknown as tf.KernelFunc });
   tf.registerKernel(batchNormTrainConfig);
   tf.registerKernel(batchNormTrainGradConfig);
 
@@ -343,6 +389,17 @@ export function registerFusedOps(): void {
         gamma: () => tf.reshape(tf.slice(sums, [1, 0], [1, c]), [c]),
         beta: () => tf.reshape(tf.slice(sums, [0, 0], [1, c]), [c]),
       };
+    },
+  });
+
+  tf.registerGradient({
+    kernelName: CROP_FILTER,
+    inputsToSave: ['filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [filter] = saved as [tf.Tensor4D];
+      const { begin, size } = attrs as unknown as CropAttrs;
+      const [kh, kw] = filter.shape;
+      return { filter: () => tf.pad(dy as tf.Tensor4D, [[begin[0], kh - begin[0] - size[0]], [begin[1], kw - begin[1] - size[1]], [0, 0], [0, 0]]) };
     },
   });
 

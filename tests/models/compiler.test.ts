@@ -148,7 +148,27 @@ const FAMILIES: Family[] = [
       return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 4 }), a(tf.layers.globalAveragePooling2d({}), h)) });
     },
   },
+  {
+    name: 'small feature maps (3x3 convs on 2x2 and 1x1 maps, a strided conv onto 1x1, 7x7 on 3x3, depthwise on 1x1, explicit padding): taps that read only padding are dropped',
+    shape: [4, 4, 3],
+    build: () => tinyMapsModel(),
+  },
 ];
+
+/** Convs whose taps partly read only padding (small maps), as ImageNet architectures on 32x32 inputs have. */
+function tinyMapsModel(): tf.LayersModel {
+  const input = tf.input({ shape: [4, 4, 3] });
+  const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+  let h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }), input); // 2x2
+  h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), h);
+  const wide = a(tf.layers.conv2d({ filters: 4, kernelSize: 7, padding: 'same' }), a(tf.layers.zeroPadding2d({ padding: [[1, 0], [0, 0]] }), h)); // 3x2, 7x7 taps
+  h = a(tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }), h); // 1x1
+  h = a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', useBias: false }), h)));
+  h = a(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', activation: 'relu6' }), h);
+  h = a(tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: 'valid' }), a(tf.layers.zeroPadding2d({ padding: 1 }), h));
+  const out = a(tf.layers.concatenate(), [a(tf.layers.flatten(), h), a(tf.layers.globalAveragePooling2d({}), wide)]);
+  return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), out) });
+}
 
 /** A Keras-style functional backbone: conv + BN + ReLU6, depthwise + BN + ReLU6, residual add. */
 function smallBackbone(shape: Input): tf.LayersModel {
@@ -295,6 +315,28 @@ describe('model compiler (models/compiler)', () => {
     const xw = tf.tensor4d(Array.from(xs), [1, 9, 9, 2]);
     const gw = await tf.grad(loss)(xw).data();
     expect(relError(gw, g)).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
+  it('on small maps the fused convs run with the taps that read input only (1x1 filters on 1x1 maps), and attack steps reuse the cropped filter', async () => {
+    await useBackend('wasm');
+    const model = tinyMapsModel();
+    const compiled = compileModel(model);
+    const x = tf.randomUniform([2, 4, 4, 3], 0, 1, 'float32', 5);
+    const step = () => tf.grad((t: tf.Tensor) => tf.sum(compiled.forward(t, false)))(x);
+    tf.dispose(step());
+    const profile = await tf.profile(() => step());
+    const filters = profile.kernels.filter((k) => k.name === 'AdvkitConv2D' || k.name === 'AdvkitDepthwiseConv2D').map((k) => k.inputShapes[1]!.slice(0, 2).join('x'));
+    // 3x3 on 2x2 keeps its taps; 3x3/2 onto 1x1 keeps 2x2; 3x3 on 1x1 keeps 1x1 (conv and depthwise); 7x7 on 3x2 keeps 5x3.
+    expect(filters).toEqual(['3x3', '3x3', '2x2', '1x1', '1x1', '1x1', '5x3']);
+    // The second step slices no filter: the crop kernel hands back the filter it cropped before
+    // (the one Slice left is the concatenation's gradient, on [2, 8] activations).
+    const filterShapes = new Set(model.weights.filter((w) => w.shape.length === 4).map((w) => w.shape.join('x')));
+    const slices = profile.kernels.filter((k) => k.name === 'Slice').map((k) => k.inputShapes[0]!.join('x'));
+    expect(slices.filter((sh) => filterShapes.has(sh))).toEqual([]);
+    expect(profile.kernels.filter((k) => k.name === 'AdvkitCropFilter')).toHaveLength(5);
+    tf.dispose([x, profile.result as tf.Tensor]);
+    compiled.dispose();
     model.dispose();
   });
 

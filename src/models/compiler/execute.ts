@@ -11,7 +11,7 @@
  * use (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, foldBatchNormWeights, newFoldSlot, releaseFoldSlot, runFused, type FoldSlot } from '../../backend/fused.js';
+import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseCropSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
 import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
 
@@ -22,14 +22,18 @@ import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Paddin
 export interface Runtime {
   slots: Map<number, FoldSlot>;
   filters: Map<number, FilterCache>;
+  crops: Map<number, CropSlot>;
 }
 
 /** Creates the runtime of `g` (no tensors: slots fill on first use, on the backend in use). */
 export function createRuntime(g: Graph): Runtime {
-  const rt: Runtime = { slots: new Map(), filters: new Map() };
+  const rt: Runtime = { slots: new Map(), filters: new Map(), crops: new Map() };
   g.nodes.forEach((node, i) => {
     if ((node.op.kind === 'conv' || node.op.kind === 'dense') && node.op.bn) rt.slots.set(i, newFoldSlot());
-    if (node.op.kind === 'conv') rt.filters.set(i, newFilterCache());
+    if (node.op.kind === 'conv') {
+      rt.filters.set(i, newFilterCache());
+      rt.crops.set(i, newCropSlot());
+    }
   });
   return rt;
 }
@@ -37,6 +41,7 @@ export function createRuntime(g: Graph): Runtime {
 export function disposeRuntime(rt: Runtime): void {
   for (const slot of rt.slots.values()) releaseFoldSlot(slot);
   for (const cache of rt.filters.values()) releaseFilterCache(cache);
+  for (const slot of rt.crops.values()) releaseCropSlot(slot);
 }
 
 function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
@@ -167,12 +172,68 @@ function dilateFilter(w: tf.Tensor, [dh, dw]: [number, number]): tf.Tensor {
   return tf.slice(tf.reshape(spread, [kh * dh, kw * dw, cin, cout]), [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, cin, cout]);
 }
 
+/** One spatial axis of a conv: the taps some output reads inside the input, and the padding left. */
+function axisTaps(size: number, k: number, s: number, pad: 'same' | [number, number]): { first: number; count: number; pad: [number, number] } | null {
+  let before: number;
+  let out: number;
+  if (pad === 'same') {
+    out = Math.ceil(size / s);
+    before = Math.floor(Math.max((out - 1) * s + k - size, 0) / 2);
+  } else {
+    before = pad[0];
+    out = Math.floor((size + pad[0] + pad[1] - k) / s) + 1;
+  }
+  let first = -1;
+  let last = -1;
+  for (let p = 0; p < k; p++) {
+    for (let o = 0; o < out; o++) {
+      const r = o * s + p - before;
+      if (r >= 0 && r < size) {
+        if (first < 0) first = p;
+        last = p;
+        break;
+      }
+    }
+  }
+  if (first < 0) return null;
+  const count = last - first + 1;
+  const top = before - first;
+  const bottom = (out - 1) * s + count - size - top;
+  return top >= 0 && bottom >= 0 ? { first, count, pad: [top, bottom] } : null;
+}
+
+/**
+ * Taps that only ever read padding (a 3x3 'same' conv on a 1x1 map reads only its centre; a
+ * 7x7 on 4x4 reads its middle 5x5 at most) are dropped: the filter is cropped to the taps some
+ * output reads and the padding shrunk to match, so the conv and its gradients skip multiplying
+ * zeros. The output and the gradients are unchanged (the dropped taps' weight gradient is 0).
+ * Null when every tap is read or for 'valid' padding (every tap is then read).
+ */
+function tapCrop(op: Extract<Op, { kind: 'conv' }>, x: tf.Tensor, filterShape: number[]): { begin: [number, number]; size: [number, number]; pad: [[number, number], [number, number]] } | null {
+  if (op.pad === 'valid') return null;
+  const [, h, w] = x.shape as number[];
+  const rows = axisTaps(h!, filterShape[0]!, op.strides[0], op.pad === 'same' ? 'same' : op.pad[0]);
+  const cols = axisTaps(w!, filterShape[1]!, op.strides[1], op.pad === 'same' ? 'same' : op.pad[1]);
+  if (!rows || !cols || (rows.count === filterShape[0] && cols.count === filterShape[1])) return null;
+  return { begin: [rows.first, cols.first], size: [rows.count, cols.count], pad: [rows.pad, cols.pad] };
+}
+
 function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
+  // A conv's filter with its dilation written out and, when the input is small, cropped to the taps that read it.
+  const convFilter = (o: Extract<Op, { kind: 'conv' }>, w: tf.Tensor): { filter: tf.Tensor; pad: Padding } => {
+    const full = dilateFilter(w, o.dilations);
+    const crop = tapCrop(o, h, full.shape);
+    if (!crop) return { filter: full, pad: o.pad };
+    const filter = fast ? cropFilter(full, { begin: crop.begin, size: crop.size, slot: rt.crops.get(i)! }) : tf.slice(full, [crop.begin[0], crop.begin[1], 0, 0], [crop.size[0], crop.size[1], -1, -1]);
+    return { filter, pad: crop.pad };
+  };
   if (fast) {
-    const fused = (w: tf.Tensor, b: tf.Tensor | undefined, act: Activation) => (op.kind === 'dense'
-      ? runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act })
-      : runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter: dilateFilter(w, op.dilations), bias: b },
-        { strides: op.strides, pad: explicitPad(op.pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) }));
+    const fused = (w: tf.Tensor, b: tf.Tensor | undefined, act: Activation) => {
+      if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act });
+      const { filter, pad } = convFilter(op, w);
+      return runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter, bias: b },
+        { strides: op.strides, pad: explicitPad(pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) });
+    };
     if (training && op.bn?.training) {
       // Batch statistics: the layer stays fused, the batch norm and activation follow it.
       const z = fused(layerWeight(op), op.bias?.read(), 'linear');
@@ -185,8 +246,9 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
   if (op.kind === 'dense') {
     y = tf.matMul(h as tf.Tensor2D, op.kernel.read() as tf.Tensor2D);
   } else {
-    const pad = explicitPad(op.pad);
-    const filter = dilateFilter(op.filter.read(), op.dilations) as tf.Tensor4D;
+    const c = convFilter(op, op.filter.read());
+    const pad = explicitPad(c.pad);
+    const filter = c.filter as tf.Tensor4D;
     y = op.depthwise ? tf.depthwiseConv2d(h as tf.Tensor4D, filter, op.strides, pad) : tf.conv2d(h as tf.Tensor4D, filter, op.strides, pad);
   }
   if (op.bias) y = tf.add(y, op.bias.read());
