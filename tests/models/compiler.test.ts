@@ -153,6 +153,21 @@ const FAMILIES: Family[] = [
     shape: [4, 4, 3],
     build: () => tinyMapsModel(),
   },
+  {
+    name: 'merge layers and activations (Multiply, Maximum, Minimum, Average of three, selu, softplus, softsign, hard_sigmoid, mish, gelu, elu, ReLU max 6, AveragePooling valid)',
+    shape: [6, 6, 2],
+    build: () => {
+      const input = tf.input({ shape: [6, 6, 2] });
+      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+      const conv = (activation: string) => a(tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: activation as 'linear' }), input);
+      const [p, q, r, t] = [conv('selu'), conv('softplus'), conv('softsign'), conv('hardSigmoid')];
+      const [u, v] = [conv('mish'), conv('gelu')];
+      let h = a(tf.layers.average(), [a(tf.layers.multiply(), [p, q]), a(tf.layers.maximum(), [r, t]), a(tf.layers.minimum(), [u, v])]);
+      h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.conv2d({ filters: 5, kernelSize: 3, activation: 'elu' }), h));
+      h = a(tf.layers.averagePooling2d({ poolSize: 2, padding: 'valid' }), h);
+      return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), a(tf.layers.flatten(), h)) });
+    },
+  },
 ];
 
 /** Convs whose taps partly read only padding (small maps), as ImageNet architectures on 32x32 inputs have. */
