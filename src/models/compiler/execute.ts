@@ -6,9 +6,10 @@
  *   XNNPACK kernel and gradients that compute only what is asked for;
  * - plain (any other backend, or the benchmarks' baseline kernels): the same graph as tfjs ops.
  *
- * Training mode runs a folded batch norm as its layer's own call (batch statistics, moving
- * averages updated) and Dropout as its layer. Each intermediate is released after its last
- * use (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
+ * Training mode runs batch norm with batch statistics (moving averages updated; on the fast path
+ * one wasm kernel each way) and Dropout as its layer. Convs on maps smaller than their reach drop
+ * the taps that read only padding (tapCrop). Each intermediate is released after its last use
+ * (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseCropSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
@@ -52,13 +53,13 @@ function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [numbe
  * Training batch norm: batch statistics over every axis but the last, the moving averages
  * updated, y = x̂·gamma + beta with x̂ = (x − mean)/sqrt(var + eps). Its gradient is the closed
  * form dx = gamma/sqrt(var + eps) · (dy − mean(dy) − x̂·mean(dy·x̂)), dgamma = Σ dy·x̂,
- * dbeta = Σ dy: column sums and a few element-wise passes (tfjs' batch-norm gradient tiles the
+ * dbeta = Σ dy. On the fast path that is kernels/batch_norm_train.ts (two passes each way);
+ * elsewhere column sums and a few element-wise tfjs ops (tfjs' own batch-norm gradient tiles the
  * scale to the activation's shape; tf.mean's gradient multiplies by a full-size ones tensor).
  */
 function batchNormTraining(x: tf.Tensor, bn: BatchNormParams, fast: boolean): tf.Tensor {
   const channels = x.shape[x.rank - 1]!;
   if (fast) {
-    // The same arithmetic as one wasm kernel of two passes each way (backend/fused.ts).
     const [y, mean, variance] = batchNormTrain(x, bn.gamma?.read() ?? tf.ones([channels]), bn.beta?.read() ?? tf.zeros([channels]), bn.epsilon);
     bn.training!.update(mean, variance);
     return y;
