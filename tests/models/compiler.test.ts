@@ -154,7 +154,7 @@ const FAMILIES: Family[] = [
     build: () => tinyMapsModel(),
   },
   {
-    name: 'merge layers and activations (Multiply, Maximum, Minimum, Average of three, selu, softplus, softsign, hard_sigmoid, mish, gelu, elu, ReLU max 6, AveragePooling valid)',
+    name: 'merge layers and activations (Multiply, Maximum, Minimum, Average of three, selu, softplus, softsign, hard_sigmoid, mish, gelu, elu, ReLU max 6, PReLU shared and per position, AveragePooling valid)',
     shape: [6, 6, 2],
     build: () => {
       const input = tf.input({ shape: [6, 6, 2] });
@@ -164,6 +164,10 @@ const FAMILIES: Family[] = [
       const [u, v] = [conv('mish'), conv('gelu')];
       let h = a(tf.layers.average(), [a(tf.layers.multiply(), [p, q]), a(tf.layers.maximum(), [r, t]), a(tf.layers.minimum(), [u, v])]);
       h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.conv2d({ filters: 5, kernelSize: 3, activation: 'elu' }), h));
+      // PReLU with slopes per channel (shared over space) and per position.
+      const slopes = (seed: number) => tf.initializers.randomUniform({ minval: 0.05, maxval: 0.5, seed });
+      h = a(tf.layers.prelu({ sharedAxes: [1, 2], alphaInitializer: slopes(1) }), h);
+      h = a(tf.layers.prelu({ alphaInitializer: slopes(2) }), a(tf.layers.conv2d({ filters: 5, kernelSize: 1 }), h));
       h = a(tf.layers.averagePooling2d({ poolSize: 2, padding: 'valid' }), h);
       return tf.model({ inputs: input, outputs: a(tf.layers.dense({ units: 3 }), a(tf.layers.flatten(), h)) });
     },
@@ -494,6 +498,21 @@ describe('GraphModels through the compiler', () => {
     const [o, zv] = [await ours.data(), await z.data()];
     expect(Array.from(o)).toEqual([0, zv[0]!, 0, zv[1]!].map((v) => Math.fround(v)));
     tf.dispose([x, ours, z]);
+  });
+
+  it('fused LeakyRelu (leakyrelu_alpha) and Prelu (slopes after the bias), and a standalone Prelu op, compile whole; logits and input gradients equal the executor on cpu', async () => {
+    const g = await converterClassifier('leaky');
+    const compiled = compileModel(g);
+    expect(compiled.report.fallbacks, JSON.stringify(compiled.report.nodes.filter((n) => !n.compiled))).toBe(0);
+    expect(compiled.report.nodes.map((n) => n.op)).toEqual(expect.arrayContaining(['leaky_relu', 'prelu']));
+    const grads = (f: (t: tf.Tensor) => tf.Tensor) => () => {
+      const t = tf.tensor4d(uniform(3 * 192, 14, -1, 1), [3, 8, 8, 3]);
+      return [f(t), tf.grad((u: tf.Tensor) => tf.sum(tf.mul(f(u), tf.range(1, 5))))(t)];
+    };
+    const ours = await onBackend('wasm', grads((t) => compiled.forward(t, false)));
+    const theirs = await onBackend('cpu', grads(run(g)));
+    expect(relError(ours[0]!, theirs[0]!)).toBeLessThanOrEqual(1e-5);
+    expect(relError(ours[1]!, theirs[1]!)).toBeLessThanOrEqual(1e-4);
   });
 
   it('Keras Flatten as TF2 exports it (Reshape to [Shape(x)[0], -1] through StridedSlice and Pack) compiles to a reshape; logits and input gradients equal the executor on cpu', async () => {

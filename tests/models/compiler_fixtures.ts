@@ -51,13 +51,14 @@ export async function graphModel(nodes: object[], consts: ConstSpec[], input: { 
   return tf.loadGraphModel(tf.io.fromMemory(artifacts));
 }
 
-function conv(name: string, op: string, inputs: string[], o: { strides?: number; padding?: string; fused?: string[]; explicit?: number[] }): object {
+function conv(name: string, op: string, inputs: string[], o: { strides?: number; padding?: string; fused?: string[]; explicit?: number[]; leakyAlpha?: number }): object {
   const attr: Record<string, unknown> = {
     T: { type: 'DT_FLOAT' }, strides: ints([1, o.strides ?? 1, o.strides ?? 1, 1]), padding: { s: b64(o.padding ?? 'SAME') },
     data_format: { s: b64('NHWC') }, dilations: ints([1, 1, 1, 1]),
   };
   if (o.fused) { attr.fused_ops = strs(o.fused); attr.num_args = { i: String(inputs.length - 2) }; attr.epsilon = { f: 0 }; }
   if (o.explicit) attr.explicit_paddings = ints(o.explicit);
+  if (o.leakyAlpha !== undefined) attr.leakyrelu_alpha = { f: o.leakyAlpha };
   return { name, op, input: inputs, attr };
 }
 
@@ -70,7 +71,10 @@ const f32 = (n: number, seed: number, lo = -0.5, hi = 0.5) => uniform(n, seed, l
  * 4 classes), 'sigmoid' (one Sigmoid unit), 'logits', or 'neg' (a Neg op the compiler does not
  * know, before the logits).
  */
-export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed' | 'flatten', seed = 1): Promise<tf.GraphModel> {
+export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed' | 'flatten' | 'leaky', seed = 1): Promise<tf.GraphModel> {
+  // 'leaky': the first conv fuses LeakyRelu (alpha 0.1), the depthwise fuses Prelu, and a
+  // standalone Prelu op follows the batch norm.
+  const leaky = head === 'leaky';
   const units = head === 'sigmoid' ? 1 : 4;
   // 'flatten': Keras' Flatten as TF2 exports it with an unknown batch, reshape(x, [shape(x)[0], -1]).
   const features = head === 'flatten' ? 4 * 4 * 8 : 8;
@@ -94,13 +98,17 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
       { name: 'flat/rest', shape: [], values: new Int32Array([-1]), dtype: 'int32' as const },
     ] : []),
     { name: 'fc/b', shape: [units], values: f32(units, seed + 10) },
+    ...(leaky ? [
+      { name: 'dw/alpha', shape: [8], values: f32(8, seed + 11, 0.05, 0.5) },
+      { name: 'bn/alpha', shape: [8], values: f32(8, seed + 12, 0.05, 0.5) },
+    ] : []),
   ];
   const nodes: object[] = [
-    conv('c1', '_FusedConv2D', ['x', 'c1/w', 'c1/b'], { strides: 2, padding: 'EXPLICIT', explicit: [0, 0, 0, 1, 0, 1, 0, 0], fused: ['BiasAdd', 'Relu6'] }),
-    conv('dw', 'FusedDepthwiseConv2dNative', ['c1', 'dw/w', 'dw/b'], { fused: ['BiasAdd', 'Relu'] }),
+    conv('c1', '_FusedConv2D', ['x', 'c1/w', 'c1/b'], { strides: 2, padding: 'EXPLICIT', explicit: [0, 0, 0, 1, 0, 1, 0, 0], fused: ['BiasAdd', leaky ? 'LeakyRelu' : 'Relu6'], leakyAlpha: leaky ? 0.1 : undefined }),
+    conv('dw', 'FusedDepthwiseConv2dNative', leaky ? ['c1', 'dw/w', 'dw/b', 'dw/alpha'] : ['c1', 'dw/w', 'dw/b'], { fused: ['BiasAdd', leaky ? 'Prelu' : 'Relu'] }),
     conv('pw', 'Conv2D', ['dw', 'pw/w'], {}),
     { name: 'bn', op: 'FusedBatchNormV3', input: ['pw', 'bn/scale', 'bn/offset', 'bn/mean', 'bn/var'], attr: { epsilon: { f: 0.001 }, data_format: { s: b64('NHWC') }, is_training: { b: false } } },
-    { name: 'bn_relu', op: 'Relu', input: ['bn'] },
+    leaky ? { name: 'bn_relu', op: 'Prelu', input: ['bn', 'bn/alpha'] } : { name: 'bn_relu', op: 'Relu', input: ['bn'] },
     { name: 'res', op: 'AddV2', input: ['bn_relu', 'c1'] },
     ...(head === 'flatten' ? [
       { name: 'flat/Shape', op: 'Shape', input: ['res'], attr: { out_type: { type: 'DT_INT32' }, T: { type: 'DT_FLOAT' } } },

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseCropSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
 import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
-import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding } from './ir.js';
+import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding, Param } from './ir.js';
 
 /**
  * Per-node state of a compiled graph: the fold slot of each layer with a folded batch norm, the
@@ -113,7 +113,7 @@ function layerWeight(op: LayerOp): tf.Tensor {
 
 const SQRT1_2 = Math.SQRT1_2;
 /** Activations as tfjs ops, with tfjs-layers' definitions. */
-function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, fast: boolean): tf.Tensor {
+function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, fast: boolean, slopes?: Param): tf.Tensor {
   switch (fn) {
     case 'linear': return tf.clone(x);
     case 'relu':
@@ -133,6 +133,7 @@ function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, f
     case 'gelu_new': return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
     case 'mish': return tf.mul(x, tf.tanh(tf.softplus(x)));
     case 'exp': return tf.exp(x);
+    case 'prelu': return tf.prelu(x, slopes!.read());
   }
 }
 
@@ -270,7 +271,7 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
       return tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1]!]);
     }
     case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn, fast) : batchNormAffine(h, op.bn);
-    case 'act': return activation(h, op.fn, op.alpha, fast);
+    case 'act': return activation(h, op.fn, op.alpha, fast, op.slopes);
     case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);
     case 'const-binary': return op.constFirst ? binary(op.fn, op.value.read(), h) : binary(op.fn, h, op.value.read());
     case 'affine': return tf.add(tf.mul(h, op.scale), op.offset);

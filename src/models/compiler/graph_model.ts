@@ -80,18 +80,30 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return t ? { read: () => t } : null;
   };
 
-  /** The `fused_ops` of _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul: bias, fused activation, activation after. */
-  const fusedOps = (def: GraphNode, refs: string[]): { bias?: Param; act: Activation; after: ActivationFn | null } | { reason: string } => {
+  /**
+   * The `fused_ops` of _FusedConv2D / FusedDepthwiseConv2dNative / _FusedMatMul: bias, fused
+   * activation, activation after (LeakyRelu with its `leakyrelu_alpha`, Prelu with its slopes,
+   * the extra argument after the bias).
+   */
+  type After = Extract<Op, { kind: 'act' }>;
+  const fusedOps = (def: GraphNode, refs: string[]): { bias?: Param; act: Activation; after: After | null } | { reason: string } => {
     let bias: Param | undefined;
     let act: Activation = 'linear';
-    let after: ActivationFn | null = null;
-    for (const f of listS(def, 'fused_ops')) {
+    let after: After | null = null;
+    const ops = listS(def, 'fused_ops');
+    for (const f of ops) {
       if (f === 'BiasAdd' || f === 'Add') {
         const b = refs[2] ? constant(parseInput(refs[2])![0]) : null;
         if (!b) return { reason: 'the bias is not a constant' };
         bias = b;
       } else if (FUSABLE[f]) act = FUSABLE[f];
-      else if (UNARY[f] && f !== 'LeakyRelu') after = UNARY[f];
+      else if (f === 'LeakyRelu') after = { kind: 'act', fn: 'leaky_relu', alpha: attrF(def, 'leakyrelu_alpha') ?? 0.2 };
+      else if (f === 'Prelu') {
+        const ref = refs[ops.includes('BiasAdd') || ops.includes('Add') ? 3 : 2];
+        const slopes = ref ? constant(parseInput(ref)![0]) : null;
+        if (!slopes) return { reason: 'the PReLU slopes are not a constant' };
+        after = { kind: 'act', fn: 'prelu', slopes };
+      } else if (UNARY[f]) after = { kind: 'act', fn: UNARY[f] };
       else return { reason: `fused op ${f}` };
     }
     return { bias, act, after };
@@ -164,7 +176,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           if ('reason' in f) return fallback(f.reason);
           const { bias, act, after } = f;
           const conv = push({ kind: 'conv', depthwise, filter, bias, strides, pad, dilations, act }, [visit(refs[0]!)]);
-          return after ? push({ kind: 'act', fn: after }, [conv]) : conv;
+          return after ? push(after, [conv]) : conv;
         }
         case 'MatMul': case '_FusedMatMul': {
           if (attrB(def, 'transpose_a')) return fallback('transpose_a');
@@ -181,7 +193,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           if ('reason' in f) return fallback(f.reason);
           const { bias, act, after } = f;
           const dense = push({ kind: 'dense', kernel, bias, act }, [visit(refs[0]!)]);
-          return after ? push({ kind: 'act', fn: after }, [dense]) : dense;
+          return after ? push(after, [dense]) : dense;
         }
         case 'FusedBatchNorm': case 'FusedBatchNormV2': case 'FusedBatchNormV3': {
           const [scale, offset, mean, variance] = refs.slice(1, 5).map((r) => constant(parseInput(r)![0]));
@@ -224,6 +236,10 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           const shape = Array.from(s.read().dataSync());
           if (shape.length < 2) return fallback('reshape to rank 1');
           return push({ kind: 'reshape', shape: shape.slice(1) }, [visit(refs[0]!)]);
+        }
+        case 'Prelu': {
+          const slopes = constant(parseInput(refs[1]!)![0]);
+          return slopes ? push({ kind: 'act', fn: 'prelu', slopes }, [visit(refs[0]!)]) : fallback('the slopes are not a constant');
         }
         case 'Squeeze': return push({ kind: 'squeeze', axes: listI(def, 'squeeze_dims') ?? [] }, [visit(refs[0]!)]);
         default: {

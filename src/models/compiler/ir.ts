@@ -37,7 +37,8 @@ export type Padding = 'same' | 'valid' | [[number, number], [number, number]];
 /** Element-wise activations run as tfjs ops (relu and relu6 run as fused clamps). */
 export const ACTIVATIONS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign',
   'swish', 'hard_sigmoid', 'hard_swish', 'leaky_relu', 'gelu', 'gelu_new', 'mish', 'exp'] as const;
-export type ActivationFn = (typeof ACTIVATIONS)[number];
+/** The named activations, and PReLU (its slopes a weight: the act op's `slopes`). */
+export type ActivationFn = (typeof ACTIVATIONS)[number] | 'prelu';
 
 export type Op =
   | { kind: 'input' }
@@ -46,7 +47,7 @@ export type Op =
       maskedByPool?: boolean }
   | { kind: 'dense'; kernel: Param; bias?: Param; act: Activation; bn?: BatchNormParams }
   | { kind: 'batchnorm'; bn: BatchNormParams }
-  | { kind: 'act'; fn: ActivationFn; alpha?: number }
+  | { kind: 'act'; fn: ActivationFn; alpha?: number; slopes?: Param }
   | { kind: 'binary'; fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' }
   /** x op c or c op x (constFirst) with a constant c, broadcast. */
   | { kind: 'const-binary'; fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min'; value: Param; constFirst: boolean }

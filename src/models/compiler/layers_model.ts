@@ -128,6 +128,10 @@ function lowerLayer(layer: Layer, inputRanks: number[], notes: string[]): Op[] |
       return max === 6 ? [{ kind: 'act', fn: 'relu6' }] : `maxValue ${String(max)} (none or 6 compile)`;
     }
     case 'LeakyReLU': return [{ kind: 'act', fn: 'leaky_relu', alpha: config.alpha as number }];
+    case 'PReLU': {
+      const slopes = param(layer.alpha);
+      return slopes ? [{ kind: 'act', fn: 'prelu', slopes }] : 'no slopes (layer not built)';
+    }
     case 'ELU': return config.alpha == null || config.alpha === 1 ? [{ kind: 'act', fn: 'elu' }] : `alpha ${String(config.alpha)}`;
     case 'Softmax': {
       const axis = config.axis;
