@@ -29,6 +29,8 @@ export interface SimdKernels {
   colSum2(a: tf.TensorInfo, b: tf.TensorInfo, acc: tf.TensorInfo, rows: number, cols: number): void;
   /** out = a·p[c] + (b − m[c])·q[c] + t[c], coef = [p, q, t, m]; cols a multiple of 4. */
   colAffine2(a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo, coef: tf.TensorInfo, rows: number, cols: number): void;
+  /** Adds the depthwise conv input gradient (multiplier 1) into dx (zeroed by the caller), as a scatter of dy·w. */
+  depthwiseScatter(dy: tf.TensorInfo, filter: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
   /** Scatter-adds the patch matrix cols [N·Ho·Wo, kh·kw·Ci] into dx (zeroed by the caller). */
   col2im(cols: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
 }
@@ -44,6 +46,8 @@ interface Exports {
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   col_sum2(a: number, b: number, acc: number, rows: number, cols: number): void;
   col_affine2(a: number, b: number, out: number, coef: number, rows: number, cols: number): void;
+  depthwise_scatter(dy: number, w: number, dx: number, n: number, h: number, wd: number, ch: number, ho: number, wo: number,
+    kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   col2im(cols: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
 }
@@ -100,6 +104,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
       colSum2: (a, b, acc, rows, cols) => e.col_sum2(at(a), at(b), at(acc), rows, cols),
       colAffine2: (a, b, out, coef, rows, cols) => e.col_affine2(at(a), at(b), at(out), at(coef), rows, cols),
+      depthwiseScatter: (dy, filter, dx, i) => e.depthwise_scatter(at(dy), at(filter), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
+        i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
       col2im: (cols, dx, i) => e.col2im(at(cols), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
     };

@@ -467,4 +467,69 @@
         (local.set $off (i32.add (local.get $off) (local.get $cb)))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $r_loop))))
+
+  ;; Depthwise conv input gradient (channel multiplier 1) as a scatter: for every dy position
+  ;; (b, i, j) and tap (p, q) that lands inside the input, dx[b, i·sh + p − pt, j·sw + q − pl, :]
+  ;; += dy[b, i, j, :] · w[p, q, :], four channels at a time, then the rest one by one. A strided
+  ;; layer thus never multiplies the zeros of a stride-dilated dy. dx is zeroed by the caller.
+  (func (export "depthwise_scatter")
+    (param $dy i32) (param $wt i32) (param $dx i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $ch i32)
+    (param $ho i32) (param $wo i32) (param $kh i32) (param $kw i32)
+    (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $p i32) (local $q i32) (local $c i32)
+    (local $r i32) (local $s i32) (local $g i32) (local $base i32) (local $tap i32) (local $a i32) (local $cb i32)
+    (local.set $cb (i32.shl (local.get $ch) (i32.const 2)))
+    (local.set $g (local.get $dy))
+    (local.set $b (i32.const 0))
+    (block $b_done (loop $b_loop
+      (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+      (local.set $i (i32.const 0))
+      (block $i_done (loop $i_loop
+        (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+        (local.set $j (i32.const 0))
+        (block $j_done (loop $j_loop
+          (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+          (local.set $p (i32.const 0))
+          (block $p_done (loop $p_loop
+            (br_if $p_done (i32.ge_u (local.get $p) (local.get $kh)))
+            (local.set $r (i32.sub (i32.add (i32.mul (local.get $i) (local.get $sh)) (local.get $p)) (local.get $pt)))
+            (local.set $q (i32.const 0))
+            (block $q_done (loop $q_loop
+              (br_if $q_done (i32.ge_u (local.get $q) (local.get $kw)))
+              (local.set $s (i32.sub (i32.add (i32.mul (local.get $j) (local.get $sw)) (local.get $q)) (local.get $pl)))
+              (if (i32.and (i32.lt_u (local.get $r) (local.get $h)) (i32.lt_u (local.get $s) (local.get $w)))
+                (then
+                  (local.set $base (i32.add (local.get $dx) (i32.mul
+                    (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $s))
+                    (local.get $cb))))
+                  (local.set $tap (i32.add (local.get $wt) (i32.mul (i32.add (i32.mul (local.get $p) (local.get $kw)) (local.get $q)) (local.get $cb))))
+                  (local.set $c (i32.const 0))
+                  (block $v_done (loop $v_loop
+                    (br_if $v_done (i32.gt_u (i32.add (local.get $c) (i32.const 16)) (local.get $cb)))
+                    (local.set $a (i32.add (local.get $base) (local.get $c)))
+                    (v128.store (local.get $a)
+                      (f32x4.add (v128.load (local.get $a))
+                        (f32x4.mul (v128.load (i32.add (local.get $g) (local.get $c))) (v128.load (i32.add (local.get $tap) (local.get $c))))))
+                    (local.set $c (i32.add (local.get $c) (i32.const 16)))
+                    (br $v_loop)))
+                  (block $c_done (loop $c_loop
+                    (br_if $c_done (i32.ge_u (local.get $c) (local.get $cb)))
+                    (local.set $a (i32.add (local.get $base) (local.get $c)))
+                    (f32.store (local.get $a)
+                      (f32.add (f32.load (local.get $a))
+                        (f32.mul (f32.load (i32.add (local.get $g) (local.get $c))) (f32.load (i32.add (local.get $tap) (local.get $c))))))
+                    (local.set $c (i32.add (local.get $c) (i32.const 4)))
+                    (br $c_loop)))))
+              (local.set $q (i32.add (local.get $q) (i32.const 1)))
+              (br $q_loop)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $p_loop)))
+          (local.set $g (i32.add (local.get $g) (local.get $cb)))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $j_loop)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $i_loop)))
+      (local.set $b (i32.add (local.get $b) (i32.const 1)))
+      (br $b_loop))))
 )

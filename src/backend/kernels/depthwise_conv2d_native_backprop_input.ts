@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { cachedFilter, depthwiseInfo, dilatePad, free, heap, run, type FilterCache, type KernelArgs, type TensorInfo } from './heap.js';
+import { simdKernels } from '../simd.js';
 
 /**
- * dx of depthwise conv2d. With channel multiplier 1 and no dilation (MobileNet, Xception), the
- * backend's XNNPACK depthwise convolution of the stride-dilated, padded dy with the spatially
- * flipped filter; otherwise a loop over the heap (cpu backend semantics).
+ * dx of depthwise conv2d. With channel multiplier 1 and no dilation (MobileNet, Xception): strided,
+ * a SIMD scatter of dy·w (simd_kernels.wat); at stride 1, the backend's XNNPACK depthwise
+ * convolution of the padded dy with the spatially flipped filter. Otherwise a loop over the heap
+ * (cpu backend semantics).
  */
 function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs, fast: boolean): TensorInfo {
   const dy = inputs.dy!;
@@ -12,6 +14,15 @@ function depthwiseBackpropInput({ inputs, backend, attrs }: KernelArgs, fast: bo
   const info = depthwiseInfo(attrs.inputShape as number[], filter.shape, attrs);
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, outChannels: Co, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
   const mult = Co / C;
+  const simd = fast && mult === 1 && dh === 1 && dw === 1 && (sh > 1 || sw > 1) ? simdKernels(backend) : null;
+  if (simd) {
+    // Strided: a scatter of dy·w, without the stride-dilated dy's zeros (3-4x faster on
+    // MobileNetV2's stride-2 layers than the XNNPACK depthwise conv over the dilated dy).
+    const out = backend.makeOutput([N, H, W, C], 'float32') as TensorInfo;
+    heap(backend, out).fill(0);
+    simd.depthwiseScatter(dy, filter, out, info);
+    return out;
+  }
   if (fast && mult === 1 && dh === 1 && dw === 1) {
     const { value: flipped, owned } = cachedFilter(backend, filter, attrs.filterCache as FilterCache | undefined, () => run('Reverse', { x: filter }, { dims: [0, 1] }, backend));
     const top = kh - 1 - info.padInfo.top;
