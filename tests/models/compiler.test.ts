@@ -4,6 +4,7 @@ import { fromGraphModel, fromLayersModel } from '../../src/models/classifier.js'
 import { compileModel } from '../../src/models/compiler/index.js';
 import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
 import { converterClassifier, randomizeStatistics } from './compiler_fixtures.js';
+import { Rng } from '../../src/util/random.js';
 
 type Input = [number, number, number];
 
@@ -357,6 +358,44 @@ describe('model compiler (models/compiler)', () => {
     tf.dispose([x, profile.result as tf.Tensor]);
     compiled.dispose();
     model.dispose();
+  });
+
+  it('random conv shapes (maps 1-5, kernels 1-7, strides 1-3, same or explicit padding, conv and depthwise): logits, input and weight gradients equal the layer\'s own on wasm, many with cropped taps', async () => {
+    await useBackend('wasm');
+    const rng = new Rng(7);
+    const ri = (a: number, b: number) => a + Math.floor(rng.next() * (b - a + 1));
+    let checked = 0;
+    let cropped = 0;
+    while (checked < 40) {
+      const [h, w, kh, kw, s] = [ri(1, 5), ri(1, 5), ri(1, 7), ri(1, 7), ri(1, 3)];
+      const depthwise = rng.next() < 0.3;
+      const explicit = rng.next() < 0.5;
+      const pads: [[number, number], [number, number]] = [[ri(0, 4), ri(0, 4)], [ri(0, 4), ri(0, 4)]];
+      if (explicit && (h + pads[0][0] + pads[0][1] < kh || w + pads[1][0] + pads[1][1] < kw)) continue;
+      const input = tf.input({ shape: [h, w, 2] });
+      const padded = explicit ? tf.layers.zeroPadding2d({ padding: pads }).apply(input) as tf.SymbolicTensor : input;
+      const options = { kernelSize: [kh, kw] as [number, number], strides: s, padding: explicit ? 'valid' as const : 'same' as const, biasInitializer: 'ones' as const };
+      const conv = (depthwise ? tf.layers.depthwiseConv2d(options) : tf.layers.conv2d({ ...options, filters: 3 })).apply(padded) as tf.SymbolicTensor;
+      const model = tf.model({ inputs: input, outputs: tf.layers.flatten().apply(conv) as tf.SymbolicTensor });
+      const compiled = compileModel(model);
+      const x = tf.tensor4d(uniform(2 * h * w * 2, checked + 100), [2, h, w, 2]);
+      const r = tf.tensor(uniform(2 * (model.outputs[0]!.shape[1] as number), checked + 200), [2, model.outputs[0]!.shape[1] as number]);
+      const vars = model.trainableWeights.map((v) => v.read() as tf.Variable);
+      const all = (f: (t: tf.Tensor) => tf.Tensor) => tf.tidy(() => {
+        const loss = (t: tf.Tensor) => tf.sum(tf.mul(f(t), r)) as tf.Scalar;
+        const { grads } = tf.variableGrads(() => loss(x), vars);
+        return [f(x), tf.grad(loss)(x), ...vars.map((v) => grads[v.name]!)].map((t) => t.dataSync());
+      });
+      const profile = await tf.profile(() => compiled.forward(x, false));
+      if (profile.kernels.some((k) => k.name === 'AdvkitCropFilter')) cropped++;
+      const ours = all((t) => compiled.forward(t, false));
+      const theirs = all((t) => model.apply(t) as tf.Tensor);
+      ours.forEach((o, i) => expect(relError(o, theirs[i]!), `${JSON.stringify({ h, w, kh, kw, s, depthwise, explicit, pads })} output ${i}`).toBeLessThanOrEqual(1e-4));
+      tf.dispose([x, r, profile.result as tf.Tensor]);
+      model.dispose();
+      checked++;
+    }
+    expect(cropped).toBeGreaterThan(10);
   });
 
   it('a nested backbone is inlined once per call; it survives save and load (the Keras transfer-learning export)', async () => {
