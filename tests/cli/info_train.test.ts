@@ -110,4 +110,28 @@ describe('advkit train', () => {
     expect((await weights(2)).equals(await weights(1))).toBe(true);
     expectUsageError(['train', '--arch', 'mlp', '--data', 'mnist', '--shards', '0', '--out', path.join(dir, 'no')], /--shards/);
   });
+
+  it('a batch-norm model trains in one shard by default, and with --shards 2 the same weights on 1 or 2 workers', async () => {
+    const ds = take(loadMnist('train'), 80);
+    const x = path.join(dir, 'xb.npy');
+    const y = path.join(dir, 'yb.npy');
+    await fsp.writeFile(x, encodeNpy(ds.images, [80, 28, 28, 1]));
+    await fsp.writeFile(y, encodeNpy(ds.labels, [80]));
+    const run = async (name: string, extra: string[]) => {
+      const out = path.join(dir, name);
+      const r = advkit(['train', '--arch', 'resnet-small', '--data', `npy:${x},${y}`, '--epochs', '1', '--batch-size', '40', '--out', out, '--json', '--backend', 'wasm', ...extra]);
+      expect(r.code, r.stderr).toBe(0);
+      const md = JSON.parse(await fsp.readFile(path.join(out, 'advkit.json'), 'utf8'));
+      return { stderr: r.stderr, shards: md.training.shards as number, weights: await fsp.readFile(path.join(out, 'weights.bin')) };
+    };
+    const plain = await run('bn-default', ['--workers', '2']);
+    expect(plain.shards).toBe(1);
+    expect(plain.stderr).not.toMatch(/worker threads/);
+    const two = await run('bn-w2', ['--shards', '2', '--workers', '2']);
+    const one = await run('bn-w1', ['--shards', '2', '--workers', '1']);
+    expect(two.stderr).toMatch(/training on 2 worker threads \(2 shards per batch\)/);
+    expect([two.shards, one.shards]).toEqual([2, 2]);
+    expect(two.weights.equals(one.weights)).toBe(true);
+    expect(two.weights.equals(plain.weights)).toBe(false);
+  });
 });
