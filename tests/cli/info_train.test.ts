@@ -69,13 +69,19 @@ describe('advkit train: bad inputs', () => {
   });
 });
 
+/** The first n MNIST training digits as x<tag>.npy and y<tag>.npy in the test directory. */
+async function mnistNpy(n: number, tag: string): Promise<[string, string]> {
+  const ds = take(loadMnist('train'), n);
+  const x = path.join(dir, `x${tag}.npy`);
+  const y = path.join(dir, `y${tag}.npy`);
+  await fsp.writeFile(x, encodeNpy(ds.images, [n, 28, 28, 1]));
+  await fsp.writeFile(y, encodeNpy(ds.labels, [n]));
+  return [x, y];
+}
+
 describe('advkit train', () => {
   it('trains, saves model + metadata, prints a summary and refuses to overwrite without --force', async () => {
-    const ds = take(loadMnist('train'), 300);
-    const x = path.join(dir, 'x.npy');
-    const y = path.join(dir, 'y.npy');
-    await fsp.writeFile(x, encodeNpy(ds.images, [300, 28, 28, 1]));
-    await fsp.writeFile(y, encodeNpy(ds.labels, [300]));
+    const [x, y] = await mnistNpy(300, '');
     const out = path.join(dir, 'model');
     const args = ['train', '--arch', 'mlp', '--data', `npy:${x},${y}`, '--epochs', '2', '--batch-size', '50', '--out', out, '--json', '--backend', 'wasm'];
     const r = advkit(args);
@@ -95,11 +101,7 @@ describe('advkit train', () => {
   });
 
   it('trains the same weights, byte for byte, on 1 or 2 worker threads; refuses --shards 0', async () => {
-    const ds = take(loadMnist('train'), 200);
-    const x = path.join(dir, 'xw.npy');
-    const y = path.join(dir, 'yw.npy');
-    await fsp.writeFile(x, encodeNpy(ds.images, [200, 28, 28, 1]));
-    await fsp.writeFile(y, encodeNpy(ds.labels, [200]));
+    const [x, y] = await mnistNpy(200, 'w');
     const weights = async (workers: number) => {
       const out = path.join(dir, `model-w${workers}`);
       const r = advkit(['train', '--arch', 'mnist-cnn', '--data', `npy:${x},${y}`, '--epochs', '1', '--batch-size', '40', '--workers', String(workers), '--out', out, '--json', '--backend', 'wasm']);
@@ -112,11 +114,7 @@ describe('advkit train', () => {
   });
 
   it('a batch-norm model trains in one shard by default, and with --shards 2 the same weights on 1 or 2 workers', async () => {
-    const ds = take(loadMnist('train'), 80);
-    const x = path.join(dir, 'xb.npy');
-    const y = path.join(dir, 'yb.npy');
-    await fsp.writeFile(x, encodeNpy(ds.images, [80, 28, 28, 1]));
-    await fsp.writeFile(y, encodeNpy(ds.labels, [80]));
+    const [x, y] = await mnistNpy(80, 'b');
     const run = async (name: string, extra: string[]) => {
       const out = path.join(dir, name);
       const r = advkit(['train', '--arch', 'resnet-small', '--data', `npy:${x},${y}`, '--epochs', '1', '--batch-size', '40', '--out', out, '--json', '--backend', 'wasm', ...extra]);
