@@ -27,7 +27,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { clampGradInto, reluGradInto } from './kernels/activation_grad.js';
-import type { FilterCache } from './kernels/heap.js';
+import { cachedFilter, heap, newFilterCache, releaseFilterCache, run, type FilterCache } from './kernels/heap.js';
 import { maxPoolGradInto } from './kernels/max_pool_grad.js';
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrainConfig, batchNormTrainGradConfig, type BatchNormTrainGradAttrs } from './kernels/batch_norm_train.js';
 
@@ -97,13 +97,11 @@ export function releaseFoldSlot(slot: FoldSlot): void {
 
 /**
  * Where the crop kernel keeps the cropped filter of the last filter it saw (one per layer), so
- * that an attack's steps hand XNNPACK the same buffer and its packed weights stay warm.
+ * that an attack's steps hand XNNPACK the same buffer and its packed weights stay warm: a filter
+ * cache (kernels/heap.ts) that also remembers which taps it kept. Released by releaseFilterCache.
  */
-export interface CropSlot {
-  key: object | null;
+export interface CropSlot extends FilterCache {
   sig: string;
-  backend: BackendWasm | null;
-  value: TensorInfo | null;
 }
 export interface CropAttrs {
   /** First kept tap [row, col] and the kept taps [rows, cols]. */
@@ -112,11 +110,7 @@ export interface CropAttrs {
   slot: CropSlot;
 }
 export function newCropSlot(): CropSlot {
-  return { key: null, sig: '', backend: null, value: null };
-}
-export function releaseCropSlot(slot: CropSlot): void {
-  if (slot.backend && slot.value) slot.backend.disposeData(slot.value.dataId);
-  Object.assign(slot, newCropSlot());
+  return { ...newFilterCache(), sig: '' };
 }
 
 const CLAMP_HI: Record<Activation, number> = { linear: Infinity, relu: Infinity, relu6: 6 };
@@ -129,26 +123,21 @@ export interface PoolAttrs {
   reluInput: boolean;
 }
 
-function runWasm(name: string, inputs: Record<string, TensorInfo | undefined>, attrs: Record<string, unknown>, backend: BackendWasm): TensorInfo {
-  const kernel = tf.getKernel(name, 'wasm');
-  if (!kernel) throw new Error(`advkit: the wasm backend has no ${name} kernel`);
-  return kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, attrs: attrs as tf.NamedAttrMap, backend }) as TensorInfo;
-}
 
 function fusedConv({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const a = attrs as unknown as ConvAttrs;
-  return runWasm('FusedConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
+  return run('FusedConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
     { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1], activation: a.activation }, backend);
 }
 
 function fusedDepthwise({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const a = attrs as unknown as ConvAttrs;
-  return runWasm('FusedDepthwiseConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
+  return run('FusedDepthwiseConv2D', { x: inputs.x, filter: inputs.filter, bias: inputs.bias },
     { strides: a.strides, pad: a.pad, dataFormat: 'NHWC', dilations: [1, 1], activation: a.activation }, backend);
 }
 
 function clamp({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  return runWasm((attrs as unknown as ClampAttrs).activation === 'relu6' ? 'Relu6' : 'Relu', { x: inputs.x }, {}, backend);
+  return run((attrs as unknown as ClampAttrs).activation === 'relu6' ? 'Relu6' : 'Relu', { x: inputs.x }, {}, backend);
 }
 
 function activationGradKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
@@ -194,13 +183,13 @@ function cropFilterKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const { begin, size, slot } = attrs as unknown as CropAttrs;
   const filter = inputs.filter!;
   const sig = `${begin.join(',')}/${size.join(',')}`;
-  if (slot.key !== filter.dataId || slot.backend !== backend || slot.sig !== sig || !slot.value) {
-    releaseCropSlot(slot);
-    const value = runWasm('Slice', { x: filter }, { begin: [begin[0], begin[1], 0, 0], size: [size[0], size[1], -1, -1] }, backend);
-    Object.assign(slot, { key: filter.dataId, sig, backend, value });
+  if (slot.sig !== sig) {
+    releaseFilterCache(slot);
+    slot.sig = sig;
   }
-  backend.incRef(slot.value!.dataId);
-  return { ...slot.value! };
+  const { value } = cachedFilter(backend, filter, slot, () => run('Slice', { x: filter }, { begin: [begin[0], begin[1], 0, 0], size: [size[0], size[1], -1, -1] }, backend));
+  backend.incRef(value.dataId);
+  return { ...value };
 }
 
 /** The taps of `filter` the attrs keep (see CropAttrs); its gradient pads back with zeros. */
@@ -209,16 +198,13 @@ export function cropFilter(filter: tf.Tensor, attrs: CropAttrs): tf.Tensor {
   return tf.engine().runKernel(CROP_FILTER, { filter }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
-function heap(backend: BackendWasm, t: TensorInfo): Float32Array {
-  return backend.typedArrayFromHeap(t as tf.TensorInfo) as Float32Array;
-}
 
 function fusedDense({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const x = inputs.x!;
   const kernel = inputs.kernel!;
   const [rows, k] = x.shape as [number, number];
   const units = kernel.shape[1]!;
-  const out = runWasm('_FusedMatMul', {
+  const out = run('_FusedMatMul', {
     a: { dataId: x.dataId, shape: [1, rows, k], dtype: x.dtype },
     b: { dataId: kernel.dataId, shape: [1, k, units], dtype: kernel.dtype },
     bias: inputs.bias,
@@ -228,7 +214,7 @@ function fusedDense({ inputs, backend, attrs }: KernelArgs): TensorInfo {
 
 function maxPool({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const a = attrs as unknown as PoolAttrs;
-  return runWasm('MaxPool', { x: inputs.x }, { filterSize: a.filterSize, strides: a.strides, pad: a.pad, dimRoundingMode: undefined }, backend);
+  return run('MaxPool', { x: inputs.x }, { filterSize: a.filterSize, strides: a.strides, pad: a.pad, dimRoundingMode: undefined }, backend);
 }
 
 function maxPoolGradKernel({ inputs, backend, attrs }: KernelArgs): TensorInfo {

@@ -24,11 +24,11 @@ export function stock(name: string): tf.KernelFunc {
   return k;
 }
 
-/** Runs a registered wasm kernel directly (no engine bookkeeping: the caller disposes). */
-export function run(name: string, inputs: NamedInputs, attrs: Attrs, backend: BackendWasm): TensorInfo {
+/** Runs a registered wasm kernel directly (no engine bookkeeping: the caller disposes); absent optional inputs may be undefined. */
+export function run(name: string, inputs: Record<string, TensorInfo | undefined>, attrs: Attrs, backend: BackendWasm): TensorInfo {
   const kernel = tf.getKernel(name, WASM);
   if (!kernel) throw new Error(`advkit: the wasm backend has no ${name} kernel`);
-  const out = kernel.kernelFunc({ inputs, attrs: attrs as tf.NamedAttrMap, backend });
+  const out = kernel.kernelFunc({ inputs: inputs as NamedInputs, attrs: attrs as tf.NamedAttrMap, backend });
   return out as TensorInfo;
 }
 

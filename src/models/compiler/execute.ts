@@ -12,7 +12,7 @@
  * (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseCropSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
+import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
 import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding, Param } from './ir.js';
 
@@ -42,7 +42,7 @@ export function createRuntime(g: Graph): Runtime {
 export function disposeRuntime(rt: Runtime): void {
   for (const slot of rt.slots.values()) releaseFoldSlot(slot);
   for (const cache of rt.filters.values()) releaseFilterCache(cache);
-  for (const slot of rt.crops.values()) releaseCropSlot(slot);
+  for (const slot of rt.crops.values()) releaseFilterCache(slot);
 }
 
 function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
