@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.js';
 import type { PoolReply } from '../backend/pool.js';
 import { trainingView } from './adversarial_training.js';
 import { errorPayload } from '../util/errors.js';
-import { assignFlat, flatValues, shardGradients, stateVariables, trainableVariables, unflatten, type ShardSpec } from './train_step.js';
+import { assignFlat, flatValues, shardGradients, stateVariables, trainableVariables, type ShardSpec } from './train_step.js';
 
 export interface TrainWorkerInit {
   backend: string;
@@ -50,9 +50,7 @@ parentPort!.on('message', (job: TrainJob) => {
     const x = tf.tensor4d(job.x, job.shape);
     const y = tf.tensor1d(job.y, 'int32');
     try {
-      const weights = unflatten(job.weights, vars);
-      vars.forEach((v, i) => v.assign(weights[i]!));
-      tf.dispose(weights);
+      assignFlat(vars, job.weights);
       if (job.state) assignFlat(stateVars, job.state);
       const r = await shardGradients(model, vars, view, x, y, job.spec);
       const grads = await flatValues(r.grads);
