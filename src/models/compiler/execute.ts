@@ -174,17 +174,11 @@ function dilateFilter(w: tf.Tensor, [dh, dw]: [number, number]): tf.Tensor {
   return tf.slice(tf.reshape(spread, [kh * dh, kw * dw, cin, cout]), [0, 0, 0, 0], [(kh - 1) * dh + 1, (kw - 1) * dw + 1, cin, cout]);
 }
 
-/** One spatial axis of a conv: the taps some output reads inside the input, and the padding left. */
-function axisTaps(size: number, k: number, s: number, pad: 'same' | [number, number]): { first: number; count: number; pad: [number, number] } | null {
-  let before: number;
-  let out: number;
-  if (pad === 'same') {
-    out = Math.ceil(size / s);
-    before = Math.floor(Math.max((out - 1) * s + k - size, 0) / 2);
-  } else {
-    before = pad[0];
-    out = Math.floor((size + pad[0] + pad[1] - k) / s) + 1;
-  }
+/**
+ * One spatial axis of a conv with `out` outputs and `before` padding: the taps some output reads
+ * inside the input, and the padding that keeps `out` outputs with only those taps.
+ */
+function axisTaps(size: number, k: number, s: number, before: number, out: number): { first: number; count: number; pad: [number, number] } | null {
   let first = -1;
   let last = -1;
   for (let p = 0; p < k; p++) {
@@ -209,14 +203,16 @@ function axisTaps(size: number, k: number, s: number, pad: 'same' | [number, num
  * 7x7 on 4x4 reads its middle 5x5 at most) are dropped: the filter is cropped to the taps some
  * output reads and the padding shrunk to match, so the conv and its gradients skip multiplying
  * zeros. The output and the gradients are unchanged (the dropped taps' weight gradient is 0).
- * Null when every tap is read or for 'valid' padding (every tap is then read).
+ * Null when every tap is read or for 'valid' padding (every tap is then read). Output sizes and
+ * padding are tfjs' own (computeConv2DInfo).
  */
 function tapCrop(op: Extract<Op, { kind: 'conv' }>, x: tf.Tensor, filterShape: number[]): { begin: [number, number]; size: [number, number]; pad: [[number, number], [number, number]] } | null {
   if (op.pad === 'valid') return null;
-  const [, h, w] = x.shape as number[];
-  const rows = axisTaps(h!, filterShape[0]!, op.strides[0], op.pad === 'same' ? 'same' : op.pad[0]);
-  const cols = axisTaps(w!, filterShape[1]!, op.strides[1], op.pad === 'same' ? 'same' : op.pad[1]);
-  if (!rows || !cols || (rows.count === filterShape[0] && cols.count === filterShape[1])) return null;
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape as [number, number, number, number],
+    op.strides, 1, explicitPad(op.pad), undefined, op.depthwise);
+  const rows = axisTaps(info.inHeight, info.filterHeight, info.strideHeight, info.padInfo.top, info.outHeight);
+  const cols = axisTaps(info.inWidth, info.filterWidth, info.strideWidth, info.padInfo.left, info.outWidth);
+  if (!rows || !cols || (rows.count === info.filterHeight && cols.count === info.filterWidth)) return null;
   return { begin: [rows.first, cols.first], size: [rows.count, cols.count], pad: [rows.pad, cols.pad] };
 }
 
