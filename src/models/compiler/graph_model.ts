@@ -109,6 +109,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return { bias, act, after };
   };
 
+  /** The value of a one-element constant (an axis, a padding value), or null. */
   const scalar = (ref: string): number | null => {
     const c = constant(parseInput(ref)![0])?.read();
     return c && c.size === 1 ? c.dataSync()[0]! : null;
@@ -215,13 +216,13 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
           return push({ kind: 'reduce', type: def.op === 'Mean' ? 'mean' : 'max', axes: a, keepDims: attrB(def, 'keep_dims') }, [visit(refs[0]!)]);
         }
         case 'ConcatV2': {
-          const axis = constant(parseInput(refs[refs.length - 1]!)![0]);
-          if (!axis) return fallback('axis is not a constant');
-          return push({ kind: 'concat', axis: axis.read().dataSync()[0]! }, refs.slice(0, -1).map(visit));
+          const axis = scalar(refs[refs.length - 1]!);
+          if (axis === null) return fallback('axis is not a constant');
+          return push({ kind: 'concat', axis }, refs.slice(0, -1).map(visit));
         }
         case 'Pad': case 'PadV2': {
           const p = constant(parseInput(refs[1]!)![0]);
-          const value = refs[2] ? constant(parseInput(refs[2])![0])?.read().dataSync()[0] : 0;
+          const value = refs[2] ? scalar(refs[2]) : 0;
           if (!p || value !== 0) return fallback('non-constant or non-zero padding');
           const v = Array.from(p.read().dataSync());
           if (v.length !== 8 || v[0] || v[1] || v[6] || v[7]) return fallback('padding outside the spatial axes');
