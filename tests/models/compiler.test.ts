@@ -8,6 +8,9 @@ import { Rng } from '../../src/util/random.js';
 
 type Input = [number, number, number];
 
+/** A layer applied to symbolic tensors (functional-model building). */
+const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
+
 /**
  * Input gradient and every trainable weight's gradient of sum(logits · r) through `run`,
  * with the logits last: [dx, ...dW, logits].
@@ -52,7 +55,6 @@ const FAMILIES: Family[] = [
     shape: [12, 12, 2],
     build: () => {
       const input = tf.input({ shape: [12, 12, 2] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       const scaled = a(tf.layers.rescaling({ scale: 2, offset: -1 }), input);
       const b1 = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'swish' }), scaled);
       const b2 = a(tf.layers.conv2d({ filters: 4, kernelSize: 5, padding: 'same', activation: 'tanh' }), scaled);
@@ -77,7 +79,6 @@ const FAMILIES: Family[] = [
     build: () => {
       const backbone = smallBackbone([10, 10, 3]);
       const input = tf.input({ shape: [10, 10, 3] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       const left = a(backbone, a(tf.layers.rescaling({ scale: 2, offset: -1 }), input));
       const right = a(backbone, a(tf.layers.conv2d({ filters: 3, kernelSize: 1 }), input));
       const x = a(tf.layers.globalAveragePooling2d({}), a(tf.layers.add(), [left, right]));
@@ -99,7 +100,6 @@ const FAMILIES: Family[] = [
     reference: 'plain',
     build: () => {
       const input = tf.input({ shape: [11, 13, 3] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       let x = a(tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: [2, 1], padding: 'same', activation: 'relu' }), input);
       x = a(tf.layers.batchNormalization({ scale: false }), a(tf.layers.conv2d({ filters: 5, kernelSize: [3, 1], padding: 'same', useBias: false }), x));
       x = a(tf.layers.batchNormalization({ center: false }), a(tf.layers.conv2d({ filters: 5, kernelSize: [1, 3], padding: 'valid', activation: 'relu6' }), x));
@@ -117,7 +117,6 @@ const FAMILIES: Family[] = [
     shape: [10, 10, 4],
     build: () => {
       const input = tf.input({ shape: [10, 10, 4] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       const swish = () => tf.layers.activation({ activation: 'swish' });
       let h = a(swish(), a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 16, kernelSize: 1, useBias: false }), input)));
       h = a(swish(), a(tf.layers.batchNormalization(), a(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false }), h)));
@@ -136,7 +135,6 @@ const FAMILIES: Family[] = [
     shape: [8, 8, 3],
     build: () => {
       const input = tf.input({ shape: [8, 8, 3] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       let h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), input);
       for (let k = 0; k < 2; k++) {
         let g = a(tf.layers.conv2d({ filters: 8, kernelSize: 1, useBias: false }), a(tf.layers.activation({ activation: 'relu' }), a(tf.layers.batchNormalization(), h)));
@@ -159,7 +157,6 @@ const FAMILIES: Family[] = [
     shape: [6, 6, 2],
     build: () => {
       const input = tf.input({ shape: [6, 6, 2] });
-      const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
       const conv = (activation: string) => a(tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: activation as 'linear' }), input);
       const [p, q, r, t] = [conv('selu'), conv('softplus'), conv('softsign'), conv('hardSigmoid')];
       const [u, v] = [conv('mish'), conv('gelu')];
@@ -178,7 +175,6 @@ const FAMILIES: Family[] = [
 /** Convs whose taps partly read only padding (small maps), as ImageNet architectures on 32x32 inputs have. */
 function tinyMapsModel(): tf.LayersModel {
   const input = tf.input({ shape: [4, 4, 3] });
-  const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
   let h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu' }), input); // 2x2
   h = a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), h);
   const wide = a(tf.layers.conv2d({ filters: 4, kernelSize: 7, padding: 'same' }), a(tf.layers.zeroPadding2d({ padding: [[1, 0], [0, 0]] }), h)); // 3x2, 7x7 taps
@@ -193,7 +189,6 @@ function tinyMapsModel(): tf.LayersModel {
 /** A Keras-style functional backbone: conv + BN + ReLU6, depthwise + BN + ReLU6, residual add. */
 function smallBackbone(shape: Input): tf.LayersModel {
   const input = tf.input({ shape });
-  const a = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]) => l.apply(x) as tf.SymbolicTensor;
   let h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.batchNormalization(), a(tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false }), input)));
   h = a(tf.layers.reLU({ maxValue: 6 }), a(tf.layers.batchNormalization(), a(tf.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false }), h)));
   h = a(tf.layers.add(), [h, a(tf.layers.conv2d({ filters: 6, kernelSize: 1 }), input)]);
