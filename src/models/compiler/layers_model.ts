@@ -48,7 +48,7 @@ function padding(v: unknown): [[number, number], [number, number]] {
  * The ops one layer lowers to (a chain: each op takes the previous one's output; the first
  * takes the layer's inputs), or a reason it does not lower.
  */
-function lowerLayer(layer: Layer, inputRanks: number[], notes: string[]): Op[] | string {
+function lowerLayer(layer: Layer, name: string, inputRanks: number[], notes: string[]): Op[] | string {
   const kind = layer.getClassName();
   const config = layer.getConfig();
   const rank = inputRanks[0];
@@ -74,7 +74,7 @@ function lowerLayer(layer: Layer, inputRanks: number[], notes: string[]): Op[] |
       if (depthwise && (dilations[0] !== 1 || dilations[1] !== 1)) {
         // tfjs-layers' DepthwiseConv2D runs undilated whatever its dilationRate (its call and
         // output shape ignore it); the compiled layer computes what predict computes.
-        notes.push(`DepthwiseConv2D '${layer.name}' has dilationRate ${JSON.stringify(config.dilationRate)}, which tfjs-layers ignores (it runs undilated, unlike Keras); compiled as tfjs runs it`);
+        notes.push(`DepthwiseConv2D '${name}' has dilationRate ${JSON.stringify(config.dilationRate)}, which tfjs-layers ignores (it runs undilated, unlike Keras); compiled as tfjs runs it`);
         dilations = [1, 1];
       }
       return act([{ kind: 'conv', depthwise, filter, bias: config.useBias ? param(layer.bias) : undefined, strides: pair(config.strides), pad, dilations, act: 'linear' }]);
@@ -224,7 +224,7 @@ export function lowerLayersModel(model: tf.LayersModel): Graph {
       return out;
     }
     const ranks = inbound.inputTensors.map((s) => s.shape.length);
-    const lowered = inner ? `a nested model with ${inner.inputs.length} inputs and ${inner.outputs.length} outputs` : lowerLayer(layer, ranks, notes);
+    const lowered = inner ? `a nested model with ${inner.inputs.length} inputs and ${inner.outputs.length} outputs` : lowerLayer(layer, name, ranks, notes);
     if (typeof lowered === 'string') {
       nodes.push({
         name, source: layer.getClassName(), inputs: ins,
