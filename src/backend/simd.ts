@@ -33,6 +33,8 @@ export interface SimdKernels {
   depthwiseScatter(dy: tf.TensorInfo, filter: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
   /** Scatter-adds the patch matrix cols [N·Ho·Wo, kh·kw·Ci] into dx (zeroed by the caller). */
   col2im(cols: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo): void;
+  /** out = max(a, b) or min(a, b) over n floats as std::max/std::min; a one-float a or b is broadcast. */
+  minMax(a: tf.TensorInfo, b: tf.TensorInfo, out: tf.TensorInfo, n: number, o: { scalarA: boolean; scalarB: boolean; min: boolean }): void;
 }
 
 interface Exports {
@@ -50,6 +52,7 @@ interface Exports {
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   col2im(cols: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
+  min_max(a: number, b: number, out: number, n: number, sa: number, sb: number, min: number): void;
 }
 
 /** The part of the WebAssembly JS API used here (the compiler's lib has no DOM types). */
@@ -108,6 +111,7 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
       col2im: (cols, dx, i) => e.col2im(at(cols), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),
+      minMax: (a, b, out, n, o) => e.min_max(at(a), at(b), at(out), n, o.scalarA ? 1 : 0, o.scalarB ? 1 : 0, o.min ? 1 : 0),
     };
   }
   cache.set(backend, kernels);

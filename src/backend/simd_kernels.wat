@@ -30,6 +30,9 @@
 ;; - col2im: dx[b, i*sh + p - pt, j*sw + q - pl, c] += cols[(b, i, j), (p, q, c)] over the patch
 ;;   matrix cols [n*ho*wo, kh*kw*ci] (positions outside dx dropped); dx zeroed by the caller.
 ;;   In row-major order of cols, the order of the cpu backend's sums.
+;; - min_max: out = max(a, b) as std::max (a unless a < b) or, with min = 1, min(a, b) as
+;;   std::min (a unless b < a): stock tfjs-wasm's Maximum and Minimum to the bit (a NaN in a is
+;;   kept, one in b is not; -0 and 0 keep a). With sa (sb) = 1, a (b) is one float for all n.
 (module
   (import "env" "memory" (memory 1))
 
@@ -532,4 +535,34 @@
         (br $i_loop)))
       (local.set $b (i32.add (local.get $b) (i32.const 1)))
       (br $b_loop))))
+
+  (func (export "min_max") (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $sa i32) (param $sb i32) (param $min i32)
+    (local $i i32) (local $n4 i32) (local $end i32) (local $va v128) (local $vb v128) (local $x f32) (local $y f32)
+    (local.set $end (i32.shl (local.get $n) (i32.const 2)))
+    (local.set $n4 (i32.and (local.get $end) (i32.const -16)))
+    (if (local.get $sa) (then (local.set $va (v128.load32_splat (local.get $a)))))
+    (if (local.get $sb) (then (local.set $vb (v128.load32_splat (local.get $b)))))
+    (block $simd_done
+      (loop $simd
+        (br_if $simd_done (i32.ge_u (local.get $i) (local.get $n4)))
+        (if (i32.eqz (local.get $sa)) (then (local.set $va (v128.load (i32.add (local.get $a) (local.get $i))))))
+        (if (i32.eqz (local.get $sb)) (then (local.set $vb (v128.load (i32.add (local.get $b) (local.get $i))))))
+        (v128.store (i32.add (local.get $out) (local.get $i))
+          (if (result v128) (local.get $min)
+            (then (f32x4.pmin (local.get $va) (local.get $vb)))
+            (else (f32x4.pmax (local.get $va) (local.get $vb)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 16)))
+        (br $simd)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $i) (local.get $end)))
+        (local.set $x (f32.load (i32.add (local.get $a) (i32.mul (local.get $i) (i32.eqz (local.get $sa))))))
+        (local.set $y (f32.load (i32.add (local.get $b) (i32.mul (local.get $i) (i32.eqz (local.get $sb))))))
+        (f32.store (i32.add (local.get $out) (local.get $i))
+          (select (local.get $y) (local.get $x)
+            (if (result i32) (local.get $min)
+              (then (f32.lt (local.get $y) (local.get $x)))
+              (else (f32.lt (local.get $x) (local.get $y))))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $tail))))
 )

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { batchNormTrain } from '../../src/backend/fused.js';
+import { setWasmKernelMode } from '../../src/backend/index.js';
+import { Rng } from '../../src/util/random.js';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';
 
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
@@ -146,6 +148,58 @@ describe('wasm forward kernels advkit replaces for speed', () => {
     const cpu = await onBackend('cpu', fn);
     const wasm = await onBackend('wasm', fn);
     cpu.forEach((c, i) => expect(relError(wasm[i]!, c), `output ${i}`).toBeLessThanOrEqual(1e-5));
+  });
+
+  it('Slice of random boxes (rank 1 to 5; float32, int32, bool) equals the cpu backend element for element', async () => {
+    const rng = new Rng(3);
+    const int = (n: number) => Math.floor(rng.next() * n);
+    const cases: Array<{ shape: number[]; begin: number[]; size: number[]; dtype: 'float32' | 'int32' | 'bool' }> = [];
+    for (let k = 0; k < 60; k++) {
+      const shape = Array.from({ length: 1 + int(5) }, () => 1 + int(6));
+      const begin = shape.map((d) => int(d));
+      // -1 (to the end), a whole axis or a part of it: the trailing whole axes merge into one run.
+      const size = shape.map((d, i) => [-1, d - begin[i]!, 1 + int(d - begin[i]!)][int(3)]!);
+      if (rng.next() < 0.3) begin.fill(0, 1), size.fill(-1, 1);
+      cases.push({ shape, begin, size, dtype: (['float32', 'int32', 'bool'] as const)[k % 3]! });
+    }
+    // The zero padding's gradient of a ResNet stem, and an empty slice.
+    cases.push({ shape: [4, 18, 18, 8], begin: [0, 1, 1, 0], size: [4, 16, 16, 8], dtype: 'float32' }, { shape: [3, 4], begin: [1, 2], size: [0, 2], dtype: 'float32' });
+    const fn = () => cases.map((c) => {
+      const n = c.shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor(Array.from({ length: n }, (_, i) => (c.dtype === 'bool' ? Number(i % 3 === 0) : c.dtype === 'int32' ? i - 7 : i * 0.25)), c.shape, c.dtype);
+      return tf.cast(tf.slice(x, c.begin, c.size), 'float32');
+    });
+    const cpu = await onBackend('cpu', fn);
+    const wasm = await onBackend('wasm', fn);
+    cases.forEach((c, i) => expect(Array.from(wasm[i]!), JSON.stringify(c)).toEqual(Array.from(cpu[i]!)));
+  });
+
+  it('Maximum and Minimum equal the stock wasm kernels bit for bit (NaN, -0, scalar either side, odd lengths, a broadcast left to stock)', async () => {
+    const special = [NaN, -0, 0, 1, -1, Infinity, -Infinity, 0.5];
+    const vals = (n: number, seed: number) => Float32Array.from(uniform(n, seed), (v, i) => (i % 5 === 0 ? special[(i + seed) % special.length]! : v));
+    const fn = () => {
+      const out: tf.Tensor[] = [];
+      for (const n of [1, 3, 4, 7, 37, 4096 + 3]) {
+        const a = tf.tensor1d(vals(n, n));
+        const b = tf.tensor1d(vals(n, n + 1));
+        for (const s of [NaN, -0, 0.25]) out.push(tf.maximum(a, s), tf.minimum(a, s), tf.maximum(tf.scalar(s), a), tf.minimum(tf.scalar(s), a));
+        out.push(tf.maximum(a, b), tf.minimum(a, b), tf.maximum(b, a), tf.minimum(b, a));
+      }
+      const m = tf.tensor2d(vals(12, 9), [3, 4]);
+      out.push(tf.maximum(m, tf.tensor2d(vals(3, 2), [3, 1])), tf.minimum(tf.tensor1d(vals(4, 5)), m), tf.maximum(m, tf.tensor2d([[2]])));
+      return out;
+    };
+    await useBackend('wasm');
+    setWasmKernelMode('baseline');
+    let stockOut: Float32Array[];
+    try {
+      stockOut = await onBackend('wasm', fn);
+    } finally {
+      setWasmKernelMode('advkit');
+    }
+    const ours = await onBackend('wasm', fn);
+    const bits = (f: Float32Array) => Array.from(new Uint32Array(f.buffer, f.byteOffset, f.length));
+    stockOut.forEach((s, i) => expect(bits(ours[i]!), `output ${i}`).toEqual(bits(s)));
   });
 
   it('shared data from Identity and Cast survives disposing the original', async () => {

@@ -11,7 +11,8 @@
  *
  * - ADVKIT_KERNELS (registered by default): the fast set. Conv gradients through the backend's
  *   XNNPACK convolutions, SIMD kernels on the backend's heap (simd_kernels.wat), shared buffers
- *   for Identity and same-dtype Cast, column sums for bias gradients.
+ *   for Identity and same-dtype Cast, column sums for bias gradients, Slice as whole-row runs,
+ *   Maximum and Minimum without the generic broadcast loop.
  * - BASELINE_KERNELS: the slow but correct set a backend needs to train at all (stock
  *   Conv2DBackpropInput, BatchMatMul, Identity, Cast and Sum; the loops for pooling and depthwise
  *   gradients); the benchmarks measure the plain loop on it in the same run.
@@ -28,11 +29,14 @@ import { depthwiseConv2dNativeBackpropInputBaselineConfig, depthwiseConv2dNative
 import { stockKernels, WASM } from './heap.js';
 import { identityConfig } from './identity.js';
 import { maxPoolGradBaselineConfig, maxPoolGradConfig } from './max_pool_grad.js';
+import { maximumConfig, minimumConfig } from './minimum_maximum.js';
+import { sliceConfig } from './slice.js';
 import { sumConfig } from './sum.js';
 
 export const ADVKIT_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig, conv2DBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig, maxPoolGradConfig, batchMatMulConfig, identityConfig, castConfig, sumConfig,
+  sliceConfig, maximumConfig, minimumConfig,
 ];
 
 /** The baseline set: a name advkit's table has and this one lacks runs the stock kernel. */
