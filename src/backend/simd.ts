@@ -19,6 +19,8 @@ export interface SimdKernels {
   clampGrad(dy: tf.TensorInfo, y: tf.TensorInfo, out: tf.TensorInfo, n: number, hi: number): void;
   /** 2x2/2 max-pool gradient (see simd_kernels.wat); C must be a multiple of 4. */
   maxPool2x2Grad(x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo, dims: { n: number; h: number; w: number; c: number; ho: number; wo: number }, relu: boolean): void;
+  /** Adds any max-pool window's gradient into dx (zeroed by the caller); C a multiple of 4. */
+  maxPoolGrad(x: tf.TensorInfo, dy: tf.TensorInfo, dx: tf.TensorInfo, info: tf.backend_util.Conv2DInfo, relu: boolean): void;
   /** out[c] = Σ_r x[r, c] accumulated in f64 (scratch: 2·cols floats); cols a multiple of 4. */
   colSum(x: tf.TensorInfo, out: tf.TensorInfo, scratch: tf.TensorInfo, rows: number, cols: number): void;
   /** Adds the conv2d filter gradient into dW (zeroed by the caller); outChannels a multiple of 16. */
@@ -52,6 +54,8 @@ interface Exports {
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
   col2im(cols: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number,
     kh: number, kw: number, sh: number, sw: number, pt: number, pl: number): void;
+  maxpool_grad(x: number, dy: number, dx: number, n: number, h: number, w: number, c: number, ho: number, wo: number,
+    kh: number, kw: number, sh: number, sw: number, pt: number, pl: number, relu: number): void;
   min_max(a: number, b: number, out: number, n: number, sa: number, sb: number, min: number): void;
 }
 
@@ -100,6 +104,8 @@ export function simdKernels(backend: BackendWasm): SimdKernels | null {
       reluGrad: (dy, y, out, n) => e.relu_grad(at(dy), at(y), at(out), n),
       clampGrad: (dy, y, out, n, hi) => e.clamp_grad(at(dy), at(y), at(out), n, hi),
       maxPool2x2Grad: (x, dy, dx, d, relu) => e.maxpool2x2_grad(at(x), at(dy), at(dx), d.n, d.h, d.w, d.c, d.ho, d.wo, relu ? 1 : 0),
+      maxPoolGrad: (x, dy, dx, i, relu) => e.maxpool_grad(at(x), at(dy), at(dx), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
+        i.outHeight, i.outWidth, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left, relu ? 1 : 0),
       colSum: (x, out, scratch, rows, cols) => e.col_sum(at(x), at(out), at(scratch), rows, cols),
       convFilterGrad: (x, dy, dW, i) => e.conv_filter_grad(at(x), at(dy), at(dW), i.batchSize, i.inHeight, i.inWidth, i.inChannels,
         i.outHeight, i.outWidth, i.outChannels, i.filterHeight, i.filterWidth, i.strideHeight, i.strideWidth, i.padInfo.top, i.padInfo.left),

@@ -33,6 +33,11 @@
 ;; - min_max: out = max(a, b) as std::max (a unless a < b) or, with min = 1, min(a, b) as
 ;;   std::min (a unless b < a): stock tfjs-wasm's Maximum and Minimum to the bit (a NaN in a is
 ;;   kept, one in b is not; -0 and 0 keep a). With sa (sb) = 1, a (b) is one float for all n.
+;; - maxpool_grad: any window, stride and padding (NHWC, C a multiple of 4): for each window in
+;;   row-major order of (b, i, j), the first maximum in row-major order of the window's taps
+;;   inside x (a running maximum from -Infinity replaced only by a strictly greater value) gets
+;;   dy added: dx[k] += dy (f32), dx zeroed by the caller; with relu = 1 a window whose maximum
+;;   is not > 0 passes nothing. The cpu backend's semantics and order of sums.
 (module
   (import "env" "memory" (memory 1))
 
@@ -565,4 +570,103 @@
               (else (f32.lt (local.get $x) (local.get $y))))))
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $tail))))
+
+  (func (export "maxpool_grad")
+    (param $x i32) (param $dy i32) (param $dx i32)
+    (param $n i32) (param $h i32) (param $w i32) (param $c i32) (param $ho i32) (param $wo i32)
+    (param $kh i32) (param $kw i32) (param $sh i32) (param $sw i32) (param $pt i32) (param $pl i32) (param $relu i32)
+    (local $b i32) (local $i i32) (local $j i32) (local $k i32) (local $r i32) (local $s i32)
+    (local $r0 i32) (local $r1 i32) (local $s0 i32) (local $s1 i32)
+    (local $cb i32) (local $g i32) (local $off i32) (local $at i32)
+    (local $m v128) (local $where v128) (local $v v128) (local $t v128) (local $gv v128) (local $floor v128)
+    (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
+    (local.set $floor
+      (select (result v128)
+        (v128.const f32x4 0 0 0 0)
+        (v128.const f32x4 -inf -inf -inf -inf)
+        (local.get $relu)))
+    (local.set $g (local.get $dy))
+    (local.set $b (i32.const 0))
+    (block $b_done
+      (loop $b_loop
+        (br_if $b_done (i32.ge_u (local.get $b) (local.get $n)))
+        (local.set $i (i32.const 0))
+        (block $i_done
+          (loop $i_loop
+            (br_if $i_done (i32.ge_u (local.get $i) (local.get $ho)))
+            ;; rows r0..r1 of the window inside x
+            (local.set $r0 (i32.sub (i32.mul (local.get $i) (local.get $sh)) (local.get $pt)))
+            (local.set $r1 (i32.add (local.get $r0) (local.get $kh)))
+            (if (i32.lt_s (local.get $r0) (i32.const 0)) (then (local.set $r0 (i32.const 0))))
+            (if (i32.gt_s (local.get $r1) (local.get $h)) (then (local.set $r1 (local.get $h))))
+            (local.set $j (i32.const 0))
+            (block $j_done
+              (loop $j_loop
+                (br_if $j_done (i32.ge_u (local.get $j) (local.get $wo)))
+                (local.set $s0 (i32.sub (i32.mul (local.get $j) (local.get $sw)) (local.get $pl)))
+                (local.set $s1 (i32.add (local.get $s0) (local.get $kw)))
+                (if (i32.lt_s (local.get $s0) (i32.const 0)) (then (local.set $s0 (i32.const 0))))
+                (if (i32.gt_s (local.get $s1) (local.get $w)) (then (local.set $s1 (local.get $w))))
+                (local.set $k (i32.const 0))
+                (block $k_done
+                  (loop $k_loop
+                    (br_if $k_done (i32.ge_u (local.get $k) (local.get $cb)))
+                    (local.set $m (v128.const f32x4 -inf -inf -inf -inf))
+                    (local.set $where (v128.const i32x4 -1 -1 -1 -1))
+                    (local.set $r (local.get $r0))
+                    (block $r_done
+                      (loop $r_loop
+                        (br_if $r_done (i32.ge_s (local.get $r) (local.get $r1)))
+                        (local.set $s (local.get $s0))
+                        (block $s_done
+                          (loop $s_loop
+                            (br_if $s_done (i32.ge_s (local.get $s) (local.get $s1)))
+                            ;; byte offset of (b, r, s, k) in x and dx
+                            (local.set $off
+                              (i32.add
+                                (i32.mul
+                                  (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $h)) (local.get $r)) (local.get $w)) (local.get $s))
+                                  (local.get $cb))
+                                (local.get $k)))
+                            (local.set $v (v128.load (i32.add (local.get $x) (local.get $off))))
+                            (local.set $t (f32x4.gt (local.get $v) (local.get $m)))
+                            (local.set $m (v128.bitselect (local.get $v) (local.get $m) (local.get $t)))
+                            (local.set $where
+                              (v128.bitselect
+                                (i32x4.add (i32x4.splat (local.get $off)) (v128.const i32x4 0 4 8 12))
+                                (local.get $where)
+                                (local.get $t)))
+                            (local.set $s (i32.add (local.get $s) (i32.const 1)))
+                            (br $s_loop)))
+                        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+                        (br $r_loop)))
+                    ;; a window whose maximum is not above the floor passes nothing
+                    (local.set $where
+                      (v128.bitselect (local.get $where) (v128.const i32x4 -1 -1 -1 -1) (f32x4.gt (local.get $m) (local.get $floor))))
+                    (local.set $gv (v128.load (local.get $g)))
+                    (local.set $at (i32x4.extract_lane 0 (local.get $where)))
+                    (if (i32.ge_s (local.get $at) (i32.const 0))
+                      (then (local.set $at (i32.add (local.get $dx) (local.get $at)))
+                        (f32.store (local.get $at) (f32.add (f32.load (local.get $at)) (f32x4.extract_lane 0 (local.get $gv))))))
+                    (local.set $at (i32x4.extract_lane 1 (local.get $where)))
+                    (if (i32.ge_s (local.get $at) (i32.const 0))
+                      (then (local.set $at (i32.add (local.get $dx) (local.get $at)))
+                        (f32.store (local.get $at) (f32.add (f32.load (local.get $at)) (f32x4.extract_lane 1 (local.get $gv))))))
+                    (local.set $at (i32x4.extract_lane 2 (local.get $where)))
+                    (if (i32.ge_s (local.get $at) (i32.const 0))
+                      (then (local.set $at (i32.add (local.get $dx) (local.get $at)))
+                        (f32.store (local.get $at) (f32.add (f32.load (local.get $at)) (f32x4.extract_lane 2 (local.get $gv))))))
+                    (local.set $at (i32x4.extract_lane 3 (local.get $where)))
+                    (if (i32.ge_s (local.get $at) (i32.const 0))
+                      (then (local.set $at (i32.add (local.get $dx) (local.get $at)))
+                        (f32.store (local.get $at) (f32.add (f32.load (local.get $at)) (f32x4.extract_lane 3 (local.get $gv))))))
+                    (local.set $g (i32.add (local.get $g) (i32.const 16)))
+                    (local.set $k (i32.add (local.get $k) (i32.const 16)))
+                    (br $k_loop)))
+                (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                (br $j_loop)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br $i_loop)))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (br $b_loop))))
 )

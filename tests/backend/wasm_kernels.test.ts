@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTrain } from '../../src/backend/fused.js';
+import { batchNormTrain, FUSED_MAX_POOL, runFused } from '../../src/backend/fused.js';
 import { setWasmKernelMode } from '../../src/backend/index.js';
 import { Rng } from '../../src/util/random.js';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';
@@ -111,6 +111,40 @@ describe('wasm max-pool gradient', () => {
     const wasm = await onBackend('wasm', fn);
     expect(Array.from(wasm[0]!)).toEqual(Array.from(cpu[0]!));
   });
+
+  // Overlapping and padded windows with channels a multiple of 4 take the SIMD kernel for any
+  // window: the gradients of overlapping windows add up at shared maxima in the cpu's order.
+  for (const [k, s, pad, c] of [[3, 2, 'same', 8], [3, 1, 'same', 12], [3, 2, 'valid', 4], [2, 1, 'valid', 8], [3, 3, 'valid', 8], [5, 2, 'same', 4], [2, 2, 'same', 8]] as const) {
+    it(`the SIMD max-pool gradient k=${k} stride=${s} ${pad}, ${c} channels equals the cpu's (ties, negatives, NaN), and with a ReLU folded in`, async () => {
+      const shape: [number, number, number, number] = [2, 9, 8, c];
+      const v = uniform(shape.reduce((a, b) => a * b), 7 * k + s + c).map((u) => Math.round(u * 2) / 2);
+      v[5] = NaN;
+      // The ReLU variant without the NaN (relu(NaN)'s gradient is NaN on the cpu, 0 when folded).
+      const noNaN = v.map((u) => (Number.isNaN(u) ? 0.25 : u));
+      const r = (y: tf.Tensor) => tf.tensor(uniform(y.size, 6), y.shape);
+      const plain = () => {
+        const x = tf.tensor4d(v, shape);
+        const x1 = tf.tensor4d(noNaN, shape);
+        return [
+          tf.grad((xx: tf.Tensor) => { const y = tf.maxPool(xx as tf.Tensor4D, k, s, pad); return tf.sum(tf.mul(y, r(y))); })(x),
+          tf.grad((xx: tf.Tensor) => { const y = tf.maxPool(tf.relu(xx) as tf.Tensor4D, k, s, pad); return tf.sum(tf.mul(y, r(y))); })(x1),
+        ];
+      };
+      const cpu = await onBackend('cpu', plain);
+      const wasm = await onBackend('wasm', () => {
+        const x = tf.tensor4d(noNaN, shape);
+        const attrs = { filterSize: [k, k], strides: [s, s], pad, reluInput: true };
+        return [plain()[0]!, tf.grad((xx: tf.Tensor) => { const y = runFused(FUSED_MAX_POOL, { x: tf.relu(xx) }, attrs); return tf.sum(tf.mul(y, r(y))); })(x)];
+      });
+      // The same elements get a gradient (ties and NaN resolved as the cpu does), of the same
+      // value but for the rounding of sums at shared maxima (the cpu adds in another order).
+      const where = (g: Float32Array) => Array.from(g, (u) => u !== 0);
+      for (const i of [0, 1]) {
+        expect(where(wasm[i]!)).toEqual(where(cpu[i]!));
+        expect(relError(wasm[i]!, cpu[i]!)).toBeLessThanOrEqual(1e-6);
+      }
+    });
+  }
 
   for (const [k, s, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 1, 'valid']] as const) {
     it(`max and avg pool k=${k} stride=${s} ${pad}: gradients within 1e-4 of cpu`, async () => {

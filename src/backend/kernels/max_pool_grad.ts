@@ -1,7 +1,8 @@
 /**
  * MaxPoolGrad with the cpu backend's semantics (stock tfjs-wasm's starts its running maximum at
  * the smallest positive float, so a window whose maximum is <= 0 loses its gradient, and picks
- * the last of equal maxima). Advkit's table adds a tiled fast path and a SIMD 2x2 kernel; the
+ * the last of equal maxima). Advkit's table adds a tiled fast path, a SIMD 2x2 kernel and a SIMD
+ * kernel for any window, stride and padding (ResNet's 3x3/2 stem pool, Xception's); the
  * baseline table runs the generic loop. `maxPoolGradInto` also serves advkit's fused max pool.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -46,9 +47,16 @@ export function maxPoolGradInto(backend: BackendWasm, dy: TensorInfo, x: TensorI
     }
   }
   const dx = heap(backend, out);
+  dx.fill(0);
+  if (fast && !tiled && C % 4 === 0) {
+    const simd = simdKernels(backend);
+    if (simd) {
+      simd.maxPoolGrad(x, dy, out, info, relu);
+      return out;
+    }
+  }
   const g = heap(backend, dy);
   const xv = heap(backend, x);
-  dx.fill(0);
   if (fast && tiled) {
     maxPoolGradTiled(xv, g, dx, N, H, W, C, Ho, Wo, kh, kw);
   } else {
