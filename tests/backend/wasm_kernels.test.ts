@@ -208,6 +208,28 @@ describe('wasm forward kernels advkit replaces for speed', () => {
     cases.forEach((c, i) => expect(Array.from(wasm[i]!), JSON.stringify(c)).toEqual(Array.from(cpu[i]!)));
   });
 
+  it('Reverse over random axes (rank 1 to 5; float32, int32, bool; size-1 and empty tensors) equals the cpu backend element for element', async () => {
+    const rng = new Rng(4);
+    const int = (n: number) => Math.floor(rng.next() * n);
+    const cases: Array<{ shape: number[]; dims: number[]; dtype: 'float32' | 'int32' | 'bool' }> = [];
+    for (let k = 0; k < 60; k++) {
+      const shape = Array.from({ length: 1 + int(5) }, () => 1 + int(5));
+      // A subset of the axes, some given negative; every subset, the empty one included, occurs.
+      const dims = shape.map((_, i) => i).filter(() => rng.next() < 0.5).map((d) => (rng.next() < 0.3 ? d - shape.length : d));
+      cases.push({ shape, dims, dtype: (['float32', 'int32', 'bool'] as const)[k % 3]! });
+    }
+    // A conv filter's flip as the input gradient asks for it, and an empty tensor.
+    cases.push({ shape: [3, 3, 4, 5], dims: [0, 1], dtype: 'float32' }, { shape: [2, 0, 3], dims: [0], dtype: 'float32' });
+    const fn = () => cases.map((c) => {
+      const n = c.shape.reduce((a, b) => a * b, 1);
+      const x = tf.tensor(Array.from({ length: n }, (_, i) => (c.dtype === 'bool' ? Number(i % 3 === 0) : c.dtype === 'int32' ? i - 7 : i * 0.25)), c.shape, c.dtype);
+      return tf.cast(tf.reverse(x, c.dims), 'float32');
+    });
+    const cpu = await onBackend('cpu', fn);
+    const wasm = await onBackend('wasm', fn);
+    cases.forEach((c, i) => expect(Array.from(wasm[i]!), JSON.stringify(c)).toEqual(Array.from(cpu[i]!)));
+  });
+
   it('Maximum and Minimum equal the stock wasm kernels bit for bit (NaN, -0, scalar either side, odd lengths, a broadcast left to stock)', async () => {
     const special = [NaN, -0, 0, 1, -1, Infinity, -Infinity, 0.5];
     const vals = (n: number, seed: number) => Float32Array.from(uniform(n, seed), (v, i) => (i % 5 === 0 ? special[(i + seed) % special.length]! : v));

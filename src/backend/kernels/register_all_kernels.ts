@@ -11,7 +11,7 @@
  *
  * - ADVKIT_KERNELS (registered by default): the fast set. Conv gradients through the backend's
  *   XNNPACK convolutions, SIMD kernels on the backend's heap (simd_kernels.wat), shared buffers
- *   for Identity and same-dtype Cast, column sums for bias gradients, Slice as whole-row runs,
+ *   for Identity and same-dtype Cast, column sums for bias gradients, Slice and Reverse as block copies,
  *   Maximum and Minimum without the generic broadcast loop.
  * - BASELINE_KERNELS: the slow but correct set a backend needs to train at all (stock
  *   Conv2DBackpropInput, BatchMatMul, Identity, Cast and Sum; the loops for pooling and depthwise
@@ -30,13 +30,14 @@ import { stockKernels, WASM } from './heap.js';
 import { identityConfig } from './identity.js';
 import { maxPoolGradBaselineConfig, maxPoolGradConfig } from './max_pool_grad.js';
 import { maximumConfig, minimumConfig } from './minimum_maximum.js';
+import { reverseConfig } from './reverse.js';
 import { sliceConfig } from './slice.js';
 import { sumConfig } from './sum.js';
 
 export const ADVKIT_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig, conv2DBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig, maxPoolGradConfig, batchMatMulConfig, identityConfig, castConfig, sumConfig,
-  sliceConfig, maximumConfig, minimumConfig,
+  sliceConfig, reverseConfig, maximumConfig, minimumConfig,
 ];
 
 /** The baseline set: a name advkit's table has and this one lacks runs the stock kernel. */
