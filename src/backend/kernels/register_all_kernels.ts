@@ -7,7 +7,7 @@
  * conv layer (the fused conv path always asks for the filter gradient). Its MaxPoolGrad is wrong
  * (the running maximum starts at the smallest positive float, so a window whose maximum is <= 0
  * loses its gradient; ties pick the last element where the cpu backend picks the first), and its
- * Conv2DBackpropInput is a naive scalar loop.
+ * Conv2DBackpropInput is a naive scalar loop. Its ResizeNearestNeighborGrad is wrong too.
  *
  * - ADVKIT_KERNELS (registered by default): the fast set. Conv gradients through the backend's
  *   XNNPACK convolutions, SIMD kernels on the backend's heap (simd_kernels.wat), shared buffers
@@ -17,7 +17,9 @@
  *   Conv2DBackpropInput, BatchMatMul, Identity, Cast and Sum; the loops for pooling and depthwise
  *   gradients); the benchmarks measure the plain loop on it in the same run.
  * Every kernel is tested for parity against the `cpu` backend's gradients; they change speed,
- * never results. Nothing here touches the `tensorflow` or `cpu` backends.
+ * never results, but for the resize gradients, which both tables carry: they are tested as the
+ * adjoints of the forward kernels, since the stock wasm and cpu ones are wrong in places.
+ * Nothing here touches the `tensorflow` or `cpu` backends.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMulConfig } from './batch_mat_mul.js';
@@ -30,6 +32,7 @@ import { stockKernels, WASM } from './heap.js';
 import { identityConfig } from './identity.js';
 import { maxPoolGradBaselineConfig, maxPoolGradConfig } from './max_pool_grad.js';
 import { maximumConfig, minimumConfig } from './minimum_maximum.js';
+import { resizeBilinearGradConfig, resizeNearestNeighborGradConfig } from './resize_grad.js';
 import { reverseConfig } from './reverse.js';
 import { sliceConfig } from './slice.js';
 import { sumConfig } from './sum.js';
@@ -37,12 +40,12 @@ import { sumConfig } from './sum.js';
 export const ADVKIT_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig, conv2DBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig, maxPoolGradConfig, batchMatMulConfig, identityConfig, castConfig, sumConfig,
-  sliceConfig, reverseConfig, maximumConfig, minimumConfig,
+  sliceConfig, reverseConfig, maximumConfig, minimumConfig, resizeNearestNeighborGradConfig, resizeBilinearGradConfig,
 ];
 
-/** The baseline set: a name advkit's table has and this one lacks runs the stock kernel. */
+/** The baseline set: a name advkit's table has and this one lacks runs the stock kernel (but for wrong ones). */
 export const BASELINE_KERNELS: readonly tf.KernelConfig[] = [
-  conv2DBackpropFilterBaselineConfig, depthwiseConv2dNativeBackpropInputBaselineConfig,
+  resizeNearestNeighborGradConfig, resizeBilinearGradConfig, conv2DBackpropFilterBaselineConfig, depthwiseConv2dNativeBackpropInputBaselineConfig,
   depthwiseConv2dNativeBackpropFilterBaselineConfig, maxPoolGradBaselineConfig,
 ];
 
