@@ -306,6 +306,37 @@ describe('model compiler (models/compiler)', () => {
     model.dispose();
   });
 
+  it('ThresholdedReLU compiles and is differentiable (tfjs has no gradient for its Greater): logits equal predict, the input gradient equals conv · mask on cpu; no leak', async () => {
+    const input = tf.input({ shape: [6, 6, 2] });
+    const conv = tf.layers.conv2d({ filters: 3, kernelSize: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }), biasInitializer: tf.initializers.constant({ value: 0.05 }) });
+    const dense = tf.layers.dense({ units: 4, kernelInitializer: tf.initializers.glorotUniform({ seed: 5 }) });
+    const h = a(tf.layers.flatten(), a(tf.layers.thresholdedReLU({ theta: 0.1 }), a(conv, input)));
+    const model = tf.model({ inputs: input, outputs: a(dense, h) });
+    const x = uniform(2 * 6 * 6 * 2, 8, 0, 1);
+    const r = uniform(2 * 4, 9);
+    await useBackend('wasm');
+    const compiled = compileModel(model);
+    expect(compiled.report.fallbacks).toBe(0);
+    const xt = tf.tensor4d(x, [2, 6, 6, 2]);
+    const ours = tf.tidy(() => compiled.forward(xt, false));
+    const theirs = model.predict(xt) as tf.Tensor;
+    expect(relError(await ours.data(), await theirs.data())).toBeLessThanOrEqual(1e-5);
+    tf.dispose([xt, ours, theirs]);
+    const before = tf.memory().numTensors;
+    const [dx] = await onBackend('wasm', () => [tf.grad((t: tf.Tensor) => tf.sum(tf.mul(compiled.forward(t, false), tf.tensor2d(r, [2, 4]))) as tf.Scalar)(tf.tensor4d(x, [2, 6, 6, 2]))]);
+    expect(tf.memory().numTensors).toBe(before);
+    // The reference: the mask (pre-activation > theta) taken outside the gradient, then conv · mask.
+    const [ref] = await onBackend('cpu', () => {
+      const xc = tf.tensor4d(x, [2, 6, 6, 2]);
+      const mask = tf.cast(tf.greater(conv.apply(xc) as tf.Tensor, 0.1), 'float32');
+      const f = (t: tf.Tensor) => tf.sum(tf.mul(dense.apply(tf.reshape(tf.mul(conv.apply(t) as tf.Tensor, mask), [2, -1])) as tf.Tensor, tf.tensor2d(r, [2, 4]))) as tf.Scalar;
+      return [tf.grad(f)(xc)];
+    });
+    expect(ref!.some((v) => v !== 0)).toBe(true);
+    expect(relError(dx!, ref!)).toBeLessThanOrEqual(1e-4);
+    model.dispose();
+  });
+
   it('dilated convs: Conv2D dilation is honoured and differentiable (tfjs has no gradient for it); DepthwiseConv2D dilation is ignored as tfjs-layers ignores it, with a note', async () => {
     await useBackend('cpu');
     const input = tf.input({ shape: [9, 9, 2] });

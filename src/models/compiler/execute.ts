@@ -134,7 +134,21 @@ function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, f
     case 'mish': return tf.mul(x, tf.tanh(tf.softplus(x)));
     case 'exp': return tf.exp(x);
     case 'prelu': return tf.prelu(x, slopes!.read());
+    case 'thresholded_relu': return thresholdedRelu(x, alpha ?? 1);
   }
+}
+
+/**
+ * x · (x > theta), tfjs-layers' ThresholdedReLU, with its gradient dy · (x > theta): tfjs has no
+ * gradient for Greater, so the layer itself cannot be differentiated (an attack through it throws).
+ */
+function thresholdedRelu(x: tf.Tensor, theta: number): tf.Tensor {
+  const op = tf.customGrad(((input: tf.Tensor, save: tf.GradSaveFunc) => {
+    const mask = tf.cast(tf.greater(input, theta), 'float32');
+    save([mask]);
+    return { value: tf.mul(input, mask), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(dy, saved[0]!) };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (input: tf.Tensor) => tf.Tensor;
+  return op(x);
 }
 
 function binary(fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min', a: tf.Tensor, b: tf.Tensor): tf.Tensor {

@@ -37,8 +37,11 @@ export type Padding = 'same' | 'valid' | [[number, number], [number, number]];
 /** Element-wise activations run as tfjs ops (relu and relu6 run as fused clamps). */
 export const ACTIVATIONS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign',
   'swish', 'hard_sigmoid', 'hard_swish', 'leaky_relu', 'gelu', 'gelu_new', 'mish', 'exp'] as const;
-/** The named activations, and PReLU (its slopes a weight: the act op's `slopes`). */
-export type ActivationFn = (typeof ACTIVATIONS)[number] | 'prelu';
+/**
+ * The named activations, PReLU (its slopes a weight: the act op's `slopes`) and ThresholdedReLU
+ * (x where x > theta, else 0; theta in the act op's `alpha`).
+ */
+export type ActivationFn = (typeof ACTIVATIONS)[number] | 'prelu' | 'thresholded_relu';
 
 export type Op =
   | { kind: 'input' }

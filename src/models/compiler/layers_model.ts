@@ -128,6 +128,7 @@ function lowerLayer(layer: Layer, name: string, inputRanks: number[], notes: str
       return max === 6 ? [{ kind: 'act', fn: 'relu6' }] : `maxValue ${String(max)} (none or 6 compile)`;
     }
     case 'LeakyReLU': return [{ kind: 'act', fn: 'leaky_relu', alpha: config.alpha as number }];
+    case 'ThresholdedReLU': return [{ kind: 'act', fn: 'thresholded_relu', alpha: (config.theta as number | undefined) ?? 1 }];
     case 'PReLU': {
       const slopes = param(layer.alpha);
       return slopes ? [{ kind: 'act', fn: 'prelu', slopes }] : 'no slopes (layer not built)';
