@@ -13,6 +13,7 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { FUSED_OPS } from './fused.js';
 import { simdKernels } from './simd.js';
 import { registerWasmKernels, WASM_KERNELS } from './kernels/register_all_kernels.js';
+import { registerCpuKernels } from './kernels/resize_grad.js';
 export { setWasmKernelMode, type WasmKernelMode } from './kernels/register_all_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 
@@ -92,7 +93,10 @@ async function activate(name: BackendName): Promise<string | undefined> {
     const ok = await tf.setBackend(name);
     await tf.ready();
     // The cpu backend prints a "install tfjs-node" banner on first use; the library never prints.
-    if (ok && name === 'cpu') (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+    if (ok && name === 'cpu') {
+      (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
+      registerCpuKernels();
+    }
     return ok ? undefined : `tf.setBackend('${name}') failed to initialise the backend`;
   } catch (err) {
     return `the ${name} backend failed to initialise: ${firstLine(err)}`;

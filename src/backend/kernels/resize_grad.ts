@@ -3,8 +3,10 @@
  * Resizing, GraphModels' resize ops), as the adjoint of the forward kernel: each output pixel's
  * gradient is added to the input pixels it was read from, with the forward's weights. Stock
  * tfjs-wasm's nearest-neighbour gradient is wrong (50% relative error on a 2x upsampling), and
- * tfjs' cpu kernels ignore halfPixelCenters in both gradients and return the bilinear one with
- * height and width swapped; these follow the forward for every alignCorners/halfPixelCenters.
+ * tfjs' cpu ones are wrong too (the nearest-neighbour one fails the adjoint identity and loops
+ * forever on a one-pixel axis with alignCorners; the bilinear one swaps height and width; both
+ * ignore halfPixelCenters), so advkit registers these for both backends. They follow the forward
+ * for every alignCorners and halfPixelCenters.
  */
 import * as tf from '@tensorflow/tfjs';
 import { heap, type KernelArgs, type TensorInfo } from './heap.js';
@@ -27,16 +29,12 @@ function nearestSources(inSize: number, outSize: number, { alignCorners, halfPix
   });
 }
 
-function resizeNearestNeighborGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
-  const [n, h, w, c] = images.shape as [number, number, number, number];
-  const [, oh, ow] = dy.shape as [number, number, number, number];
-  const rows = nearestSources(h, oh, attrs as unknown as ResizeAttrs);
-  const cols = nearestSources(w, ow, attrs as unknown as ResizeAttrs);
-  const out = backend.makeOutput(images.shape, 'float32') as TensorInfo;
-  const dx = heap(backend, out);
-  const g = heap(backend, dy);
-  dx.fill(0);
+type Dims = { n: number; h: number; w: number; c: number; oh: number; ow: number };
+
+/** dx (zeroed) += the nearest-neighbour resize's adjoint applied to g. */
+function nearestAdjoint(g: Float32Array, dx: Float32Array, { n, h, w, c, oh, ow }: Dims, attrs: ResizeAttrs): void {
+  const rows = nearestSources(h, oh, attrs);
+  const cols = nearestSources(w, ow, attrs);
   let k = 0;
   for (let b = 0; b < n; b++) {
     for (let r = 0; r < oh; r++) {
@@ -47,7 +45,6 @@ function resizeNearestNeighborGrad({ inputs, backend, attrs }: KernelArgs): Tens
       }
     }
   }
-  return out;
 }
 
 /** Per output index: the two input indices bilinear resizing reads and the second one's weight. */
@@ -66,16 +63,10 @@ function bilinearSources(inSize: number, outSize: number, { alignCorners, halfPi
   return { lo, hi, frac };
 }
 
-function resizeBilinearGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
-  const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
-  const [n, h, w, c] = images.shape as [number, number, number, number];
-  const [, oh, ow] = dy.shape as [number, number, number, number];
-  const R = bilinearSources(h, oh, attrs as unknown as ResizeAttrs);
-  const C = bilinearSources(w, ow, attrs as unknown as ResizeAttrs);
-  const out = backend.makeOutput(images.shape, 'float32') as TensorInfo;
-  const dx = heap(backend, out);
-  const g = heap(backend, dy);
-  dx.fill(0);
+/** dx (zeroed) += the bilinear resize's adjoint applied to g. */
+function bilinearAdjoint(g: Float32Array, dx: Float32Array, { n, h, w, c, oh, ow }: Dims, attrs: ResizeAttrs): void {
+  const R = bilinearSources(h, oh, attrs);
+  const C = bilinearSources(w, ow, attrs);
   let k = 0;
   for (let b = 0; b < n; b++) {
     for (let r = 0; r < oh; r++) {
@@ -102,8 +93,53 @@ function resizeBilinearGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo 
       }
     }
   }
-  return out;
 }
 
-export const resizeNearestNeighborGradConfig: tf.KernelConfig = { kernelName: 'ResizeNearestNeighborGrad', backendName: 'wasm', kernelFunc: resizeNearestNeighborGrad as unknown as tf.KernelFunc };
-export const resizeBilinearGradConfig: tf.KernelConfig = { kernelName: 'ResizeBilinearGrad', backendName: 'wasm', kernelFunc: resizeBilinearGrad as unknown as tf.KernelFunc };
+type Adjoint = typeof nearestAdjoint;
+const dims = (images: TensorInfo, dy: TensorInfo): Dims => {
+  const [n, h, w, c] = images.shape as [number, number, number, number];
+  return { n, h, w, c, oh: dy.shape[1]!, ow: dy.shape[2]! };
+};
+
+/** The kernel on the wasm backend's heap. */
+function onWasm(adjoint: Adjoint) {
+  return ({ inputs, backend, attrs }: KernelArgs): TensorInfo => {
+    const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
+    const out = backend.makeOutput(images.shape, 'float32') as TensorInfo;
+    const dx = heap(backend, out);
+    dx.fill(0);
+    adjoint(heap(backend, dy), dx, dims(images, dy), attrs as unknown as ResizeAttrs);
+    return out;
+  };
+}
+
+/** The kernel on the cpu backend, whose own resize gradients are wrong too. */
+function onCpu(adjoint: Adjoint) {
+  return ({ inputs, backend, attrs }: { inputs: Record<string, TensorInfo>; backend: tf.KernelBackend; attrs: unknown }): TensorInfo => {
+    const { images, dy } = inputs as { images: TensorInfo; dy: TensorInfo };
+    const cpu = backend as unknown as { data: { get(id: object): { values: Float32Array } }; makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): TensorInfo };
+    const dx = new Float32Array(tf.util.sizeFromShape(images.shape));
+    adjoint(cpu.data.get(dy.dataId).values, dx, dims(images, dy), attrs as ResizeAttrs);
+    return cpu.makeTensorInfo(images.shape, 'float32', dx);
+  };
+}
+
+export const resizeNearestNeighborGradConfig: tf.KernelConfig = { kernelName: 'ResizeNearestNeighborGrad', backendName: 'wasm', kernelFunc: onWasm(nearestAdjoint) as unknown as tf.KernelFunc };
+export const resizeBilinearGradConfig: tf.KernelConfig = { kernelName: 'ResizeBilinearGrad', backendName: 'wasm', kernelFunc: onWasm(bilinearAdjoint) as unknown as tf.KernelFunc };
+
+/** The same two for the cpu backend (registered by `registerCpuKernels`). */
+export const CPU_RESIZE_GRAD_KERNELS: readonly tf.KernelConfig[] = [
+  { kernelName: 'ResizeNearestNeighborGrad', backendName: 'cpu', kernelFunc: onCpu(nearestAdjoint) as unknown as tf.KernelFunc },
+  { kernelName: 'ResizeBilinearGrad', backendName: 'cpu', kernelFunc: onCpu(bilinearAdjoint) as unknown as tf.KernelFunc },
+];
+
+let cpuRegistered = false;
+/** Registers the correct resize gradients for the cpu backend (idempotent). */
+export function registerCpuKernels(): void {
+  if (cpuRegistered) return;
+  for (const k of CPU_RESIZE_GRAD_KERNELS) {
+    if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
+    tf.registerKernel(k);
+  }
+  cpuRegistered = true;
+}
