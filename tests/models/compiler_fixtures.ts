@@ -25,11 +25,11 @@ export function randomizeStatistics(model: tf.LayersModel, seed: number): void {
   }
 }
 
-const b64 = (s: string) => Buffer.from(s).toString('base64');
+export const b64 = (s: string) => Buffer.from(s).toString('base64');
 const ints = (v: number[]) => ({ list: { i: v.map(String) } });
-const strs = (v: string[]) => ({ list: { s: v.map(b64) } });
+export const strs = (v: string[]) => ({ list: { s: v.map(b64) } });
 
-interface ConstSpec { name: string; shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' }
+export interface ConstSpec { name: string; shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' }
 
 /** A GraphModel from nodes and constants, through tf.loadGraphModel as a user would load one. */
 export async function graphModel(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[] }): Promise<tf.GraphModel> {
@@ -51,7 +51,7 @@ export async function graphModel(nodes: object[], consts: ConstSpec[], input: { 
   return tf.loadGraphModel(tf.io.fromMemory(artifacts));
 }
 
-function conv(name: string, op: string, inputs: string[], o: { strides?: number; padding?: string; fused?: string[]; explicit?: number[]; leakyAlpha?: number }): object {
+export function conv(name: string, op: string, inputs: string[], o: { strides?: number; padding?: string; fused?: string[]; explicit?: number[]; leakyAlpha?: number }): object {
   const attr: Record<string, unknown> = {
     T: { type: 'DT_FLOAT' }, strides: ints([1, o.strides ?? 1, o.strides ?? 1, 1]), padding: { s: b64(o.padding ?? 'SAME') },
     data_format: { s: b64('NHWC') }, dilations: ints([1, 1, 1, 1]),
