@@ -12,8 +12,7 @@ import { BackendError, InvalidArgumentError, show } from '../util/errors.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { FUSED_OPS } from './fused.js';
 import { simdKernels } from './simd.js';
-import { registerWasmKernels, WASM_KERNELS } from './kernels/register_all_kernels.js';
-import { registerCpuKernels } from './kernels/resize_grad.js';
+import { registerCpuKernels, registerWasmKernels, WASM_KERNELS } from './kernels/register_all_kernels.js';
 export { setWasmKernelMode, type WasmKernelMode } from './kernels/register_all_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 

@@ -19,7 +19,8 @@
  * Every kernel is tested for parity against the `cpu` backend's gradients; they change speed,
  * never results, but for the resize gradients, which both tables carry: they are tested as the
  * adjoints of the forward kernels, since the stock wasm and cpu ones are wrong in places.
- * Nothing here touches the `tensorflow` or `cpu` backends.
+ * - CPU_KERNELS: the same resize gradients for the `cpu` backend (tfjs' own are wrong there too;
+ *   the cpu backend is the parity tests' reference). Nothing here touches `tensorflow`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { batchMatMulConfig } from './batch_mat_mul.js';
@@ -32,7 +33,7 @@ import { stockKernels, WASM } from './heap.js';
 import { identityConfig } from './identity.js';
 import { maxPoolGradBaselineConfig, maxPoolGradConfig } from './max_pool_grad.js';
 import { maximumConfig, minimumConfig } from './minimum_maximum.js';
-import { resizeBilinearGradConfig, resizeNearestNeighborGradConfig } from './resize_grad.js';
+import { resizeBilinearGradConfig, resizeBilinearGradCpuConfig, resizeNearestNeighborGradConfig, resizeNearestNeighborGradCpuConfig } from './resize_grad.js';
 import { reverseConfig } from './reverse.js';
 import { sliceConfig } from './slice.js';
 import { sumConfig } from './sum.js';
@@ -93,4 +94,18 @@ export function setWasmKernelMode(mode: WasmKernelMode): void {
 /** The table in force ('advkit' before any registration: nothing else is). */
 export function getWasmKernelMode(): WasmKernelMode {
   return active ?? 'advkit';
+}
+
+/** advkit's kernels for the `cpu` backend: the resize gradients only. */
+export const CPU_KERNELS: readonly tf.KernelConfig[] = [resizeNearestNeighborGradCpuConfig, resizeBilinearGradCpuConfig];
+let cpuRegistered = false;
+
+/** Registers CPU_KERNELS over tfjs' own (idempotent); `initBackend('cpu')` does it for you. */
+export function registerCpuKernels(): void {
+  if (cpuRegistered) return;
+  for (const k of CPU_KERNELS) {
+    if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
+    tf.registerKernel(k);
+  }
+  cpuRegistered = true;
 }

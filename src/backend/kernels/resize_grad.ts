@@ -127,19 +127,6 @@ function onCpu(adjoint: Adjoint) {
 export const resizeNearestNeighborGradConfig: tf.KernelConfig = { kernelName: 'ResizeNearestNeighborGrad', backendName: 'wasm', kernelFunc: onWasm(nearestAdjoint) as unknown as tf.KernelFunc };
 export const resizeBilinearGradConfig: tf.KernelConfig = { kernelName: 'ResizeBilinearGrad', backendName: 'wasm', kernelFunc: onWasm(bilinearAdjoint) as unknown as tf.KernelFunc };
 
-/** The same two for the cpu backend (registered by `registerCpuKernels`). */
-export const CPU_RESIZE_GRAD_KERNELS: readonly tf.KernelConfig[] = [
-  { kernelName: 'ResizeNearestNeighborGrad', backendName: 'cpu', kernelFunc: onCpu(nearestAdjoint) as unknown as tf.KernelFunc },
-  { kernelName: 'ResizeBilinearGrad', backendName: 'cpu', kernelFunc: onCpu(bilinearAdjoint) as unknown as tf.KernelFunc },
-];
-
-let cpuRegistered = false;
-/** Registers the correct resize gradients for the cpu backend (idempotent). */
-export function registerCpuKernels(): void {
-  if (cpuRegistered) return;
-  for (const k of CPU_RESIZE_GRAD_KERNELS) {
-    if (tf.getKernel(k.kernelName, 'cpu')) tf.unregisterKernel(k.kernelName, 'cpu');
-    tf.registerKernel(k);
-  }
-  cpuRegistered = true;
-}
+/** The same two for the cpu backend (register_all_kernels.ts' CPU_KERNELS). */
+export const resizeNearestNeighborGradCpuConfig: tf.KernelConfig = { kernelName: 'ResizeNearestNeighborGrad', backendName: 'cpu', kernelFunc: onCpu(nearestAdjoint) as unknown as tf.KernelFunc };
+export const resizeBilinearGradCpuConfig: tf.KernelConfig = { kernelName: 'ResizeBilinearGrad', backendName: 'cpu', kernelFunc: onCpu(bilinearAdjoint) as unknown as tf.KernelFunc };
