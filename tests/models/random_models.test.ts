@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compileModel } from '../../src/models/compiler/index.js';
 import { Rng } from '../../src/util/random.js';
-import { relError, tf, uniform, useBackend } from '../helpers.js';
+import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
 import { b64, conv, graphModel, randomizeStatistics, strs, type ConstSpec } from './compiler_fixtures.js';
 
 type S = tf.SymbolicTensor;
@@ -13,8 +13,11 @@ const ACTS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'elu', 'selu', 'soft
  * norm with or without centre and scale; activation layers; padding and cropping; pooling; merges
  * of earlier branches of the same shape; noise layers; rescaling), each applied to a random
  * earlier tensor (nearest or bilinear UpSampling2D too), then a pooling or flatten head and a dense classifier (sometimes softmax-ended).
+ * With `training`, only layers tfjs-layers can itself differentiate in training mode, the
+ * reference: no noise layers, dilation, ThresholdedReLU, UpSampling2D or batch norm without
+ * centre or scale.
  */
-function randomModel(seed: number): { model: tf.LayersModel; shape: [number, number, number] } {
+function randomModel(seed: number, training = false): { model: tf.LayersModel; shape: [number, number, number] } {
   const rng = new Rng(seed);
   const int = (n: number) => Math.floor(rng.next() * n);
   const pick = <T>(v: readonly T[]): T => v[int(v.length)]!;
@@ -33,19 +36,19 @@ function randomModel(seed: number): { model: tf.LayersModel; shape: [number, num
     let y: S | null = null;
     switch (int(15)) {
       case 0: case 1: case 2: {
-        const dilationRate = strides === 1 && k > 1 && 2 * k <= Math.min(h!, w!) && rng.next() < 0.2 ? 2 : 1;
+        const dilationRate = strides === 1 && k > 1 && 2 * k <= Math.min(h!, w!) && rng.next() < 0.2 && !training ? 2 : 1;
         y = ap(tf.layers.conv2d({ filters: 1 + int(6), kernelSize: k, strides, padding, activation, useBias: rng.next() < 0.7, dilationRate }), x);
         break;
       }
       case 3: y = ap(tf.layers.depthwiseConv2d({ kernelSize: k, strides, padding, depthMultiplier: 1 + int(2), activation, useBias: rng.next() < 0.5 }), x); break;
       case 4: y = ap(tf.layers.separableConv2d({ filters: 1 + int(5), kernelSize: k, strides, padding, depthMultiplier: 1 + int(2), activation }), x); break;
-      case 5: y = ap(tf.layers.batchNormalization({ center: rng.next() < 0.8, scale: rng.next() < 0.8, epsilon: pick([1e-3, 1e-5]) }), x); break;
+      case 5: y = ap(tf.layers.batchNormalization({ center: rng.next() < 0.8 || training, scale: rng.next() < 0.8 || training, epsilon: pick([1e-3, 1e-5]) }), x); break;
       case 6: y = ap(pick([
         () => tf.layers.reLU({ maxValue: rng.next() < 0.5 ? 6 : undefined }),
         () => tf.layers.leakyReLU({ alpha: 0.1 + rng.next() * 0.3 }),
         () => tf.layers.prelu({ alphaInitializer: tf.initializers.randomUniform({ minval: 0, maxval: 0.5, seed: 3 }) }),
         () => tf.layers.elu({}),
-        () => tf.layers.thresholdedReLU({ theta: 0.1 }),
+        () => (training ? tf.layers.reLU({}) : tf.layers.thresholdedReLU({ theta: 0.1 })),
         () => tf.layers.activation({ activation }),
         () => tf.layers.softmax({ axis: -1 }),
       ])(), x); break;
@@ -63,8 +66,8 @@ function randomModel(seed: number): { model: tf.LayersModel; shape: [number, num
         else if (sameHW.length) y = ap(tf.layers.concatenate({}), [x, pick(sameHW)]);
         break;
       }
-      case 13: y = ap(tf.layers.upSampling2d({ size: [1 + int(2), 2], interpolation: pick(['nearest', 'bilinear'] as const) }), x); break;
-      case 12: y = ap(pick([() => tf.layers.dropout({ rate: 0.3 }), () => tf.layers.gaussianNoise({ stddev: 0.1 }), () => tf.layers.gaussianDropout({ rate: 0.2 })])(), x); break;
+      case 13: if (!training) y = ap(tf.layers.upSampling2d({ size: [1 + int(2), 2], interpolation: pick(['nearest', 'bilinear'] as const) }), x); break;
+      case 12: if (!training) y = ap(pick([() => tf.layers.dropout({ rate: 0.3 }), () => tf.layers.gaussianNoise({ stddev: 0.1 }), () => tf.layers.gaussianDropout({ rate: 0.2 })])(), x); break;
       default: y = ap(tf.layers.rescaling({ scale: 0.5 + rng.next(), offset: rng.next() - 0.5 }), x);
     }
     if (y && y.shape.slice(1).every((d) => (d as number) > 0)) pool.push(y);
@@ -128,6 +131,41 @@ describe('random functional models through the compiler', () => {
       expect(relError(dx, await ref.data())).toBeLessThanOrEqual(1e-4);
       ref.dispose();
       model.dispose();
+    });
+  }
+});
+
+describe('random functional models in training mode', () => {
+  // Batch statistics, moving averages and every weight gradient against tfjs-layers' own training
+  // call on cpu, batch 8 (100 seeds passed while this was written, the worst at 1e-5).
+  for (let seed = 1; seed <= 20; seed++) {
+    it(`model ${seed}: loss, every weight gradient and the moving averages equal the model's own training call on cpu; no leak`, async () => {
+      const ours = randomModel(seed, true);
+      const theirs = randomModel(seed, true);
+      randomizeStatistics(ours.model, seed);
+      theirs.model.setWeights(ours.model.getWeights());
+      const shape = ours.shape;
+      await useBackend('wasm');
+      const compiled = compileModel(ours.model);
+      const cut = ours.model.layers[ours.model.layers.length - 1]!.getConfig().activation === 'softmax';
+      const probs = (t: tf.Tensor) => (cut ? tf.softmax(compiled.forward(t, true)) : compiled.forward(t, true));
+      const run = (m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor) => () => {
+        const x = tf.tensor4d(uniform(8 * shape[0] * shape[1] * shape[2], 31, 0, 1), [8, ...shape]);
+        const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+        const units = m.outputs[0]!.shape[1] as number;
+        const r = tf.tensor(uniform(8 * units, 32), [8, units]);
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), r)) as tf.Scalar, vars);
+        const stats = m.weights.filter((w) => /moving/.test(w.originalName)).map((w) => tf.clone(w.read()));
+        return [value, ...vars.map((v) => grads[v.name]!), ...stats];
+      };
+      const before = tf.memory().numTensors;
+      const wasm = await onBackend('wasm', run(ours.model, probs));
+      expect(tf.memory().numTensors).toBe(before);
+      const cpu = await onBackend('cpu', run(theirs.model, (t) => theirs.model.apply(t, { training: true }) as tf.Tensor));
+      expect(wasm.length).toBe(cpu.length);
+      wasm.forEach((w, i) => expect(relError(w, cpu[i]!), `output ${i} of ${wasm.length}`).toBeLessThanOrEqual(1e-4));
+      ours.model.dispose();
+      theirs.model.dispose();
     });
   }
 });
