@@ -45,6 +45,16 @@ export function heap(backend: BackendWasm, t: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(t as tf.TensorInfo) as Float32Array;
 }
 
+/**
+ * The whole heap as a view of `t`'s element type, and `t`'s offset in it in elements: for
+ * kernels that move runs between tensors with `copyWithin` (no view per run).
+ */
+export function heapElements(backend: BackendWasm, t: TensorInfo): { all: ReturnType<BackendWasm['typedArrayFromHeap']>; at: number } {
+  const v = backend.typedArrayFromHeap(t as tf.TensorInfo);
+  const all = new (v.constructor as new (b: ArrayBufferLike) => typeof v)(v.buffer);
+  return { all, at: v.byteOffset / v.BYTES_PER_ELEMENT };
+}
+
 export function pair(v: unknown): [number, number] {
   if (typeof v === 'number') return [v, v];
   const a = v as number[];

@@ -14,7 +14,7 @@ function minMax(name: 'Maximum' | 'Minimum') {
   const min = name === 'Minimum';
   return ({ inputs, backend, attrs }: KernelArgs): TensorInfo => {
     const { a, b } = inputs as { a: TensorInfo; b: TensorInfo };
-    const size = (t: TensorInfo) => t.shape.reduce((p, q) => p * q, 1);
+    const size = (t: TensorInfo) => tf.util.sizeFromShape(t.shape);
     const sameShape = a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]);
     const scalarA = !sameShape && size(a) === 1 && a.shape.length <= b.shape.length;
     const scalarB = !sameShape && size(b) === 1 && b.shape.length <= a.shape.length;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { stock, type KernelArgs, type TensorInfo } from './heap.js';
+import { heapElements, stock, type KernelArgs, type TensorInfo } from './heap.js';
 
 /**
  * Reverse as block copies inside the heap: the axes after the last reversed one stay whole, so
@@ -24,10 +24,8 @@ function reverse({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   }
   let block = 1;
   for (let d = last + 1; d < rank; d++) block *= shape[d]!;
-  const all = new (xs.constructor as new (b: ArrayBufferLike) => typeof xs)(xs.buffer);
-  const unit = xs.BYTES_PER_ELEMENT;
-  const xBase = xs.byteOffset / unit;
-  const oBase = os.byteOffset / unit;
+  const { all, at: xBase } = heapElements(backend, x);
+  const oBase = heapElements(backend, out).at;
   // Odometer over axes 0..last: the source walks in order, the destination mirrors flipped axes.
   const strides = new Array<number>(last + 1);
   strides[last] = block;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { stock, type KernelArgs, type TensorInfo } from './heap.js';
+import { heapElements, stock, type KernelArgs, type TensorInfo } from './heap.js';
 
 /**
  * Slice as runs of whole rows: trailing axes the slice keeps whole merge into one contiguous
@@ -12,7 +12,7 @@ function slice({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   if (x.dtype === 'string') return stock('Slice')({ inputs, backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
   const [begin, size] = tf.slice_util.parseSliceParams(x as tf.Tensor, attrs.begin as number[], attrs.size as number[]) as [number[], number[]];
   const out = backend.makeOutput(size, x.dtype) as TensorInfo;
-  const total = size.reduce((a, b) => a * b, 1);
+  const total = tf.util.sizeFromShape(size);
   if (total === 0) return out;
   // Merge from the last axis while the slice keeps an axis whole: one run covers them all.
   const shape = x.shape;
@@ -22,15 +22,9 @@ function slice({ inputs, backend, attrs }: KernelArgs): TensorInfo {
     axis--;
     run *= size[axis]!;
   }
-  const strides = new Array<number>(shape.length).fill(1);
-  for (let d = shape.length - 2; d >= 0; d--) strides[d] = strides[d + 1]! * shape[d + 1]!;
-  const xs = backend.typedArrayFromHeap(x as tf.TensorInfo);
-  const os = backend.typedArrayFromHeap(out as tf.TensorInfo);
-  // One view of the whole heap in the element type; offsets in elements.
-  const all = new (xs.constructor as new (b: ArrayBufferLike) => typeof xs)(xs.buffer);
-  const unit = xs.BYTES_PER_ELEMENT;
-  const xBase = xs.byteOffset / unit;
-  let o = os.byteOffset / unit;
+  const strides = [...tf.util.computeStrides(shape), 1];
+  const { all, at: xBase } = heapElements(backend, x);
+  let o = heapElements(backend, out).at;
   // Odometer over the axes before the run's axis (and the run axis' own start).
   const idx = new Array<number>(axis).fill(0);
   const count = total / run;
