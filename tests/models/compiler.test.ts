@@ -3,7 +3,7 @@ import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromGraphModel, fromLayersModel } from '../../src/models/classifier.js';
 import { compileModel } from '../../src/models/compiler/index.js';
 import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
-import { converterClassifier, randomizeStatistics } from './compiler_fixtures.js';
+import { converterClassifier, randomizeStatistics, trainingCall } from './compiler_fixtures.js';
 import { Rng } from '../../src/util/random.js';
 
 type Input = [number, number, number];
@@ -239,14 +239,7 @@ describe('model compiler (models/compiler)', () => {
       const ours = build();
       const theirs = build();
       const compiled = compileModel(ours);
-      const run = (m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor) => () => {
-        const x = tf.tensor4d(uniform(4 * shape[0] * shape[1] * shape[2], 31, 0, 1), [4, ...shape]);
-        const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-        const r = tf.tensor(uniform(4 * 10, 32), [4, 10]);
-        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), r)) as tf.Scalar, vars);
-        const stats = m.weights.filter((w) => /moving/.test(w.originalName)).map((w) => tf.clone(w.read()));
-        return [value, ...vars.map((v) => grads[v.name]!), ...stats];
-      };
+      const run = (m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor) => trainingCall(m, f, shape, 4);
       const before = tf.memory().numTensors;
       const wasm = await onBackend('wasm', run(ours, (t) => compiled.forward(t, true)));
       expect(tf.memory().numTensors).toBe(before);

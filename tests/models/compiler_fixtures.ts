@@ -25,6 +25,22 @@ export function randomizeStatistics(model: tf.LayersModel, seed: number): void {
   }
 }
 
+/**
+ * One training call of `m` through `f` on a seeded batch: [loss, every trainable weight's
+ * gradient, the moving averages after the call], the loss sum(f(x) · r) with r seeded too.
+ */
+export function trainingCall(m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor, shape: readonly [number, number, number], batch: number): () => tf.Tensor[] {
+  return () => {
+    const x = tf.tensor4d(uniform(batch * shape[0] * shape[1] * shape[2], 31, 0, 1), [batch, ...shape]);
+    const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+    const units = m.outputs[0]!.shape[1] as number;
+    const r = tf.tensor(uniform(batch * units, 32), [batch, units]);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), r)) as tf.Scalar, vars);
+    const stats = m.weights.filter((w) => /moving/.test(w.originalName)).map((w) => tf.clone(w.read()));
+    return [value, ...vars.map((v) => grads[v.name]!), ...stats];
+  };
+}
+
 export const b64 = (s: string) => Buffer.from(s).toString('base64');
 const ints = (v: number[]) => ({ list: { i: v.map(String) } });
 export const strs = (v: string[]) => ({ list: { s: v.map(b64) } });

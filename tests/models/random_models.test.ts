@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compileModel } from '../../src/models/compiler/index.js';
 import { Rng } from '../../src/util/random.js';
 import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
-import { b64, conv, graphModel, randomizeStatistics, strs, type ConstSpec } from './compiler_fixtures.js';
+import { b64, conv, graphModel, randomizeStatistics, strs, trainingCall, type ConstSpec } from './compiler_fixtures.js';
 
 type S = tf.SymbolicTensor;
 const ACTS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'elu', 'selu', 'softplus', 'softsign', 'swish', 'hardSigmoid', 'mish', 'gelu'];
@@ -149,15 +149,7 @@ describe('random functional models in training mode', () => {
       const compiled = compileModel(ours.model);
       const cut = ours.model.layers[ours.model.layers.length - 1]!.getConfig().activation === 'softmax';
       const probs = (t: tf.Tensor) => (cut ? tf.softmax(compiled.forward(t, true)) : compiled.forward(t, true));
-      const run = (m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor) => () => {
-        const x = tf.tensor4d(uniform(8 * shape[0] * shape[1] * shape[2], 31, 0, 1), [8, ...shape]);
-        const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-        const units = m.outputs[0]!.shape[1] as number;
-        const r = tf.tensor(uniform(8 * units, 32), [8, units]);
-        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), r)) as tf.Scalar, vars);
-        const stats = m.weights.filter((w) => /moving/.test(w.originalName)).map((w) => tf.clone(w.read()));
-        return [value, ...vars.map((v) => grads[v.name]!), ...stats];
-      };
+      const run = (m: tf.LayersModel, f: (t: tf.Tensor) => tf.Tensor) => trainingCall(m, f, shape, 8);
       const before = tf.memory().numTensors;
       const wasm = await onBackend('wasm', run(ours.model, probs));
       expect(tf.memory().numTensors).toBe(before);
