@@ -30,6 +30,7 @@ import { clampGradInto, reluGradInto } from './kernels/activation_grad.js';
 import { cachedFilter, heap, newFilterCache, releaseFilterCache, run, type FilterCache } from './kernels/heap.js';
 import { maxPoolGradInto } from './kernels/max_pool_grad.js';
 import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, batchNormTrainConfig, batchNormTrainGradConfig, type BatchNormTrainGradAttrs } from './kernels/batch_norm_train.js';
+import { EXPAND_CONV, EXPAND_CONV_GRAD, expandConvConfig, expandConvGradConfig, type ExpandConvAttrs } from './kernels/expand_conv.js';
 
 type TensorInfo = tf.TensorInfo;
 type KernelArgs = { inputs: Record<string, TensorInfo>; backend: BackendWasm; attrs: Record<string, unknown> };
@@ -48,9 +49,10 @@ export const CROP_FILTER = 'AdvkitCropFilter';
 const MAX_POOL_GRAD = 'AdvkitMaxPoolGrad';
 const RELU_GRAD = 'AdvkitReluGrad';
 const ACT_GRAD = 'AdvkitActivationGrad';
+const DENSE_INPUT_GRAD = 'AdvkitDenseInputGrad';
 
 /** The fused ops and their gradient kernels (reported by `advkit info`). */
-export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, CROP_FILTER, BATCH_NORM_TRAIN, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD, BATCH_NORM_TRAIN_GRAD] as const;
+export const FUSED_OPS = [FUSED_CONV, FUSED_DEPTHWISE, FUSED_DENSE, FUSED_MAX_POOL, FUSED_CLAMP, FOLD_BATCH_NORM, CROP_FILTER, BATCH_NORM_TRAIN, MAX_POOL_GRAD, RELU_GRAD, ACT_GRAD, BATCH_NORM_TRAIN_GRAD, EXPAND_CONV, EXPAND_CONV_GRAD, DENSE_INPUT_GRAD] as const;
 
 export interface ConvAttrs {
   strides: [number, number];
@@ -63,6 +65,8 @@ export interface ConvAttrs {
 }
 export interface DenseAttrs {
   activation: Activation;
+  /** The layer's cache of its transposed kernel, for the input gradient (kernels/heap.ts). */
+  kernelCache?: FilterCache;
 }
 export interface ClampAttrs {
   activation: Exclude<Activation, 'linear'>;
@@ -212,6 +216,34 @@ function fusedDense({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   return { dataId: out.dataId, shape: [rows, units], dtype: out.dtype };
 }
 
+/**
+ * dz · kernelᵀ, with kernelᵀ kept in the layer's cache from the second call on the same kernel:
+ * through an attack's steps XNNPACK then multiplies by the same weights (packed once) instead of
+ * packing a fresh transposed operand each step (BatchMatMul with transposeB; a conv run as a
+ * dense product has a 1024x1024 kernel at ResNet-18's last stage, where that took a third longer
+ * than the forward product). A kernel seen once (weights that change every call, as an FGSM-RS
+ * training step's attack sees them) is not copied: building the cache costs more than one product.
+ * Nor is a kernel above MAX_CACHED_KERNEL (a VGG-style 25088x4096 classifier would keep 400 MB).
+ */
+const MAX_CACHED_KERNEL = 1 << 24;
+function denseInputGrad({ inputs, backend, attrs }: KernelArgs): TensorInfo {
+  const { dy, kernel } = inputs as { dy: TensorInfo; kernel: TensorInfo };
+  const cache = attrs.kernelCache as FilterCache;
+  const [rows, units] = dy.shape as [number, number];
+  const k = kernel.shape[0]!;
+  const a = { ...dy, shape: [1, rows, units] };
+  let out: TensorInfo;
+  const big = k * units > MAX_CACHED_KERNEL;
+  if (big || ((cache.key !== kernel.dataId || cache.backend !== backend) && cache.seen !== kernel.dataId)) {
+    cache.seen = kernel.dataId;
+    out = run('BatchMatMul', { a, b: { ...kernel, shape: [1, k, units] } }, { transposeA: false, transposeB: true }, backend);
+  } else {
+    const { value: kT } = cachedFilter(backend, kernel, cache, () => run('Transpose', { x: kernel }, { perm: [1, 0] }, backend));
+    out = run('BatchMatMul', { a, b: { ...kT, shape: [1, units, k] } }, { transposeA: false, transposeB: false }, backend);
+  }
+  return { dataId: out.dataId, shape: [rows, k], dtype: out.dtype };
+}
+
 function maxPool({ inputs, backend, attrs }: KernelArgs): TensorInfo {
   const a = attrs as unknown as PoolAttrs;
   return run('MaxPool', { x: inputs.x }, { filterSize: a.filterSize, strides: a.strides, pad: a.pad, dimRoundingMode: undefined }, backend);
@@ -259,6 +291,16 @@ export function foldBatchNormWeights(inputs: { filter: tf.Tensor; bias?: tf.Tens
 }
 
 /**
+ * A conv's weights as a dense layer's from every input position to every output position
+ * (kernels/expand_conv.ts): [W_big, the bias tiled] ([W_big] without a bias), differentiable in
+ * both, kept in the attrs' slot while the filter and bias are unchanged.
+ */
+export function expandConvWeights(filter: tf.Tensor, bias: tf.Tensor | undefined, attrs: ExpandConvAttrs): tf.Tensor[] {
+  registerFusedOps();
+  return tf.engine().runKernel(EXPAND_CONV, bias ? { filter, bias } : { filter }, attrs as unknown as tf.NamedAttrMap) as unknown as tf.Tensor[];
+}
+
+/**
  * Training-mode batch norm over the last axis (kernels/batch_norm_train.ts): [y, batch mean,
  * batch variance (biased)], differentiable in x, gamma and beta.
  */
@@ -275,6 +317,7 @@ export function registerFusedOps(): void {
   const kernels: Array<[string, (a: KernelArgs) => TensorInfo]> = [
     [FUSED_CONV, fusedConv], [FUSED_DEPTHWISE, fusedDepthwise], [FUSED_DENSE, fusedDense], [FUSED_MAX_POOL, maxPool],
     [FUSED_CLAMP, clamp], [MAX_POOL_GRAD, maxPoolGradKernel], [RELU_GRAD, reluGradKernel], [ACT_GRAD, activationGradKernel],
+    [DENSE_INPUT_GRAD, denseInputGrad],
   ];
   for (const [kernelName, fn] of kernels) {
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: fn as unknown as tf.KernelFunc });
@@ -283,6 +326,8 @@ export function registerFusedOps(): void {
   tf.registerKernel({ kernelName: CROP_FILTER, backendName: 'wasm', kernelFunc: cropFilterKernel as unknown as tf.KernelFunc });
   tf.registerKernel(batchNormTrainConfig);
   tf.registerKernel(batchNormTrainGradConfig);
+  tf.registerKernel(expandConvConfig);
+  tf.registerKernel(expandConvGradConfig);
 
   // Conv and depthwise conv: the activation's mask (unless a max pool applied it), then the
   // backend's input and filter gradient kernels, each computed only when asked for.
@@ -314,9 +359,10 @@ export function registerFusedOps(): void {
     outputsToSave: [true],
     gradFunc: (dy, saved, attrs) => {
       const [x, kernel, y] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const dz = activationGrad(dy as tf.Tensor, y, (attrs as unknown as DenseAttrs).activation) as tf.Tensor2D;
+      const a = attrs as unknown as DenseAttrs;
+      const dz = activationGrad(dy as tf.Tensor, y, a.activation) as tf.Tensor2D;
       return {
-        x: () => tf.matMul(dz, kernel, false, true),
+        x: () => (a.kernelCache ? tf.engine().runKernel(DENSE_INPUT_GRAD, { dy: dz, kernel }, { kernelCache: a.kernelCache } as unknown as tf.NamedAttrMap) as tf.Tensor : tf.matMul(dz, kernel, false, true)),
         kernel: () => tf.matMul(x, dz, true, false),
         bias: () => tf.sum(dz, 0),
       };
@@ -386,6 +432,23 @@ export function registerFusedOps(): void {
       const { begin, size } = attrs as unknown as CropAttrs;
       const [kh, kw] = filter.shape;
       return { filter: () => tf.pad(dy as tf.Tensor4D, [[begin[0], kh - begin[0] - size[0]], [begin[1], kw - begin[1] - size[1]], [0, 0], [0, 0]]) };
+    },
+  });
+
+  // W_big's gradient summed back onto the taps; the tiled bias's summed over the positions.
+  tf.registerGradient({
+    kernelName: EXPAND_CONV,
+    inputsToSave: ['filter'],
+    gradFunc: (dys, saved, attrs) => {
+      const [filter] = saved as [tf.Tensor4D];
+      const { slot: _slot, ...geometry } = attrs as unknown as ExpandConvAttrs;
+      // One output (no bias) arrives as a tensor, two as an array.
+      const [dBig, dBias] = (Array.isArray(dys) ? dys : [dys]) as Array<tf.Tensor | null>;
+      const co = filter.shape[3];
+      return {
+        filter: () => (dBig ? tf.engine().runKernel(EXPAND_CONV_GRAD, { dy: dBig }, { ...geometry, filterShape: filter.shape } as unknown as tf.NamedAttrMap) as tf.Tensor : tf.zerosLike(filter)),
+        bias: () => (dBias ? tf.sum(tf.reshape(dBias, [-1, co]), 0) : tf.zeros([co])),
+      };
     },
   });
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { batchNormTrain, FUSED_MAX_POOL, runFused } from '../../src/backend/fused.js';
+import { batchNormTrain, expandConvWeights, FUSED_MAX_POOL, runFused } from '../../src/backend/fused.js';
+import { newExpandSlot, releaseExpandSlot } from '../../src/backend/kernels/expand_conv.js';
 import { setWasmKernelMode } from '../../src/backend/index.js';
 import { Rng } from '../../src/util/random.js';
 import { onBackend, relError, uniform, useBackend } from '../helpers.js';
@@ -304,6 +305,63 @@ describe('wasm forward kernels advkit replaces for speed', () => {
     expect(Array.from(await y.data())).toEqual([1, 2, 3]);
     expect(Array.from(await z.data())).toEqual([1, 2, 3]);
     tf.dispose([y, z]);
+  });
+});
+
+describe('a conv as one dense product over the positions (AdvkitExpandConv)', () => {
+  // 3x3 stride 1 'same' on 2x2 (pad 1 before), and 5x3 stride 2 on 3x2 with explicit padding.
+  const cases = [
+    { filter: [3, 3, 2, 3], g: { inH: 2, inW: 2, outH: 2, outW: 2, strides: [1, 1] as [number, number], top: 1, left: 1 } },
+    { filter: [5, 3, 2, 4], g: { inH: 3, inW: 2, outH: 2, outW: 1, strides: [2, 2] as [number, number], top: 2, left: 1 } },
+  ];
+
+  it('x · W_big + tiled bias equals the conv (cpu), and W_big\'s gradient is its adjoint: <W_big(W), R> = <W, grad(R)>', async () => {
+    for (const [k, { filter, g }] of cases.entries()) {
+      const [kh, kw, ci, co] = filter as [number, number, number, number];
+      const w = uniform(kh * kw * ci * co, 10 + k);
+      const b = uniform(co, 20 + k);
+      const x = uniform(3 * g.inH * g.inW * ci, 30 + k);
+      const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [g.top, (g.outH - 1) * g.strides[0] + kh - g.inH - g.top], [g.left, (g.outW - 1) * g.strides[1] + kw - g.inW - g.left], [0, 0]];
+      const [expected] = await onBackend('cpu', () => [tf.add(tf.conv2d(tf.tensor4d(x, [3, g.inH, g.inW, ci]), tf.tensor4d(w, filter as [number, number, number, number]), g.strides, pad), tf.tensor1d(b))]);
+      await useBackend('wasm');
+      const slot = newExpandSlot();
+      const start = tf.memory().numTensors;
+      const rows = g.inH * g.inW * ci;
+      const cols = g.outH * g.outW * co;
+      const r = uniform(rows * cols, 40 + k);
+      const { got, lhs, rhs } = tf.tidy(() => {
+        const wt = tf.tensor4d(w, filter as [number, number, number, number]);
+        const [big, tiled] = expandConvWeights(wt, tf.tensor1d(b), { ...g, slot });
+        const y = tf.add(tf.matMul(tf.tensor2d(x, [3, rows]), big!), tiled!);
+        const rt = tf.tensor2d(r, [rows, cols]);
+        const gw = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(expandConvWeights(t, undefined, { ...g, slot: newExpandSlot() })[0]!, rt)))(wt);
+        return { got: y.dataSync(), lhs: tf.sum(tf.mul(big!, rt)).dataSync()[0]!, rhs: tf.sum(tf.mul(wt, gw)).dataSync()[0]! };
+      });
+      expect(relError(got, expected!)).toBeLessThanOrEqual(1e-5);
+      expect(Math.abs(lhs - rhs)).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(lhs)));
+      releaseExpandSlot(slot);
+      expect(tf.memory().numTensors).toBe(start);
+    }
+  });
+
+  it('the same filter and bias give back the same buffers (XNNPACK\'s packed weights stay warm); a changed filter rebuilds them; releasing the slot frees them', async () => {
+    await useBackend('wasm');
+    const { filter, g } = cases[0]!;
+    const slot = newExpandSlot();
+    const bytes = tf.memory().numBytes;
+    const w = tf.tensor4d(uniform(54, 1), filter as [number, number, number, number]);
+    const b = tf.tensor1d(uniform(3, 2));
+    const [big1, tiled1] = expandConvWeights(w, b, { ...g, slot });
+    const [big2, tiled2] = expandConvWeights(w, b, { ...g, slot });
+    expect(big2!.dataId).toBe(big1!.dataId);
+    expect(tiled2!.dataId).toBe(tiled1!.dataId);
+    const w2 = tf.mul(w, 2);
+    const [big3, tiled3] = expandConvWeights(w2, b, { ...g, slot });
+    expect(big3!.dataId).not.toBe(big1!.dataId);
+    expect(Array.from(await big3!.data())).toEqual(Array.from(await big1!.data()).map((v) => v * 2));
+    tf.dispose([w, b, w2, big1!, tiled1!, big2!, tiled2!, big3!, tiled3!]);
+    releaseExpandSlot(slot);
+    expect(tf.memory().numBytes).toBe(bytes);
   });
 });
 

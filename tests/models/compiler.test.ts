@@ -363,28 +363,59 @@ describe('model compiler (models/compiler)', () => {
     const compiled = compileModel(model);
     const x = tf.randomUniform([2, 4, 4, 3], 0, 1, 'float32', 5);
     const step = () => tf.grad((t: tf.Tensor) => tf.sum(compiled.forward(t, false)))(x);
-    tf.dispose(step());
-    const profile = await tf.profile(() => step());
+    const warmUp = step();
+    // (Kernels run inside advkit's kernels are not in tf.profile: count the 2-D Transposes there.)
+    const transpose = tf.getKernel('Transpose', 'wasm')!;
+    let transposes = 0;
+    tf.unregisterKernel('Transpose', 'wasm');
+    tf.registerKernel({ ...transpose, kernelFunc: (args) => { if (args.inputs.x!.shape.length === 2) transposes++; return transpose.kernelFunc(args); } });
+    let profile!: Awaited<ReturnType<typeof tf.profile>>;
+    let third!: Awaited<ReturnType<typeof tf.profile>>;
+    let built = -1;
+    try {
+      profile = await tf.profile(() => step());
+      built = transposes;
+      transposes = 0;
+      third = await tf.profile(() => step());
+    } finally {
+      tf.unregisterKernel('Transpose', 'wasm');
+      tf.registerKernel(transpose);
+    }
     const filters = profile.kernels.filter((k) => k.name === 'AdvkitConv2D' || k.name === 'AdvkitDepthwiseConv2D').map((k) => k.inputShapes[1]!.slice(0, 2).join('x'));
-    // 3x3 on 2x2 keeps its taps; 3x3/2 onto 1x1 keeps 2x2; 3x3 on 1x1 keeps 1x1 (conv and depthwise); 7x7 on 3x2 keeps 5x3.
-    expect(filters).toEqual(['3x3', '3x3', '2x2', '1x1', '1x1', '1x1', '5x3']);
+    // 3x3/2 onto 1x1 keeps 2x2; 3x3 on 1x1 keeps 1x1 (conv and depthwise); 7x7 on 3x2 keeps 5x3.
+    expect(filters).toEqual(['3x3', '2x2', '1x1', '1x1', '1x1']);
+    // 3x3 on 2x2 (4 positions, 9 taps) and the cropped 5x3 on 3x2 (6 positions, 15 taps) run as
+    // one dense product each: x [2, positions·ci] times the expanded weights.
+    const expanded = profile.kernels.filter((k) => k.name === 'AdvkitExpandConv').map((k) => k.inputShapes[0]!.join('x'));
+    expect(expanded).toEqual(['3x3x6x6', '5x3x6x4']);
+    expect(profile.kernels.filter((k) => k.name === '_FusedMatMul' || k.name === 'AdvkitDense').length).toBeGreaterThanOrEqual(3);
     // The second step slices no filter: the crop kernel hands back the filter it cropped before
     // (the one Slice left is the concatenation's gradient, on [2, 8] activations).
     const filterShapes = new Set(model.weights.filter((w) => w.shape.length === 4).map((w) => w.shape.join('x')));
     const slices = profile.kernels.filter((k) => k.name === 'Slice').map((k) => k.inputShapes[0]!.join('x'));
     expect(slices.filter((sh) => filterShapes.has(sh))).toEqual([]);
     expect(profile.kernels.filter((k) => k.name === 'AdvkitCropFilter')).toHaveLength(5);
-    tf.dispose([x, profile.result as tf.Tensor]);
+    // The dense products' input gradients (the two convs run as dense products and the last Dense
+    // layer) multiply by a transposed copy of their weights kept from the second step on: built
+    // in the second step, reused in the third. Every step's gradient is the same (up to rounding:
+    // the first multiplies by the transposed weights another way).
+    expect(built).toBe(3);
+    expect(transposes).toBe(0);
+    expect(third.kernels.filter((k) => k.name === 'AdvkitDenseInputGrad')).toHaveLength(3);
+    expect(Array.from(await (third.result as tf.Tensor).data())).toEqual(Array.from(await (profile.result as tf.Tensor).data()));
+    expect(relError(await (third.result as tf.Tensor).data(), await warmUp.data())).toBeLessThanOrEqual(1e-6);
+    tf.dispose([x, warmUp, profile.result as tf.Tensor, third.result as tf.Tensor]);
     compiled.dispose();
     model.dispose();
   });
 
-  it('random conv shapes (maps 1-5, kernels 1-7, strides 1-3, same or explicit padding, conv and depthwise): logits, input and weight gradients equal the layer\'s own on wasm, many with cropped taps', async () => {
+  it('random conv shapes (maps 1-5, kernels 1-7, strides 1-3, same or explicit padding, conv and depthwise, with or without bias, linear/relu/relu6): logits, input and weight gradients equal the layer\'s own on wasm, many with cropped taps, many as one dense product', async () => {
     await useBackend('wasm');
     const rng = new Rng(7);
     const ri = (a: number, b: number) => a + Math.floor(rng.next() * (b - a + 1));
     let checked = 0;
     let cropped = 0;
+    let dense = 0;
     while (checked < 40) {
       const [h, w, kh, kw, s] = [ri(1, 5), ri(1, 5), ri(1, 7), ri(1, 7), ri(1, 3)];
       const depthwise = rng.next() < 0.3;
@@ -393,7 +424,9 @@ describe('model compiler (models/compiler)', () => {
       if (explicit && (h + pads[0][0] + pads[0][1] < kh || w + pads[1][0] + pads[1][1] < kw)) continue;
       const input = tf.input({ shape: [h, w, 2] });
       const padded = explicit ? tf.layers.zeroPadding2d({ padding: pads }).apply(input) as tf.SymbolicTensor : input;
-      const options = { kernelSize: [kh, kw] as [number, number], strides: s, padding: explicit ? 'valid' as const : 'same' as const, biasInitializer: 'ones' as const };
+      const activation = (['linear', 'relu', 'relu6'] as const)[ri(0, 2)];
+      const useBias = rng.next() < 0.7;
+      const options = { kernelSize: [kh, kw] as [number, number], strides: s, padding: explicit ? 'valid' as const : 'same' as const, biasInitializer: 'ones' as const, activation, useBias };
       const conv = (depthwise ? tf.layers.depthwiseConv2d(options) : tf.layers.conv2d({ ...options, filters: 3 })).apply(padded) as tf.SymbolicTensor;
       const model = tf.model({ inputs: input, outputs: tf.layers.flatten().apply(conv) as tf.SymbolicTensor });
       const compiled = compileModel(model);
@@ -407,14 +440,16 @@ describe('model compiler (models/compiler)', () => {
       });
       const profile = await tf.profile(() => compiled.forward(x, false));
       if (profile.kernels.some((k) => k.name === 'AdvkitCropFilter')) cropped++;
+      if (profile.kernels.some((k) => k.name === 'AdvkitExpandConv')) dense++;
       const ours = all((t) => compiled.forward(t, false));
       const theirs = all((t) => model.apply(t) as tf.Tensor);
-      ours.forEach((o, i) => expect(relError(o, theirs[i]!), `${JSON.stringify({ h, w, kh, kw, s, depthwise, explicit, pads })} output ${i}`).toBeLessThanOrEqual(1e-4));
+      ours.forEach((o, i) => expect(relError(o, theirs[i]!), `${JSON.stringify({ h, w, kh, kw, s, depthwise, explicit, pads, activation, useBias })} output ${i}`).toBeLessThanOrEqual(1e-4));
       tf.dispose([x, r, profile.result as tf.Tensor]);
       model.dispose();
       checked++;
     }
     expect(cropped).toBeGreaterThan(10);
+    expect(dense).toBeGreaterThan(10);
   });
 
   it('a nested backbone is inlined once per call; it survives save and load (the Keras transfer-learning export)', async () => {

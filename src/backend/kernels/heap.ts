@@ -103,9 +103,11 @@ export interface FilterCache {
   key: object | null;
   backend: BackendWasm | null;
   value: TensorInfo | null;
+  /** For callers that cache a filter only once it is used twice: the last one seen. */
+  seen?: object | null;
 }
 export function newFilterCache(): FilterCache {
-  return { key: null, backend: null, value: null };
+  return { key: null, backend: null, value: null, seen: null };
 }
 export function releaseFilterCache(cache: FilterCache): void {
   if (cache.backend && cache.value) cache.backend.disposeData(cache.value.dataId);

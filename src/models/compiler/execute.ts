@@ -8,32 +8,37 @@
  *
  * Training mode runs batch norm with batch statistics (moving averages updated; on the fast path
  * one wasm kernel each way) and Dropout as its layer. Convs on maps smaller than their reach drop
- * the taps that read only padding (tapCrop). Each intermediate is released after its last use
+ * the taps that read only padding (tapCrop), and a conv on a map with fewer positions than its
+ * filter has taps runs as one dense product over the positions (denseConv). Each intermediate is released after its last use
  * (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
-import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
+import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, expandConvWeights, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
+import { newExpandSlot, releaseExpandSlot, type ExpandGeometry, type ExpandSlot } from '../../backend/kernels/expand_conv.js';
 import { newFilterCache, releaseFilterCache, type FilterCache } from '../../backend/kernels/heap.js';
 import type { Activation, ActivationFn, BatchNormParams, Graph, Node, Op, Padding, Param } from './ir.js';
 
 /**
  * Per-node state of a compiled graph: the fold slot of each layer with a folded batch norm, the
- * filter cache of each conv's input gradient.
+ * filter cache of each conv's or dense layer's input gradient, the cropped and the expanded
+ * weights of each conv.
  */
 export interface Runtime {
   slots: Map<number, FoldSlot>;
   filters: Map<number, FilterCache>;
   crops: Map<number, CropSlot>;
+  expands: Map<number, ExpandSlot>;
 }
 
 /** Creates the runtime of `g` (no tensors: slots fill on first use, on the backend in use). */
 export function createRuntime(g: Graph): Runtime {
-  const rt: Runtime = { slots: new Map(), filters: new Map(), crops: new Map() };
+  const rt: Runtime = { slots: new Map(), filters: new Map(), crops: new Map(), expands: new Map() };
   g.nodes.forEach((node, i) => {
     if ((node.op.kind === 'conv' || node.op.kind === 'dense') && node.op.bn) rt.slots.set(i, newFoldSlot());
+    if (node.op.kind === 'conv' || node.op.kind === 'dense') rt.filters.set(i, newFilterCache());
     if (node.op.kind === 'conv') {
-      rt.filters.set(i, newFilterCache());
       rt.crops.set(i, newCropSlot());
+      if (!node.op.depthwise) rt.expands.set(i, newExpandSlot());
     }
   });
   return rt;
@@ -43,6 +48,7 @@ export function disposeRuntime(rt: Runtime): void {
   for (const slot of rt.slots.values()) releaseFoldSlot(slot);
   for (const cache of rt.filters.values()) releaseFilterCache(cache);
   for (const slot of rt.crops.values()) releaseFilterCache(slot);
+  for (const slot of rt.expands.values()) releaseExpandSlot(slot);
 }
 
 function explicitPad(pad: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
@@ -230,6 +236,23 @@ function tapCrop(op: Extract<Op, { kind: 'conv' }>, x: tf.Tensor, filterShape: n
   return { begin: [rows.first, cols.first], size: [rows.count, cols.count], pad: [rows.pad, cols.pad] };
 }
 
+/** Weights of a dense product over the positions above which a conv's takes its place (16M floats, 64 MB). */
+const MAX_EXPANDED = 1 << 24;
+
+/**
+ * The geometry for running a conv (after tapCrop) as x [N, inH·inW·ci] · W_big (see
+ * kernels/expand_conv.ts), when that multiplies less than the conv does: the map has fewer
+ * positions than the filter has taps (a 3x3 conv on 2x2, a 5x5 on 3x3), and W_big is not
+ * larger than MAX_EXPANDED. Null otherwise, and for depthwise convs (per channel there is no GEMM).
+ */
+function denseConv(x: tf.Tensor, filterShape: number[], strides: [number, number], pad: Padding): ExpandGeometry | null {
+  const [kh, kw, ci, co] = filterShape as [number, number, number, number];
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filterShape as [number, number, number, number], strides, 1, explicitPad(pad));
+  const positions = info.inHeight * info.inWidth;
+  if (positions >= kh * kw || positions * ci * info.outHeight * info.outWidth * co > MAX_EXPANDED) return null;
+  return { inH: info.inHeight, inW: info.inWidth, outH: info.outHeight, outW: info.outWidth, strides, top: info.padInfo.top, left: info.padInfo.left };
+}
+
 function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast: boolean, rt: Runtime): tf.Tensor {
   // A conv's filter with its dilation written out and, when the input is small, cropped to the taps that read it.
   const convFilter = (o: Extract<Op, { kind: 'conv' }>, w: tf.Tensor): { filter: tf.Tensor; pad: Padding } => {
@@ -241,8 +264,16 @@ function runLayer(op: LayerOp, i: number, h: tf.Tensor, training: boolean, fast:
   };
   if (fast) {
     const fused = (w: tf.Tensor, b: tf.Tensor | undefined, act: Activation) => {
-      if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act });
+      // The transposed kernel is cached for inference (an attack's steps); in training the weights change every step.
+      const kernelCache = training ? undefined : rt.filters.get(i);
+      if (op.kind === 'dense') return runFused(FUSED_DENSE, { x: h, kernel: w, bias: b }, { activation: act, kernelCache });
       const { filter, pad } = convFilter(op, w);
+      const dense = op.depthwise ? null : denseConv(h, filter.shape, op.strides, pad);
+      if (dense) {
+        const [big, tiled] = expandConvWeights(filter, b, { ...dense, slot: rt.expands.get(i)! });
+        const y = runFused(FUSED_DENSE, { x: tf.reshape(h, [h.shape[0]!, -1]), kernel: big!, bias: tiled }, { activation: act, kernelCache });
+        return tf.reshape(y, [h.shape[0]!, dense.outH, dense.outW, filter.shape[3]!]);
+      }
       return runFused(op.depthwise ? FUSED_DEPTHWISE : FUSED_CONV, { x: h, filter, bias: b },
         { strides: op.strides, pad: explicitPad(pad), activation: act, maskedUpstream: act === 'relu' && op.maskedByPool === true, filterCache: rt.filters.get(i) });
     };
