@@ -397,13 +397,14 @@ describe('model compiler (models/compiler)', () => {
     expect(profile.kernels.filter((k) => k.name === 'AdvkitCropFilter')).toHaveLength(5);
     // The dense products' input gradients (the two convs run as dense products and the last Dense
     // layer) multiply by a transposed copy of their weights kept from the second step on: built
-    // in the second step, reused in the third. Every step's gradient is the same (up to rounding:
-    // the first multiplies by the transposed weights another way).
+    // in the second step, reused in the third. Every step's gradient is the same, bit for bit
+    // (XNNPACK sums each product in the same order whichever operand is transposed), so results
+    // do not depend on which call first saw a kernel (batch splits, worker counts).
     expect(built).toBe(3);
     expect(transposes).toBe(0);
     expect(third.kernels.filter((k) => k.name === 'AdvkitDenseInputGrad')).toHaveLength(3);
     expect(Array.from(await (third.result as tf.Tensor).data())).toEqual(Array.from(await (profile.result as tf.Tensor).data()));
-    expect(relError(await (third.result as tf.Tensor).data(), await warmUp.data())).toBeLessThanOrEqual(1e-6);
+    expect(Array.from(await (third.result as tf.Tensor).data())).toEqual(Array.from(await warmUp.data()));
     tf.dispose([x, warmUp, profile.result as tf.Tensor, third.result as tf.Tensor]);
     compiled.dispose();
     model.dispose();
