@@ -247,6 +247,9 @@ export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions 
   if (!shape || shape.length !== 3 || shape.some((d) => !(d > 0))) {
     throw new ModelError(`Error in ${fn}: cannot tell the image shape from the graph's input (${show(input?.shape)}); pass inputShape [H, W, C].`);
   }
+  if (input?.dtype !== undefined && input.dtype !== 'float32') {
+    throw new ModelError(`Error in ${fn}: the graph's input '${input.name}' is ${input.dtype}, but attacks perturb float32 images; re-export the model with a float32 input (cast or quantize inside the model if it must).`);
+  }
   const compiled = compileOrThrow(fn, model, options.output);
   // The model's own output shape, from one forward pass of its executor.
   const probe = tf.tidy(() => model.predict(tf.zeros([1, shape[0]!, shape[1]!, shape[2]!])) as tf.Tensor);

@@ -3,7 +3,8 @@ import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromGraphModel, fromLayersModel } from '../../src/models/classifier.js';
 import { compileModel } from '../../src/models/compiler/index.js';
 import { onBackend, relError, tf, uniform, useBackend } from '../helpers.js';
-import { converterClassifier, randomizeStatistics, trainingCall } from './compiler_fixtures.js';
+import { converterClassifier, graphModel, randomizeStatistics, trainingCall } from './compiler_fixtures.js';
+import { ModelError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/random.js';
 
 type Input = [number, number, number];
@@ -592,6 +593,21 @@ describe('GraphModels through the compiler', () => {
     const [o, zv] = [await ours.data(), await z.data()];
     expect(Array.from(o)).toEqual([0, zv[0]!, 0, zv[1]!].map((v) => Math.fround(v)));
     tf.dispose([x, ours, z]);
+  });
+
+  it('a graph with an integer image input is refused with a ModelError naming the input and its dtype (attacks perturb float32 images)', async () => {
+    await useBackend('wasm');
+    for (const dtype of ['DT_INT32', 'DT_UINT8'] as const) {
+      const g = await graphModel([
+        { name: 'cast', op: 'Cast', input: ['pixels'], attr: { SrcT: { type: dtype }, DstT: { type: 'DT_FLOAT' } } },
+        { name: 'flat', op: 'Reshape', input: ['cast', 'shape'], attr: { T: { type: 'DT_FLOAT' } } },
+        { name: 'fc', op: 'MatMul', input: ['flat', 'w'], attr: { T: { type: 'DT_FLOAT' } } },
+      ], [{ name: 'shape', shape: [2], values: new Int32Array([-1, 12]), dtype: 'int32' }, { name: 'w', shape: [12, 3], values: uniform(36, 3) }],
+      { name: 'pixels', shape: [-1, 2, 2, 3], dtype });
+      expect(() => fromGraphModel(g)).toThrow(ModelError);
+      expect(() => fromGraphModel(g)).toThrow(new RegExp(`input 'pixels' is ${dtype === 'DT_INT32' ? 'int32' : '(uint8|int32)'}.*re-export the model with a float32 input`));
+      g.dispose();
+    }
   });
 
   it('fused LeakyRelu (leakyrelu_alpha) and Prelu (slopes after the bias), and a standalone Prelu op, compile whole; logits and input gradients equal the executor on cpu', async () => {

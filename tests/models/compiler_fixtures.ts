@@ -48,7 +48,7 @@ export const strs = (v: string[]) => ({ list: { s: v.map(b64) } });
 export interface ConstSpec { name: string; shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' }
 
 /** A GraphModel from nodes and constants, through tf.loadGraphModel as a user would load one. */
-export async function graphModel(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[] }): Promise<tf.GraphModel> {
+export async function graphModel(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[]; dtype?: 'DT_FLOAT' | 'DT_INT32' | 'DT_UINT8' }): Promise<tf.GraphModel> {
   const weightSpecs = consts.map((c) => ({ name: c.name, shape: c.shape, dtype: c.dtype ?? 'float32' }));
   const total = consts.reduce((a, c) => a + c.values.byteLength, 0);
   const buf = new Uint8Array(total);
@@ -58,7 +58,7 @@ export async function graphModel(nodes: object[], consts: ConstSpec[], input: { 
     off += c.values.byteLength;
   }
   const constNodes = consts.map((c) => ({ name: c.name, op: 'Const', attr: { dtype: { type: c.dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT' }, value: { tensor: { dtype: c.dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT', tensorShape: { dim: c.shape.map((d) => ({ size: String(d) })) } } } } }));
-  const placeholder = { name: input.name, op: 'Placeholder', attr: { dtype: { type: 'DT_FLOAT' }, shape: { shape: { dim: input.shape.map((d) => ({ size: String(d) })) } } } };
+  const placeholder = { name: input.name, op: 'Placeholder', attr: { dtype: { type: input.dtype ?? 'DT_FLOAT' }, shape: { shape: { dim: input.shape.map((d) => ({ size: String(d) })) } } } };
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: { node: [placeholder, ...constNodes, ...nodes], library: {}, versions: { producer: 1 } },
     format: 'graph-model', generatedBy: 'advkit tests', convertedBy: 'hand',
