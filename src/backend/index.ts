@@ -138,6 +138,19 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
   throw new BackendError(`Error in initBackend: no backend could be initialised: ${notes.join('; ')}`);
 }
 
+/**
+ * Copies a float32 tensor's values into `out` at `at`. On wasm straight from the heap: `data()`
+ * would first copy them into a fresh array, and fresh memory is slow to fault in on some VMs
+ * (a 45 MB copy of ResNet-18's weights: ~115 ms into fresh memory, ~3 ms into reused memory).
+ */
+export function readInto(t: tf.Tensor, out: Float32Array, at: number): void {
+  if (t.dtype === 'float32' && tf.getBackend() === 'wasm') {
+    out.set((tf.backend() as BackendWasm).typedArrayFromHeap(t) as Float32Array, at);
+  } else {
+    out.set(t.dataSync() as Float32Array, at);
+  }
+}
+
 /** The status of the last `initBackend`, or undefined before one. */
 export function backendStatus(): BackendStatus | undefined {
   return current;

@@ -19,6 +19,7 @@ import type { Classifier } from '../models/classifier.js';
 import type { TrainPool } from './train_pool.js';
 import { deriveSeed, seedFor } from '../util/random.js';
 import { forward } from '../models/compiled.js';
+import { readInto } from '../backend/index.js';
 
 /** What a shard needs besides its examples and the current weights. */
 export interface ShardSpec {
@@ -110,6 +111,16 @@ export async function flatValues(tensors: readonly tf.Tensor[]): Promise<Float32
     at += t.size;
   }
   return flat;
+}
+
+/** flatValues into `out` (its length the tensors' total size), without a copy per tensor on wasm. */
+export function flatValuesInto(tensors: readonly tf.Tensor[], out: Float32Array): Float32Array {
+  let at = 0;
+  for (const t of tensors) {
+    readInto(t, out, at);
+    at += t.size;
+  }
+  return out;
 }
 
 /** New tensors shaped like `like`, cut in order from `flat` (flatValues undone). */
@@ -210,11 +221,8 @@ async function localShards(model: tf.LayersModel, vars: tf.Variable[], view: Cla
 
 /** The shards of a batch on the pool's workers, at the current weights. */
 async function poolShards(pool: TrainPool, vars: tf.Variable[], x: tf.Tensor4D, y: tf.Tensor1D, specs: Array<[number, number, ShardSpec]>, state: Float32Array | undefined): Promise<{ summed: tf.Tensor[]; parts: Array<{ loss: number; hits: number; state?: Float32Array }> }> {
-  const weights = await flatValues(vars);
   const [xs, ys] = await Promise.all([x.data() as Promise<Float32Array>, y.data() as Promise<Int32Array>]);
-  const [, h, w, c] = x.shape;
-  const per = h * w * c;
-  const replies = await Promise.all(specs.map(([s0, s1, spec]) => pool.gradients(weights, xs.subarray(s0 * per, s1 * per), [s1 - s0, h, w, c], ys.subarray(s0, s1), spec, state)));
+  const replies = await pool.shards(vars, state, xs, x.shape, ys, specs);
   // Shards summed in shard order; a Float32Array store rounds each sum to float32 exactly as a
   // float32 addition does, so this equals localShards' tf.add chain bit for bit.
   const acc = replies[0]!.grads;

@@ -9,7 +9,7 @@ import { initBackend } from '../backend/index.js';
 import type { PoolReply } from '../backend/pool.js';
 import { trainingView } from './adversarial_training.js';
 import { errorPayload } from '../util/errors.js';
-import { assignFlat, flatValues, shardGradients, stateVariables, trainableVariables, type ShardSpec } from './train_step.js';
+import { assignFlat, flatValuesInto, shardGradients, stateVariables, trainableVariables, type ShardSpec } from './train_step.js';
 
 export interface TrainWorkerInit {
   backend: string;
@@ -20,22 +20,22 @@ export interface TrainWorkerInit {
 
 export interface TrainJob {
   id: number;
-  /** The trainable weights, flattened in the model's trainableWeights order. */
+  /** The trainable weights, flattened in the model's trainableWeights order (shared with the host). */
   weights: Float32Array;
+  /** Where the shard's gradients go, flattened like the weights (shared with the host). */
+  grads: Float32Array;
   x: Float32Array;
   shape: [number, number, number, number];
   y: Int32Array;
   spec: ShardSpec;
-  /** The non-trainable weights to start from (flattened); the reply carries them after the shard. */
+  /** The non-trainable weights to start from (flattened), and where they go after the shard. */
   state?: Float32Array;
+  stateOut?: Float32Array;
 }
 
 export interface TrainReply extends PoolReply {
-  /** The shard's gradients, flattened like the weights. */
-  grads?: Float32Array;
   loss?: number;
   hits?: number;
-  state?: Float32Array;
 }
 
 const init = workerData as TrainWorkerInit;
@@ -53,10 +53,10 @@ parentPort!.on('message', (job: TrainJob) => {
       assignFlat(vars, job.weights);
       if (job.state) assignFlat(stateVars, job.state);
       const r = await shardGradients(model, vars, view, x, y, job.spec);
-      const grads = await flatValues(r.grads);
+      flatValuesInto(r.grads, job.grads);
       tf.dispose(r.grads);
-      const state = job.state ? await flatValues(stateVars) : undefined;
-      parentPort!.postMessage({ id: job.id, grads, loss: r.loss, hits: r.hits, state } satisfies TrainReply, [grads.buffer as ArrayBuffer, ...(state ? [state.buffer as ArrayBuffer] : [])]);
+      if (job.stateOut) flatValuesInto(stateVars, job.stateOut);
+      parentPort!.postMessage({ id: job.id, loss: r.loss, hits: r.hits } satisfies TrainReply);
     } catch (err) {
       parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies TrainReply);
     } finally {

@@ -89,6 +89,38 @@ describe('training on wasm', () => {
     }
   });
 
+  it('the pool shares its weights and gradient buffers with the workers and reuses them from step to step; a second step started while one runs is refused', async () => {
+    await useBackend('wasm');
+    const model = buildArchitecture('mnist-cnn', { seed: 5 });
+    const pool = await TrainPool.create(model, { workers: 2, backend: 'wasm', inputShape: [28, 28, 1], numClasses: 10 });
+    const x = tf.randomUniform([8, 28, 28, 1], 0, 1, 'float32', 1) as tf.Tensor4D;
+    const y = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
+    const opt = tf.train.sgd(0.1);
+    try {
+      const step = () => trainingStep(model, opt, x, y, { numClasses: 10, shards: 2, pool, seed: 1 });
+      await step();
+      const size = model.trainableWeights.reduce((a, w) => a + w.shape.reduce((p: number, d) => p * d!, 1), 0);
+      const names = ['weights', 'grads 0', 'grads 1'];
+      const buffers = names.map((name) => pool.shared(name, size));
+      expect(buffers.every((b) => b.buffer instanceof SharedArrayBuffer)).toBe(true);
+      await step();
+      names.forEach((name, i) => expect(pool.shared(name, size)).toBe(buffers[i]));
+      const running = step();
+      await expect(step()).rejects.toThrow(/running another step/);
+      await running;
+      // The refused step changed nothing: three updates, as three lone steps in this thread make.
+      const alone = buildArchitecture('mnist-cnn', { seed: 5 });
+      const optAlone = tf.train.sgd(0.1);
+      for (let i = 0; i < 3; i++) await trainingStep(alone, optAlone, x, y, { numClasses: 10, shards: 2, seed: 1 });
+      expect((await weightsOf(model)).equals(await weightsOf(alone))).toBe(true);
+      alone.dispose();
+    } finally {
+      await pool.close();
+      tf.dispose([x, y]);
+      model.dispose();
+    }
+  });
+
   it('shards change the arithmetic, not the gradient: 1 and 4 shards give nearly the same weights', async () => {
     await useBackend('wasm');
     const data = take(loadMnist('train'), 64);
