@@ -4,13 +4,14 @@
  * gradients) or a pass per operation (the ReLU gradient as step + multiply) run here as
  * branch-free 128-bit SIMD.
  *
- * `simdKernels(backend)` returns null where the module cannot run (no WebAssembly SIMD in this
- * runtime, or the backend's memory is shared, as in its threaded build); callers then use their
- * JavaScript path, which has the same semantics.
+ * The threaded backend (wasm_threads.ts) has a shared memory; the module is then the variant
+ * that imports a shared memory (the same code). `simdKernels(backend)` returns null where the
+ * module cannot run (no WebAssembly SIMD in this runtime); callers then use their JavaScript
+ * path, which has the same semantics.
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { SIMD_KERNELS_WASM } from './simd_kernels.generated.js';
+import { SIMD_KERNELS_WASM, SIMD_KERNELS_WASM_SHARED } from './simd_kernels.generated.js';
 
 export interface SimdKernels {
   /** out = y > 0 ? dy : 0 over n floats. */
@@ -69,17 +70,18 @@ interface WasmApi {
 const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 const cache = new WeakMap<BackendWasm, SimdKernels | null>();
-let compiled: object | null | undefined;
+const compiled = new Map<boolean, object | null>();
 
-function compile(): object | null {
-  if (compiled === undefined) {
+/** The compiled module for a plain or a shared memory (null without WebAssembly SIMD). */
+function compile(shared: boolean): object | null {
+  if (!compiled.has(shared)) {
     try {
-      compiled = new WA.Module(Buffer.from(SIMD_KERNELS_WASM, 'base64'));
+      compiled.set(shared, new WA.Module(Buffer.from(shared ? SIMD_KERNELS_WASM_SHARED : SIMD_KERNELS_WASM, 'base64')));
     } catch {
-      compiled = null; // no WebAssembly SIMD here
+      compiled.set(shared, null); // no WebAssembly SIMD here
     }
   }
-  return compiled;
+  return compiled.get(shared)!;
 }
 
 function backendMemory(backend: BackendWasm): WasmMemory | null {
@@ -87,16 +89,17 @@ function backendMemory(backend: BackendWasm): WasmMemory | null {
   const memory = wasm.asm?.memory ?? wasm.wasmMemory;
   if (!(memory instanceof WA.Memory)) return null;
   if (memory.buffer !== wasm.HEAPU8.buffer) return null;
-  if (typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer) return null;
   return memory;
 }
+
+const isShared = (memory: WasmMemory) => typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
 
 /** The SIMD kernels bound to this backend's heap, or null where they cannot run. */
 export function simdKernels(backend: BackendWasm): SimdKernels | null {
   if (cache.has(backend)) return cache.get(backend)!;
   let kernels: SimdKernels | null = null;
-  const module = compile();
-  const memory = module ? backendMemory(backend) : null;
+  const memory = backendMemory(backend);
+  const module = memory ? compile(isShared(memory)) : null;
   if (module && memory) {
     const e = new WA.Instance(module, { env: { memory } }).exports as unknown as Exports;
     const at = (t: tf.TensorInfo) => backend.dataIdMap.get(t.dataId)!.memoryOffset;
