@@ -15,6 +15,7 @@ import { simdKernels } from './simd.js';
 import { registerCpuKernels, registerWasmKernels, WASM_KERNELS } from './kernels/register_all_kernels.js';
 export { setWasmKernelMode, type WasmKernelMode } from './kernels/register_all_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
+import { registerThreadedWasm, wasmThreads } from './wasm_threads.js';
 
 export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -77,14 +78,42 @@ async function loadNative(): Promise<string | undefined> {
   return reasons.join('; ');
 }
 
-async function loadWasm(): Promise<string | undefined> {
+/**
+ * Threads for XNNPACK inside each wasm call: ADVKIT_WASM_THREADS, else the cores (at most 8, the
+ * threaded build's pool). One is tfjs' own single-threaded build; more load its threaded build
+ * (wasm_threads.ts). Worker pools give each of their threads one.
+ */
+export function wasmThreadsRequested(): number {
+  const raw = process.env.ADVKIT_WASM_THREADS;
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  if (raw === undefined || raw.trim() === '') return Math.max(1, Math.min(8, cores));
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > 8) {
+    throw new InvalidArgumentError(`Error in ADVKIT_WASM_THREADS: ${show(raw)} is not a thread count from 1 to 8; unset it (one per core) or set e.g. ADVKIT_WASM_THREADS=1.`);
+  }
+  return n;
+}
+
+/** The threaded build's start-up, bounded: a build that cannot start its threads would otherwise wait for them forever. */
+const THREADED_START_MS = 30_000;
+
+async function loadWasm(notes: string[]): Promise<string | undefined> {
+  const threads = wasmThreadsRequested();
   try {
     await import('@tensorflow/tfjs-backend-wasm');
-    registerWasmKernels();
-    return undefined;
   } catch (err) {
     return `@tensorflow/tfjs-backend-wasm failed to load: ${firstLine(err)}`;
   }
+  if (threads > 1) {
+    try {
+      await registerThreadedWasm(threads, THREADED_START_MS);
+    } catch (err) {
+      // tfjs' single-threaded build is still registered: the backend works, on one thread.
+      notes.push(`wasm runs on one thread: its threaded build (ADVKIT_WASM_THREADS=${threads}) did not start: ${firstLine(err)}`);
+    }
+  }
+  registerWasmKernels();
+  return undefined;
 }
 
 async function activate(name: BackendName): Promise<string | undefined> {
@@ -122,7 +151,7 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
   for (const name of order) {
     let why: string | undefined;
     if (name === 'tensorflow') why = await loadNative();
-    else if (name === 'wasm') why = await loadWasm();
+    else if (name === 'wasm') why = await loadWasm(notes);
     if (!why) why = await activate(name);
     if (!why) {
       current = { name, requested: choice, notes, skipped };
@@ -165,7 +194,8 @@ export interface BackendInfo {
   platform: string;
   cores: number;
   simd: boolean | null;
-  threads: boolean | null;
+  /** XNNPACK threads inside each wasm call (ADVKIT_WASM_THREADS; null off wasm). */
+  threads: number | null;
   available: Record<BackendName, { available: boolean; reason?: string }>;
   wasmKernels: readonly string[];
   /** advkit's SIMD kernels (simd_kernels.wat) run on this wasm backend's heap (null off wasm). */
@@ -176,10 +206,10 @@ export interface BackendInfo {
 export async function backendInfo(): Promise<BackendInfo> {
   const status = current ?? (await initBackend());
   let simd: boolean | null = null;
-  let threads: boolean | null = null;
+  let threads: number | null = null;
   if (status.name === 'wasm') {
     simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
-    threads = Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT'));
+    threads = wasmThreads() ?? 1;
   }
   const nativeWhy = status.name === 'tensorflow' ? undefined : status.skipped.tensorflow ?? (NATIVE_PACKAGES.some(isInstalled) ? 'not tried (another backend was forced)' : NOT_INSTALLED);
   const wasmOk = isInstalled('@tensorflow/tfjs-backend-wasm');

@@ -17,7 +17,7 @@ export function infoCommand(): Command {
         `node         ${info.node} (${info.platform})`,
         `cores        ${info.cores}`,
         `wasm SIMD    ${yes(info.simd)}`,
-        `wasm threads ${yes(info.threads)}${info.backend === 'wasm' && !info.threads ? ' (tfjs disables threaded wasm under Node)' : ''}`,
+        `wasm threads ${info.threads === null ? 'n/a' : info.threads}${info.threads === 1 ? ' (ADVKIT_WASM_THREADS=n runs XNNPACK on n threads per call)' : ''}`,
         'available:',
         ...Object.entries(info.available).map(([name, a]) => `  ${name.padEnd(11)}${a.available ? 'yes' : `no: ${a.reason}`}`),
       ];
