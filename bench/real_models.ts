@@ -4,7 +4,8 @@
  * 224x224x3, batch 8; ResNet-18 at 32x32x3 with torchvision's stem, batch 128; mini-Xception at
  * 64x64x1. Each is measured as the user's plain loop through `model.apply` (tfjs' own graph:
  * un-fused batch norm, ReLU6 as four kernels, weight gradients computed anyway), as advkit's
- * compiled PGD in one thread and over a data set on two worker threads, its forward pass, and
+ * compiled PGD in this process (XNNPACK on ADVKIT_WASM_THREADS threads, one per core by default)
+ * and over a data set on two worker threads (one XNNPACK thread each), its forward pass, and
  * an adversarial-training step (FGSM-RS, batch norm in training mode). With `torch` (the path of
  * torch_pgd.py) the PyTorch loops run in the same invocation, PGD through torch_pgd.py and the
  * training step through our bench/torch_adv_train.py, and each advkit row's ratio is over its
@@ -27,6 +28,7 @@ import { loadClassifier, saveLayersModel } from '../src/models/io.js';
 import { trainingStep } from '../src/defenses/train_step.js';
 import { TrainPool } from '../src/defenses/train_pool.js';
 import { Rng } from '../src/util/random.js';
+import { wasmThreads } from '../src/backend/wasm_threads.js';
 
 export interface RealModelBench {
   /** advkit architecture name. */
@@ -82,6 +84,8 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   let torchRate: number | undefined;
   let torchTrainRate: number | undefined;
   let torchForwardRate: number | undefined;
+  const threads = backend === 'wasm' ? wasmThreads() ?? 1 : 1;
+  const here = `${threads} XNNPACK thread${threads === 1 ? '' : 's'}`;
   const row = (loop: string, msPerStep: number, peakRssMb: number, base?: number): RealRow => {
     const rate = batch / (msPerStep / 1000);
     const ref = torchRate ?? base;
@@ -117,10 +121,10 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const plainRate = batch / (plain.ms / 1000);
   o.onRow(row('plain PGD step through model.apply', plain.ms, plain.peakRssMb, plainRate));
   const ours = await o.measure('advkit', async () => { const r = await pgd(classifier, x, y, { eps: EPS, steps: o.steps, seed: 1 }); r.adversarial.dispose(); }, o.iterations);
-  o.onRow(row('advkit pgd, 1 thread', ours.ms / o.steps, ours.peakRssMb, plainRate));
+  o.onRow(row(`advkit pgd, one process (${here})`, ours.ms / o.steps, ours.peakRssMb, plainRate));
   const fwd = await o.measure('forward', async () => { const p = tf.tidy(() => classifier.logits(x)); await p.data(); p.dispose(); }, o.iterations);
   const forwardRatio = (ms: number) => (torchForwardRate === undefined ? null : batch / (ms / 1000) / torchForwardRate);
-  o.onRow({ ...row('advkit forward, 1 thread (images/s)', fwd.ms, fwd.peakRssMb, plainRate), ratio: forwardRatio(fwd.ms) });
+  o.onRow({ ...row(`advkit forward, one process (${here}; images/s)`, fwd.ms, fwd.peakRssMb, plainRate), ratio: forwardRatio(fwd.ms) });
   if (o.workerScaling) {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-bench-real-'));
     await saveLayersModel(net, dir);
@@ -146,7 +150,7 @@ export async function realModelRows(spec: RealModelBench, backend: BackendName, 
   const opt = tf.train.sgd(1e-4);
   const adversarial = { method: 'fgsm-rs' as const, eps: EPS, steps: 1, beta: 0, rampEpochs: 0 };
   const train = await o.measure('adv-train', async () => { await trainingStep(net, opt, x, labels, { numClasses, adversarial, seed: 2 }); }, 1);
-  o.onRow({ ...row('advkit adversarial-training step (FGSM-RS, batch norm in training mode)', train.ms, train.peakRssMb, plainRate), ratio: torchTrainRate === undefined ? null : batch / (train.ms / 1000) / torchTrainRate });
+  o.onRow({ ...row(`advkit adversarial-training step (FGSM-RS, batch norm in training mode; ${here})`, train.ms, train.peakRssMb, plainRate), ratio: torchTrainRate === undefined ? null : batch / (train.ms / 1000) / torchTrainRate });
   if (o.workerScaling) {
     // Data-parallel: 2 shards on 2 workers, each shard normalised by its own batch statistics
     // (as PyTorch DistributedDataParallel without SyncBatchNorm), moving statistics merged.

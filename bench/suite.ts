@@ -153,7 +153,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> 
 
 /**
  * Training steps at one batch: the plain loop (optimizer.minimize of the loss of model.apply)
- * on the baseline kernels and on advkit's, then advkit's trainingStep in this thread and as two
+ * on the baseline kernels and on advkit's, then advkit's trainingStep in this process (XNNPACK on ADVKIT_WASM_THREADS threads) and as two
  * shards on two worker threads; natural and adversarial (FGSM with random start). `report`
  * gets ms per step and the baseline's ms per step.
  */
@@ -186,9 +186,9 @@ async function trainingRows(net: tf.LayersModel, x: tf.Tensor4D, y: Int32Array, 
     report('natural training step, plain loop (advkit kernels)', k.ms, k.peakRssMb, base.ms);
   }
   const one = await measure('train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10 }); }, TRAIN_ITERATIONS);
-  report('advkit trainingStep, natural, 1 thread', one.ms, one.peakRssMb, base.ms);
+  report('advkit trainingStep, natural, this process', one.ms, one.peakRssMb, base.ms);
   const advOne = await measure('adv-train-advkit', async () => { await trainingStep(net, opt, x, labels, { numClasses: 10, adversarial, seed: 2 }); }, TRAIN_ITERATIONS);
-  report('advkit trainingStep, FGSM-RS, 1 thread', advOne.ms, advOne.peakRssMb, advBase.ms);
+  report('advkit trainingStep, FGSM-RS, this process', advOne.ms, advOne.peakRssMb, advBase.ms);
   if (backend !== 'cpu') {
     const pool = await TrainPool.create(net, { workers: 2, backend, inputShape: [28, 28, 1], numClasses: 10 });
     try {

@@ -7,7 +7,7 @@ describe('benchmark suite', () => {
   it('measures every loop beside the plain baseline, with training steps on 1 thread and on 2 workers', async () => {
     const rows = await runBench({ backends: ['wasm'], models: ['mlp'], batches: [128], steps: 1, iterations: 1, workerScaling: false });
     const loops = rows.map((r) => r.loop);
-    for (const loop of ['plain PGD loop (baseline kernels)', 'advkit pgd', 'advkit trainingStep, natural, 1 thread', 'advkit trainingStep, FGSM-RS, 2 shards on 2 worker threads']) {
+    for (const loop of ['plain PGD loop (baseline kernels)', 'advkit pgd', 'advkit trainingStep, natural, this process', 'advkit trainingStep, FGSM-RS, 2 shards on 2 worker threads']) {
       expect(loops).toContain(loop);
     }
     for (const r of rows) {
