@@ -12,6 +12,7 @@ import { BackendError, InvalidArgumentError, show } from '../util/errors.js';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { FUSED_OPS } from './fused.js';
 import { simdKernels } from './simd.js';
+import { heap } from './kernels/heap.js';
 import { registerCpuKernels, registerWasmKernels, WASM_KERNELS } from './kernels/register_all_kernels.js';
 export { setWasmKernelMode, type WasmKernelMode } from './kernels/register_all_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
@@ -174,7 +175,7 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
  */
 export function readInto(t: tf.Tensor, out: Float32Array, at: number): void {
   if (t.dtype === 'float32' && tf.getBackend() === 'wasm') {
-    out.set((tf.backend() as BackendWasm).typedArrayFromHeap(t) as Float32Array, at);
+    out.set(heap(tf.backend() as BackendWasm, t), at);
   } else {
     out.set(t.dataSync() as Float32Array, at);
   }

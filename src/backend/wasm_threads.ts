@@ -67,7 +67,8 @@ export async function registerThreadedWasm(threads: number, timeoutMs: number): 
       else super(file, options);
     }
   };
-  os.cpus = () => Array.from({ length: 2 * threads }, () => cpus()[0]);
+  const cpu = cpus()[0];
+  os.cpus = () => Array.from({ length: 2 * threads }, () => cpu);
   // Emscripten fills the config object in as the module (PThread included) while it starts.
   const config = { locateFile: (p: string) => path.join(dir, p), mainScriptUrlOrBlob: js } as Record<string, unknown>;
   let module: ThreadedModule;

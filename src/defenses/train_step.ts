@@ -104,13 +104,7 @@ export interface TrainingStepOptions {
 
 /** The tensors' values end to end, in the order given (how weights and gradients cross threads). */
 export async function flatValues(tensors: readonly tf.Tensor[]): Promise<Float32Array> {
-  const flat = new Float32Array(tensors.reduce((a, t) => a + t.size, 0));
-  let at = 0;
-  for (const t of tensors) {
-    flat.set((await t.data()) as Float32Array, at);
-    at += t.size;
-  }
-  return flat;
+  return flatValuesInto(tensors, new Float32Array(tensors.reduce((a, t) => a + t.size, 0)));
 }
 
 /** flatValues into `out` (its length the tensors' total size), without a copy per tensor on wasm. */

@@ -9,8 +9,9 @@
  * Training mode runs batch norm with batch statistics (moving averages updated; on the fast path
  * one wasm kernel each way) and Dropout as its layer. Convs on maps smaller than their reach drop
  * the taps that read only padding (tapCrop), and a conv on a map with fewer positions than its
- * filter has taps runs as one dense product over the positions (denseConv). Each intermediate is released after its last use
- * (the gradient tape keeps what it saved), so a forward pass holds few activations at once.
+ * filter has taps runs as one dense product over the positions (denseConv). Each intermediate is
+ * released after its last use (the gradient tape keeps what it saved), so a forward pass holds
+ * few activations at once.
  */
 import * as tf from '@tensorflow/tfjs';
 import { FUSED_CLAMP, FUSED_CONV, FUSED_DENSE, FUSED_DEPTHWISE, FUSED_MAX_POOL, batchNormTrain, cropFilter, expandConvWeights, foldBatchNormWeights, newCropSlot, newFoldSlot, releaseFoldSlot, runFused, type CropSlot, type FoldSlot } from '../../backend/fused.js';
