@@ -41,14 +41,14 @@ export { parseAssertion, checkAssertions, checkBaseline, junitXml, type Assertio
 export { REPORT_JSON_SCHEMA, REPORT_SCHEMA_ID, type RobustnessReport, type SanityCheck, type EpsilonResult, type AttackOutcome } from './eval/report.js';
 
 // Models.
-export { fromFunction, fromLayersModel, fromGraphModel, type Classifier, type ClassifierOptions, type ClassifierSource, type Bounds, type Normalization } from './models/classifier.js';
+export { fromFunction, fromLayersModel, fromGraphModel, IMAGENET_NORMALIZATION, type Classifier, type ClassifierOptions, type ClassifierSource, type Bounds, type Normalization, type Preprocessing } from './models/classifier.js';
 export { loadClassifier, saveLayersModel, modelDigest, type ModelDigest, type ModelMetadata } from './models/io.js';
 export { buildArchitecture, ARCHITECTURES } from './models/architectures.js';
-export { compileModel, type CompiledModel, type CompileReport } from './models/compiler/index.js';
+export { compileModel, type CompiledModel, type CompileReport, type Head } from './models/compiler/index.js';
 
 // Data.
 export { makeDataset, take, slice, subset, split, shuffle, batches, size, datasetDigest, type Dataset } from './data/dataset.js';
-export { loadDataset, parseDataSpec, loadMnist, readNpy } from './data/index.js';
+export { loadDataset, parseDataSpec, loadMnist, readNpy, resizeDataset, type ResizeSpec } from './data/index.js';
 
 // Backends, shards, errors, version.
 export { initBackend, backendStatus, backendInfo, type BackendStatus } from './backend/index.js';

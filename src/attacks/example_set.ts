@@ -197,7 +197,9 @@ export async function writeExampleSet(model: Classifier, ds: Dataset, attack: { 
     data: { name: ds.name, examples: size(ds), sha256: datasetDigest(ds) },
     advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: tf.getBackend(),
   };
-  const config = { attack: attack.name, options: opts, targeted: options.target ?? null, batchSize, format, examples: size(ds), model: provenance.model?.sha256 ?? null, data: provenance.data.sha256 };
+  // The head and preprocessing change every result: a run is identified by them too.
+  const classifier = { ...(model.output?.head ? { head: model.output.head } : {}), ...(model.preprocessing ? { preprocessing: model.preprocessing } : {}) };
+  const config = { attack: attack.name, options: opts, targeted: options.target ?? null, batchSize, format, examples: size(ds), model: provenance.model?.sha256 ?? null, data: provenance.data.sha256, ...(Object.keys(classifier).length ? { classifier } : {}) };
   const { start, end } = shardRange(size(ds), options.shard);
   const runFile = path.join(out, 'run.json');
   const record = (complete: boolean): RunFile => ({ schema: EXAMPLE_SET_SCHEMA, version: EXAMPLE_SET_VERSION, config, provenance, ...(options.shard ? { shard: { ...options.shard, start, end } } : {}), complete });

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sameSource, type Classifier, type ClassifierOptions, type ClassifierSource } from '../models/classifier.js';
-import { readModelFiles } from '../models/io.js';
+import { classifierOptionsFor, modelDirectory, readModelFiles } from '../models/io.js';
 import { backendStatus } from '../backend/index.js';
 import { defaultWorkers, ThreadPool, workerFile } from '../backend/pool.js';
 import { check, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
@@ -23,7 +23,7 @@ export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
     const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
     let source: ClassifierSource;
     if (typeof from === 'string') {
-      source = { location: path.resolve(from.endsWith('.json') ? path.dirname(from) : from) };
+      source = { location: modelDirectory(from) };
     } else {
       check(from.source !== undefined, 'AttackPool.create', () => 'this classifier has no source to build it from in a worker (it was built in code, or wrapped in a way that cannot be described, such as a surrogate gradient); attack it without a pool.');
       check(options.classifierOptions === undefined, 'AttackPool.create', () => 'classifierOptions apply to a model directory; a classifier brings its own.');
@@ -35,7 +35,7 @@ export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
       backend: options.backend ?? backendStatus()?.name ?? 'wasm',
       format: files.format,
       artifacts: files.artifacts,
-      classifierOptions: { bounds: md?.bounds, normalization: md?.normalization, ...(options.classifierOptions ?? {}) },
+      classifierOptions: classifierOptionsFor(md, { ...source.options, ...options.classifierOptions }, source.location),
       // Wrappers run as compiled JS in the workers, as the worker itself does.
       wrappers: (source.wrappers ?? []).map((w) => {
         const file = fileURLToPath(w.module);

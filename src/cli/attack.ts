@@ -9,8 +9,8 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { GRADIENT_ATTACKS } from '../attacks/registry.js';
 import { writeExampleSet, type ExampleSetSummary } from '../attacks/example_set.js';
-import { checkShapes, loadDataset, parseDataSpec, size, take } from '../data/index.js';
-import { loadClassifier } from '../models/io.js';
+import { parseDataSpec, size, take } from '../data/index.js';
+import { loadDataFor, loadModel, withModelOptions, withResizeOption } from './model_options.js';
 import { AdvkitError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
@@ -18,7 +18,7 @@ import { attackOptions, checkCompatible, flagTakers, formatOption, targetOption,
 import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 
 export function attackCommand(): Command {
-  return withShardOptions(withWorkersOption(withCommonOptions(new Command('attack').description('attack a model on a data set and write an adversarial example set (PNG/NPY + manifest)'))
+  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack').description('attack a model on a data set and write an adversarial example set (PNG/NPY + manifest)'))
     .requiredOption('--model <dir>', 'model directory (model.json + weights)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')
@@ -39,7 +39,7 @@ export function attackCommand(): Command {
     .option('--format <list>', 'outputs besides the manifest: png, npy or png,npy', formatOption, ['png'] as Array<'png' | 'npy'>)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
     .option('--force', 'overwrite an output directory holding another run')
-    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.')))
+    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.')))))
     .action(action(async (o: AttackCliOptions) => {
       checkCompatible(o);
       parseDataSpec(o.data);
@@ -47,11 +47,9 @@ export function attackCommand(): Command {
       const t0 = performance.now();
       const status = await startBackend(o.backend);
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
-      const { classifier: model, metadata } = await loadClassifier(o.model);
-      for (const w of model.warnings) log(`advkit: warning: ${w}`);
-      let ds = await loadDataset(o.data, { dataDir: o.dataDir, split: 'test', classNames: metadata?.classNames });
+      const { classifier: model, metadata } = await loadModel(o);
+      let ds = await loadDataFor(o.data, model, o.resize, { dataDir: o.dataDir, split: 'test', classNames: metadata?.classNames });
       if (o.limit !== undefined) ds = take(ds, o.limit);
-      checkShapes('--model/--data', model.inputShape, ds);
       if (typeof o.targeted === 'number' && o.targeted >= model.numClasses) {
         throw new AdvkitError('E_USAGE', `Error in --targeted: class ${o.targeted} does not exist; the model has classes 0..${model.numClasses - 1}.`, 2);
       }

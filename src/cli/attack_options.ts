@@ -1,4 +1,5 @@
 /** `advkit attack`'s options: parsers for --targeted and --format, the attack's options from the flags, flag compatibility. */
+import type { ModelCliOptions } from './model_options.js';
 import { InvalidArgumentError as CommanderArgError } from 'commander';
 import type { GradientAttackOptions } from '../attacks/index.js';
 import { attacksTaking, optionRefusal, takesOption, type GRADIENT_ATTACKS } from '../attacks/registry.js';
@@ -7,7 +8,7 @@ import { AdvkitError } from '../util/errors.js';
 
 type AttackName = (typeof GRADIENT_ATTACKS)[number];
 
-export interface AttackCliOptions {
+export interface AttackCliOptions extends ModelCliOptions {
   model: string;
   data: string;
   attack: AttackName;

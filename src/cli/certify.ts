@@ -11,12 +11,12 @@ import { certificationJson, CERTIFICATION_SCHEMA, summarizeCertificates, type Ce
 import { lockDirectory, writeFileAtomic } from '../util/fs.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { certify, type Certificate } from '../defenses/smoothing.js';
-import { loadClassifier } from '../models/io.js';
+import { loadDataFor, loadModel, withModelOptions, withResizeOption, type ModelCliOptions } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
 import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, withCommonOptions, withShardOptions } from './common.js';
 
-interface CertifyCliOptions {
+interface CertifyCliOptions extends ModelCliOptions {
   model: string;
   data: string;
   sigma: number;
@@ -37,7 +37,7 @@ interface CertifyCliOptions {
 }
 
 export function certifyCommand(): Command {
-  return withShardOptions(withCommonOptions(new Command('certify').description('certify L2 robustness by randomized smoothing (Cohen et al. 2019)'))
+  return withResizeOption(withModelOptions(withShardOptions(withCommonOptions(new Command('certify').description('certify L2 robustness by randomized smoothing (Cohen et al. 2019)'))
     .requiredOption('--model <dir>', 'model directory (best trained with advkit train --noise SIGMA)')
     .requiredOption('--data <spec>', 'data spec (default split: test)')
     .requiredOption('--sigma <s>', 'noise standard deviation', floatOption(0, { exclusive: true }))
@@ -49,7 +49,7 @@ export function certifyCommand(): Command {
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1), 0)
     .option('--batch-size <n>', 'noisy copies per forward pass', intOption(1, 65_536), 500)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
-    .option('--out <dir>', 'also write certify.json (settings, provenance, every certificate) here'))
+    .option('--out <dir>', 'also write certify.json (settings, provenance, every certificate) here'))))
     .action(action(async (o: CertifyCliOptions) => {
       parseDataSpec(o.data);
       const radii = o.radii.split(',').map((s) => Number(s.trim()));
@@ -59,8 +59,8 @@ export function certifyCommand(): Command {
       if (shard && !o.out) throw new InvalidArgumentError('Error in --shard: a shard\'s certificates are for advkit merge; give --out DIR to write them.');
       const status = await startBackend(o.backend);
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
-      const { classifier, metadata } = await loadClassifier(o.model);
-      let data = await loadDataset(o.data, { split: 'test', dataDir: o.dataDir, classNames: metadata?.classNames });
+      const { classifier, metadata } = await loadModel(o);
+      let data = await loadDataFor(o.data, classifier, o.resize, { split: 'test', dataDir: o.dataDir, classNames: metadata?.classNames });
       if (o.limit !== undefined) data = take(data, o.limit);
       const tooHigh = data.labels.findIndex((l) => l >= classifier.numClasses);
       if (tooHigh >= 0) throw new InvalidArgumentError(`Error in --data: example ${tooHigh} has label ${data.labels[tooHigh]} but the model has ${classifier.numClasses} classes (0..${classifier.numClasses - 1}).`);

@@ -20,9 +20,10 @@ import { action, checkedModelDigest, floatOption, intOption, log, startBackend, 
 import { flagTakers } from './attack_options.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
 import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
 
 export function evalCommand(): Command {
-  return withShardOptions(withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
+  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
@@ -48,7 +49,7 @@ export function evalCommand(): Command {
     .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, jpeg:Q, tv:WEIGHT, noise:SIGMA')
     .addOption(new Option('--defense-gradient <mode>', 'how attacks differentiate the defense: auto (BPDA where not differentiable, EOT where random), exact (naive: shows the illusion), bpda').choices(['auto', 'exact', 'bpda']).default('auto'))
     .option('--eot <n>', 'draws averaged per call for randomized defenses', intOption(1, 1000))
-    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')))
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')))))
     .action(action(async (flags: EvalCliOptions, cmd: Command) => {
       // Flags given on the command line win over the config file.
       const fromConfig = flags.config ? await readConfig(flags.config) : {};
@@ -57,6 +58,7 @@ export function evalCommand(): Command {
         const src = cmd.getOptionValueSource(k);
         if (src === undefined || src === 'default') (o as unknown as Record<string, unknown>)[k] = v;
       }
+      configuredModelOptions(o, fromConfig);
       if (!o.model) throw new InvalidArgumentError('Error in --model: required (give --model DIR or "model" in --config).');
       if (!o.data) throw new InvalidArgumentError('Error in --data: required (give --data SPEC or "data" in --config).');
       if (!o.eps) throw new InvalidArgumentError('Error in --eps: required (give --eps 0,0.1,0.2,0.3 or "eps" in --config).');
@@ -78,7 +80,7 @@ export function evalCommand(): Command {
       if (shard && !o.out) throw new InvalidArgumentError(`Error in --shard: a shard's report is for advkit merge; give --out DIR to write it.`);
       if (shard && (assertions.length || o.baseline || o.junit)) throw new InvalidArgumentError('Error in --shard: gates (--assert, --baseline, --junit) judge the whole set; give them to advkit merge instead.');
       const status = await startBackend(o.backend);
-      const source: EvalSource = { model: path.resolve(o.model), data: o.data, limit: o.limit ?? null, dataDir: o.dataDir ?? null, defense: o.defense ?? null, defenseGradient: o.defenseGradient ?? null, eot: o.eot ?? null, seed: o.seed ?? 0 };
+      const source: EvalSource = { model: path.resolve(o.model), data: o.data, limit: o.limit ?? null, dataDir: o.dataDir ?? null, defense: o.defense ?? null, defenseGradient: o.defenseGradient ?? null, eot: o.eot ?? null, seed: o.seed ?? 0, head: o.head ?? null, normalize: o.normalize ?? null, inputRange: o.inputRange ?? null, resize: o.resize ?? null };
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
       const { classifier, data } = await loadEvalSource(source);
       if (shard) {

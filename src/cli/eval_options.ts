@@ -5,6 +5,8 @@ import { ATTACK_FLAGS, type AttackFlag } from './attack_options.js';
 import type { AttackSpec } from '../eval/evaluate.js';
 import type { PresetName } from '../eval/presets.js';
 import { InvalidArgumentError } from '../util/errors.js';
+import type { ResizeSpec } from '../data/index.js';
+import type { Bounds, Normalization } from '../models/classifier.js';
 
 export interface EvalCliOptions {
   model?: string;
@@ -39,14 +41,18 @@ export interface EvalCliOptions {
   shard?: string;
   shardCount?: number;
   expectModelSha256?: string;
+  head?: string;
+  normalize?: Normalization;
+  inputRange?: Bounds;
+  resize?: ResizeSpec;
 }
 
 /** Keys a --config file may hold (the long option names in camelCase). */
-const CONFIG_KEYS = ['defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
+const CONFIG_KEYS = ['head', 'normalize', 'inputRange', 'resize', 'defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
 
 /** The JSON type each --config key must have. */
 const CONFIG_TYPES: Record<(typeof CONFIG_KEYS)[number], 'string' | 'integer' | 'number' | 'boolean' | 'string[]'> = {
-  defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
+  head: 'string', normalize: 'string', inputRange: 'string', resize: 'string', defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
   steps: 'integer', restarts: 'integer', loss: 'string', squareQueries: 'integer', seed: 'integer', limit: 'integer', batchSize: 'integer', cascade: 'boolean', checks: 'boolean',
   checksLimit: 'integer', out: 'string', assert: 'string[]', baseline: 'string', maxDrop: 'number', junit: 'string', dataDir: 'string',
 };

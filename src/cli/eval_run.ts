@@ -1,14 +1,14 @@
 /** What `advkit eval` and `advkit merge` share: loading the model and data of a run, and presenting its report. */
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
-import { loadDataset, take, type Dataset } from '../data/index.js';
+import { take, type Dataset, type ResizeSpec } from '../data/index.js';
 import { defend, withGradient } from '../defenses/preprocess.js';
 import type { Evaluation } from '../eval/evaluate.js';
 import { checkAssertions, checkBaseline, junitXml, type Assertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
-import type { Classifier } from '../models/classifier.js';
-import { loadClassifier } from '../models/io.js';
+import type { Bounds, Classifier, Normalization } from '../models/classifier.js';
+import { loadDataFor, loadModel } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { log, printJson } from './common.js';
@@ -37,13 +37,18 @@ export interface EvalSource {
   defenseGradient: 'auto' | 'exact' | 'bpda' | null;
   eot: number | null;
   seed: number;
+  /** The head, preprocessing and resize the model and data were loaded with (absent in older shards: none). */
+  head?: string | null;
+  normalize?: Normalization | null;
+  inputRange?: Bounds | null;
+  resize?: ResizeSpec | null;
 }
 
 /** Loads the classifier (with its defense) and the data an evaluation runs on. */
 export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
-  const { classifier: loaded, metadata } = await loadClassifier(s.model);
+  const { classifier: loaded, metadata } = await loadModel({ model: s.model, head: s.head ?? undefined, normalize: s.normalize ?? undefined, inputRange: s.inputRange ?? undefined });
   const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
-  let data = await loadDataset(s.data, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
+  let data = await loadDataFor(s.data, classifier, s.resize ?? undefined, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
   if (s.limit !== null) data = take(data, s.limit);
   return { classifier, data };
 }

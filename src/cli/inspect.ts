@@ -1,23 +1,43 @@
-/** `advkit inspect --model DIR`: what advkit's compiler made of a model (which nodes compiled, which run through tfjs). */
+/**
+ * `advkit inspect --model DIR`: what advkit's compiler made of a model (which nodes compiled,
+ * which run through tfjs), its inputs and heads (signature keys beside the tensors they name),
+ * the head attacked and the preprocessing applied.
+ */
 import { Command } from 'commander';
-import { compileModel } from '../models/compiler/index.js';
-import { loadClassifier } from '../models/io.js';
+import * as tf from '@tensorflow/tfjs';
+import { compileModel, graphEndpoints, graphHeads, layersHeads, type Head } from '../models/compiler/index.js';
 import { action, printJson, startBackend, withCommonOptions } from './common.js';
+import { loadModel, withModelOptions, type ModelCliOptions } from './model_options.js';
 
 export function inspectCommand(): Command {
-  return withCommonOptions(new Command('inspect').description('show how a model compiles: fused layers, folded batch norms, the logits used, and any node that runs through tfjs'))
-    .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json)')
-    .action(action(async (o: { model: string; backend?: string; json?: boolean }) => {
+  return withModelOptions(withCommonOptions(new Command('inspect').description('show how a model compiles: inputs and heads, fused layers, folded batch norms, the logits used, and any node that runs through tfjs'))
+    .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json)'))
+    .action(action(async (o: ModelCliOptions & { backend?: string; json?: boolean }) => {
       await startBackend(o.backend);
-      const { classifier, model } = await loadClassifier(o.model);
-      const report = compileModel(model).report;
-      const summary = { ...report, numClasses: classifier.numClasses, inputShape: [...classifier.inputShape], output: classifier.output, warnings: [...classifier.warnings] };
+      const { classifier, model } = await loadModel(o);
+      const heads: Head[] = model instanceof tf.GraphModel ? graphHeads(model) : layersHeads(model);
+      const chosen = heads.find((h) => h.name === classifier.output?.head) ?? heads[0]!;
+      const report = compileModel(model, heads.length > 1 || o.head !== undefined ? { head: chosen.ref } : {}).report;
+      const inputs = model instanceof tf.GraphModel
+        ? graphEndpoints(model).inputs.map((e) => ({ name: e.key, tensor: `${e.node}:${e.slot}`, shape: e.shape }))
+        : model.inputs.map((t) => ({ name: t.sourceLayer.name, tensor: t.name, shape: t.shape.map((d) => d ?? -1) }));
+      const summary = {
+        ...report, inputs, heads: heads.map((h) => ({ name: h.name, tensor: typeof h.ref === 'string' ? h.ref : undefined, shape: h.shape, attacked: h === chosen })),
+        numClasses: classifier.numClasses, inputShape: [...classifier.inputShape], bounds: [...classifier.bounds], output: classifier.output,
+        preprocessing: classifier.preprocessing ?? null, warnings: [...classifier.warnings],
+      };
       if (o.json) return printJson(summary);
       const compiled = report.nodes.length - report.fallbacks;
       const width = Math.min(40, Math.max(4, ...report.nodes.map((n) => n.name.length)));
+      const shape = (s: number[] | undefined) => (s ? ` [${s.join(',')}]` : '');
+      const named = (name: string, tensor: string | undefined) => (tensor && tensor !== name && tensor !== `${name}:0` ? `${name} (tensor ${tensor})` : name);
+      const p = classifier.preprocessing;
       const lines = [
         `${o.model}: ${report.format}, ${compiled} of ${report.nodes.length} nodes compiled${report.fallbacks ? `, ${report.fallbacks} run through tfjs` : ''}`,
+        `inputs: ${inputs.map((i) => `${named(i.name, i.tensor)}${shape(i.shape)}`).join(', ')}`,
+        `heads: ${summary.heads.map((h) => `${heads.length > 1 && h.attacked ? '*' : ''}${named(h.name, h.tensor)}${shape(h.shape)}`).join(', ')}${heads.length > 1 ? ' (* attacked; choose with --head)' : ''}`,
         `logits: ${classifier.output?.detail ?? 'the model output'} (${classifier.numClasses} classes, input ${classifier.inputShape.join('x')})`,
+        `preprocessing: ${p ? [p.inputRange ? `pixels [${classifier.bounds.join(', ')}] mapped onto [${p.inputRange.join(', ')}]` : '', p.normalization ? `(x - ${JSON.stringify(p.normalization.mean)}) / ${JSON.stringify(p.normalization.std)}` : ''].filter(Boolean).join(', then ') : `none (pixels in [${classifier.bounds.join(', ')}] go to the model as they are)`}`,
         '',
         ...report.nodes.map((n) => `${n.compiled ? ' ' : '!'} ${n.name.padEnd(width)}  ${n.source.padEnd(26)} ${n.compiled ? `${n.op}${n.fused ? ` (${n.fused})` : ''}` : `tfjs: ${n.reason}`}`),
         ...(report.merged.length ? ['', 'merged:', ...report.merged.map((m) => `  ${m}`)] : []),

@@ -19,6 +19,8 @@ export interface Dataset {
   readonly classNames: readonly string[];
   /** A stable id per example (index in the source), carried through shuffles and splits. */
   readonly ids: Int32Array;
+  /** Where each example came from (an image folder's file, relative to the folder), when known. */
+  readonly sources?: readonly string[];
 }
 
 export function size(ds: Dataset): number {
@@ -56,13 +58,15 @@ export function subset(ds: Dataset, indices: ArrayLike<number>, name = ds.name):
   const images = new Float32Array(indices.length * per);
   const labels = new Int32Array(indices.length);
   const ids = new Int32Array(indices.length);
+  const sources: string[] | undefined = ds.sources ? [] : undefined;
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k]!;
     images.set(ds.images.subarray(i * per, (i + 1) * per), k * per);
     labels[k] = ds.labels[i]!;
     ids[k] = ds.ids[i]!;
+    sources?.push(ds.sources![i]!);
   }
-  return { name, images, labels, shape: ds.shape, classNames: ds.classNames, ids };
+  return { name, images, labels, shape: ds.shape, classNames: ds.classNames, ids, ...(sources ? { sources } : {}) };
 }
 
 /** The examples [start, end), ids kept (a shard's block). */
@@ -148,5 +152,5 @@ export function* batches(ds: Dataset, batchSize: number, options: { seed?: numbe
 /** Checks that a model's input shape matches the data; the message shows both. */
 export function checkShapes(fn: string, modelShape: readonly number[], ds: Dataset): void {
   const same = modelShape.length === 3 && modelShape.every((v, i) => v === ds.shape[i]);
-  check(same, fn, () => `the model takes inputs of shape [${modelShape.join(', ')}] but the data ${ds.name} has images of shape [${ds.shape.join(', ')}]; resize the data (--resize) or use a model built for it.`);
+  check(same, fn, () => `the model takes inputs of shape [${modelShape.join(', ')}] but the data ${ds.name} has images of shape [${ds.shape.join(', ')}]; resize the data (--resize fit or --resize crop; the library: resizeDataset) or use a model built for it.`);
 }

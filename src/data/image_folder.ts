@@ -17,6 +17,12 @@ export interface ImageFolderOptions {
   channels?: 1 | 3;
   /** [height, width] to resize to; default: the size of the first image (all must match). */
   resize?: [number, number];
+  /**
+   * How an image of another size is resized (resize.ts): 'fit' (default: scaled to the size,
+   * aspect ratio not kept) or 'crop' (scaled to cover it, centre-cropped). Images already of
+   * the size are not touched.
+   */
+  fit?: 'fit' | 'crop';
   /** The model's class names: each folder is labelled by its name's position in them. */
   classNames?: readonly string[];
 }
@@ -55,7 +61,7 @@ async function listDir(dir: string): Promise<string[]> {
   }
 }
 
-export async function readImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<{ images: Float32Array; labels: Int32Array; shape: [number, number, number]; classNames: string[]; files: string[] }> {
+export async function readImageFolder(dir: string, options: ImageFolderOptions = {}): Promise<{ images: Float32Array; labels: Int32Array; shape: [number, number, number]; classNames: string[]; files: string[]; resized: number }> {
   const classNames: string[] = [];
   for (const name of await listDir(dir)) {
     const full = path.join(dir, name);
@@ -79,10 +85,16 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
   }
   if (files.length === 0) throw new DataError(`Error reading image folder ${dir}: the class folders hold no images.`);
   const decoded: Array<{ data: Buffer; width: number; height: number; channels: number }> = [];
+  let resized = 0;
   for (const file of files) {
     try {
       let img = sharp(file).removeAlpha();
-      if (options.resize) img = img.resize(options.resize[1], options.resize[0], { fit: 'fill' });
+      if (options.resize) {
+        const meta = await sharp(file).metadata();
+        const [th, tw] = options.resize;
+        if (meta.height !== th || meta.width !== tw) resized++;
+        if (meta.height !== th || meta.width !== tw) img = img.resize(tw, th, { fit: options.fit === 'crop' ? 'cover' : 'fill', position: 'centre' });
+      }
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
       decoded.push({ data, width: info.width, height: info.height, channels: info.channels });
     } catch (err) {
@@ -102,7 +114,7 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
   const images = new Float32Array(files.length * per);
   decoded.forEach((d, i) => {
     if (d.height !== h || d.width !== w) {
-      throw new DataError(`Error reading image folder ${dir}: ${files[i]} is ${d.width}x${d.height} but ${files[0]} is ${w}x${h}; pass a resize (--resize ${h}x${w}).`);
+      throw new DataError(`Error reading image folder ${dir}: ${files[i]} is ${d.width}x${d.height} but ${files[0]} is ${w}x${h}; resize them to one size (--resize ${h},${w}, or --resize fit to the model's input).`);
     }
     for (let p = 0; p < h * w; p++) {
       if (channels === 1) {
@@ -113,5 +125,5 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
       }
     }
   });
-  return { images, labels: Int32Array.from(labels), shape: [h, w, channels], classNames: names, files };
+  return { images, labels: Int32Array.from(labels), shape: [h, w, channels], classNames: names, files, resized };
 }

@@ -21,6 +21,7 @@ export { loadMnist, MNIST_ORDER_SEED } from './mnist.js';
 export { readNpy, writeNpy, encodeNpy, parseNpy } from './npy.js';
 export { parseIdx, readIdx, readIdxPair } from './idx.js';
 export { readImageFolder } from './image_folder.js';
+export { parseResize, resizeDataset, RESIZE_HELP, type ResizeMode, type ResizeSpec } from './resize.js';
 
 export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 export const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -30,6 +31,8 @@ export interface LoadOptions extends ImageFolderOptions {
   split?: 'train' | 'test';
   /** Directory holding the Fashion-MNIST IDX files. */
   dataDir?: string;
+  /** Told, in one sentence, what was done to the images on the way in (an image folder resized). */
+  onNote?: (note: string) => void;
 }
 
 export type DataSpec =
@@ -112,8 +115,10 @@ export async function loadDataset(spec: string, options: LoadOptions = {}): Prom
       return makeDataset(spec, images, labels, shape, numberedClasses(spec, labels));
     }
     case 'folder': {
-      const { images, labels, shape, classNames } = await readImageFolder(parsed.dir, options);
-      return makeDataset(spec, images, labels, shape, classNames);
+      const { images, labels, shape, classNames, files, resized } = await readImageFolder(parsed.dir, options);
+      if (resized > 0) options.onNote?.(`${resized} of ${files.length} images of ${spec} resized to ${shape[0]}x${shape[1]} (${options.fit === 'crop' ? 'scaled to cover, centre-cropped' : 'scaled to fit, aspect ratio not kept'})`);
+      const root = path.resolve(parsed.dir);
+      return { ...makeDataset(spec, images, labels, shape, classNames), sources: files.map((f) => path.relative(root, path.resolve(f)).split(path.sep).join('/')) };
     }
   }
 }

@@ -22,7 +22,7 @@ import { backendStatus } from '../backend/index.js';
 import { checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
 import type { ModelDigest } from '../models/io.js';
 import { shardRange, type Shard } from '../util/shard.js';
-import type { Classifier } from '../models/classifier.js';
+import type { Classifier, Preprocessing } from '../models/classifier.js';
 import { check, checkFiniteNumber, checkKnownOptions, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
@@ -129,6 +129,15 @@ export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
 }
 
 /** How a defended classifier's gradients are taken (BPDA/EOT), for the report. */
+/** The classifier's preprocessing as plain arrays (a scalar mean or std becomes one value). */
+function reportedPreprocessing(p: Preprocessing): NonNullable<RobustnessReport['model']['preprocessing']> {
+  const list = (v: number | readonly number[]) => (typeof v === 'number' ? [v] : [...v]);
+  return {
+    ...(p.inputRange ? { inputRange: [p.inputRange[0], p.inputRange[1]] as [number, number] } : {}),
+    ...(p.normalization ? { normalization: { mean: list(p.normalization.mean), std: list(p.normalization.std) } } : {}),
+  };
+}
+
 function describeDefense(model: Classifier): string | undefined {
   const d = model as Classifier & { describe?: () => string };
   return typeof d.describe === 'function' ? d.describe() : undefined;
@@ -341,7 +350,7 @@ export function reportFrame(model: Classifier, data: { name: string; examples: n
     schema: REPORT_SCHEMA_ID as typeof REPORT_SCHEMA_ID,
     version: REPORT_VERSION as typeof REPORT_VERSION,
     createdBy: { advkit: ADVKIT_VERSION, tfjs: tf.version_core, backend: backendStatus()?.name ?? tf.getBackend(), node: process.versions.node },
-    model: { name: c.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]] as [number, number], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
+    model: { name: c.modelName ?? 'model', numClasses: model.numClasses, inputShape: [...model.inputShape], bounds: [model.bounds[0], model.bounds[1]] as [number, number], randomized: model.randomized, warnings: [...model.warnings], ...(model.output ? { output: { ...model.output } } : {}), ...(model.preprocessing ? { preprocessing: reportedPreprocessing(model.preprocessing) } : {}), ...(describeDefense(model) ? { defense: describeDefense(model) } : {}) },
     data: { name: data.name, examples: data.examples, classNames: [...data.classNames] },
     config: { preset: c.preset ?? null, attacks: c.attacks.map((a) => ({ name: a.name, options: { ...(a.options ?? {}) } })), epsilons: c.epsilons, norm: c.norm, seed: c.seed, batchSize: c.batchSize, cascade: c.cascade, checks: c.checks },
     threatModel: {

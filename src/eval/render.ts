@@ -44,6 +44,17 @@ function tableRows(report: RobustnessReport): { header: string[]; rows: string[]
   return { header, rows };
 }
 
+/** "inputs mapped from [0, 1] to [-1, 1], then (x - mean) / std with mean 0.485,0.456,0.406, std ...", or ''. */
+function preprocessingLine(report: RobustnessReport): string {
+  const p = report.model.preprocessing;
+  if (!p) return '';
+  const parts = [
+    p.inputRange ? `pixels in [${report.model.bounds.join(', ')}] mapped onto [${p.inputRange.join(', ')}]` : '',
+    p.normalization ? `normalized as (x - mean) / std with mean ${p.normalization.mean.join(',')} and std ${p.normalization.std.join(',')}` : '',
+  ].filter(Boolean);
+  return `inputs ${parts.join(', then ')} inside the classifier; epsilons are in pixel units`;
+}
+
 export function renderTable(report: RobustnessReport): string {
   const { header, rows } = tableRows(report);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -52,7 +63,8 @@ export function renderTable(report: RobustnessReport): string {
   const out = [
     `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
     report.config.cascade && report.config.attacks.length > 1 ? '(cascade: each column adds its attack on the points still robust)' : '',
-    report.model.output && report.model.output.kind !== 'logits' ? `(logits: ${report.model.output.detail})` : '',
+    report.model.output && (report.model.output.kind !== 'logits' || report.model.output.head) ? `(logits: ${report.model.output.detail})` : '',
+    report.model.preprocessing ? `(preprocessing: ${preprocessingLine(report)})` : '',
     report.evaluation ? `(${report.evaluation.note})` : '',
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
@@ -62,7 +74,7 @@ export function renderTable(report: RobustnessReport): string {
     warn.length ? `sanity checks: ${warn.length} warning(s)` : report.checks.length ? `sanity checks: all ${report.checks.length} passed` : 'sanity checks: not run',
     ...warn.map((c) => `  ! ${c.id}: ${c.message}\n    ${c.suggestion ?? ''}`),
   ];
-  return `${out.filter((l, i) => l !== '' || i > 2).join('\n')}\n`;
+  return `${out.filter((l, i) => l !== '' || i > 3).join('\n')}\n`;
 }
 
 export function renderMarkdown(report: RobustnessReport): string {
@@ -73,6 +85,7 @@ export function renderMarkdown(report: RobustnessReport): string {
     `**Threat model.** ${report.threatModel.description}`,
     ...(report.model.defense ? ['', `**Defense.** ${report.model.defense}.`] : []),
     ...(report.model.output ? ['', `**Logits.** ${report.model.output.detail}`] : []),
+    ...(report.model.preprocessing ? ['', `**Preprocessing.** ${preprocessingLine(report)}.`] : []),
     '',
     `Catalogue: ${report.threatModel.catalogue.map((c) => `${c.source} ${c.id} (${c.name})`).join('; ')}.`,
     '',
@@ -203,6 +216,7 @@ li.warn,p.warn{color:#9a3412}li.pass,p.pass{color:#166534}.chart svg{max-width:1
 Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code>${c.id}</code> (${escHtml(c.name)})`).join('; ')}.</p>
 ${report.model.defense ? `<p><b>Defense.</b> ${escHtml(report.model.defense)}.</p>` : ''}
 ${report.model.output ? `<p><b>Logits.</b> ${escHtml(report.model.output.detail)}</p>` : ''}
+${report.model.preprocessing ? `<p><b>Preprocessing.</b> ${escHtml(preprocessingLine(report))}.</p>` : ''}
 <p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${report.data.examples} examples · seed ${report.config.seed} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
 ${report.evaluation ? `<p class="${report.evaluation.complete ? 'pass' : 'warn'}"><b>${report.evaluation.complete ? 'Complete' : 'Partial'} evaluation.</b> ${escHtml(report.evaluation.note)}</p>` : ''}
 <div class="chart" id="chart">${svg}</div>

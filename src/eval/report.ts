@@ -60,7 +60,9 @@ export interface RobustnessReport {
   createdBy: { advkit: string; tfjs: string; backend: string; node: string };
   model: { name: string; numClasses: number; inputShape: number[]; bounds: [number, number]; randomized: boolean; warnings: string[]; /** Preprocessing defense and how its gradients are taken (BPDA, EOT). */ defense?: string;
     /** How the attacked logits relate to the model's output (softmax cut, sigmoid made two logits, ...). */
-    output?: { kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities'; detail: string } };
+    output?: { kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities'; detail: string; /** The output attacked in a model with several. */ head?: string };
+    /** Input preprocessing inside the classifier: pixel bounds mapped onto inputRange, then (x - mean) / std. */
+    preprocessing?: { inputRange?: [number, number]; normalization?: { mean: number[]; std: number[] } } };
   data: { name: string; examples: number; classNames: string[] };
   config: {
     /** The preset the attacks came from (null: a list given by hand). */
@@ -161,7 +163,17 @@ export const REPORT_JSON_SCHEMA = {
         randomized: { type: 'boolean' }, warnings: { type: 'array', items: { type: 'string' } }, defense: { type: 'string' },
         output: {
           type: 'object', required: ['kind', 'detail'],
-          properties: { kind: { enum: ['logits', 'softmax-cut', 'sigmoid-binary', 'log-probabilities'] }, detail: { type: 'string' } },
+          properties: { kind: { enum: ['logits', 'softmax-cut', 'sigmoid-binary', 'log-probabilities'] }, detail: { type: 'string' }, head: { type: 'string' } },
+        },
+        preprocessing: {
+          type: 'object', additionalProperties: false,
+          properties: {
+            inputRange: { type: 'array', items: { type: 'number' }, minItems: 2, maxItems: 2 },
+            normalization: {
+              type: 'object', required: ['mean', 'std'], additionalProperties: false,
+              properties: { mean: { type: 'array', items: { type: 'number' } }, std: { type: 'array', items: { type: 'number' } } },
+            },
+          },
         },
       },
     },

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check, ModelError, show } from '../util/errors.js';
-import { compileModel, type CompiledModel, type CompileReport } from './compiler/index.js';
+import { chooseHead, compileModel, graphEndpoints, graphHeads, layersHeads, type CompiledModel, type CompileReport, type Head } from './compiler/index.js';
 
 export type Bounds = readonly [number, number];
 export type ImageShape = readonly [number, number, number];
@@ -26,6 +26,8 @@ export interface Classifier {
   readonly warnings: readonly string[];
   /** How `logits` relates to the model's own output (reports show it). */
   readonly output?: OutputInfo;
+  /** The input preprocessing applied inside the classifier (reports show it). */
+  readonly preprocessing?: Preprocessing;
   /**
    * How to build this classifier again in another thread: the model directory it was loaded from
    * (set by loadClassifier) and the wrappers put around it since (`defend` adds one when every
@@ -42,6 +44,8 @@ export interface Classifier {
  */
 export interface ClassifierSource {
   readonly location: string;
+  /** The options it was loaded with (head, preprocessing, bounds, ...), over advkit.json's. */
+  readonly options?: ClassifierOptions;
   readonly wrappers?: readonly ClassifierWrapper[];
 }
 
@@ -66,12 +70,28 @@ export interface OutputInfo {
   kind: 'logits' | 'softmax-cut' | 'sigmoid-binary' | 'log-probabilities';
   /** One sentence for reports. */
   detail: string;
+  /** The output attacked, when the model has several or one was chosen (a signature key, node or layer). */
+  head?: string;
 }
 
 export interface Normalization {
   mean: number | readonly number[];
   std: number | readonly number[];
 }
+
+/**
+ * What the model expects of its input, applied inside the classifier so that attacks and
+ * epsilons stay in pixel space: pixel values in `bounds` are first mapped linearly onto
+ * `inputRange` (e.g. [-1, 1] for Keras MobileNet, [0, 255] for Caffe-style models), then
+ * normalized, (x - mean) / std per channel, in the model's input units.
+ */
+export interface Preprocessing {
+  inputRange?: Bounds;
+  normalization?: Normalization;
+}
+
+/** torchvision's ImageNet statistics (`--normalize imagenet`), for inputs in [0, 1]. */
+export const IMAGENET_NORMALIZATION: Normalization = Object.freeze({ mean: Object.freeze([0.485, 0.456, 0.406]), std: Object.freeze([0.229, 0.224, 0.225]) });
 
 export interface ClassifierOptions {
   bounds?: Bounds;
@@ -84,46 +104,71 @@ export interface ClassifierOptions {
   output?: 'auto' | 'logits' | 'probabilities';
   /** Input shape [H, W, C] when the model does not fix it. */
   inputShape?: ImageShape;
+  /**
+   * The range the model expects its inputs in (e.g. [-1, 1]); pixel values in `bounds` are mapped
+   * onto it inside the classifier, before `normalization`. Default: the bounds themselves.
+   */
+  inputRange?: Bounds;
+  /**
+   * The output to attack when the model has several: a signature key, an output node (`name` or
+   * `name:slot`) or, for a LayersModel, an output layer's name.
+   */
+  head?: string;
 }
 
 const DEFAULT_BOUNDS: Bounds = [0, 1];
 
-function checkBounds(fn: string, bounds: Bounds): Bounds {
+function checkBounds(fn: string, bounds: Bounds, name = 'bounds'): Bounds {
   check(Array.isArray(bounds) && bounds.length === 2 && Number.isFinite(bounds[0]) && Number.isFinite(bounds[1]) && bounds[0] < bounds[1], fn,
-    () => `bounds must be [lo, hi] with finite lo < hi, but got ${show(bounds)}.`);
+    () => `${name} must be [lo, hi] with finite lo < hi, but got ${show(bounds)}.`);
   return [bounds[0], bounds[1]];
 }
 
-function normalizer(fn: string, norm: Normalization | undefined, channels: number): ((x: tf.Tensor4D) => tf.Tensor4D) | undefined {
-  if (!norm) return undefined;
+function checkedNormalization(fn: string, norm: Normalization, channels: number): { mean: number[]; std: number[] } {
   const vec = (v: number | readonly number[], name: string) => {
-    const arr = typeof v === 'number' ? [v] : Array.from(v);
+    const arr = typeof v === 'number' ? [v] : Array.isArray(v) ? Array.from(v) : [NaN];
     check(arr.length === 1 || arr.length === channels, fn, () => `normalization.${name} must have 1 or ${channels} values (one per channel), but got ${arr.length}.`);
-    check(arr.every((a) => Number.isFinite(a)), fn, () => `normalization.${name} must be finite, but got ${show(arr)}.`);
+    check(arr.every((a) => typeof a === 'number' && Number.isFinite(a)), fn, () => `normalization.${name} must be finite numbers, but got ${show(v)}.`);
     return arr;
   };
   const mean = vec(norm.mean, 'mean');
   const std = vec(norm.std, 'std');
   check(std.every((s) => s > 0), fn, () => `normalization.std must be > 0, but got ${show(std)}.`);
-  return (x) => tf.tidy(() => tf.div(tf.sub(x, tf.tensor1d(mean)), tf.tensor1d(std)) as tf.Tensor4D);
+  return { mean, std };
+}
+
+/** The map from pixel space to the model's input space (Preprocessing), or undefined for none. */
+function preprocessor(fn: string, p: Preprocessing, bounds: Bounds, channels: number): ((x: tf.Tensor4D) => tf.Tensor4D) | undefined {
+  const range = p.inputRange === undefined ? undefined : checkBounds(fn, p.inputRange, 'inputRange');
+  const norm = p.normalization === undefined ? undefined : checkedNormalization(fn, p.normalization, channels);
+  if (!range && !norm) return undefined;
+  const scale = range ? (range[1] - range[0]) / (bounds[1] - bounds[0]) : 1;
+  const offset = range ? range[0] - bounds[0] * scale : 0;
+  return (x) => tf.tidy(() => {
+    let y: tf.Tensor = range ? tf.add(tf.mul(x, scale), offset) : x;
+    if (norm) y = tf.div(tf.sub(y, tf.tensor1d(norm.mean)), tf.tensor1d(norm.std));
+    return y as tf.Tensor4D;
+  });
 }
 
 /** Builds a Classifier from a logits function. */
-export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { numClasses: number; inputShape: ImageShape; bounds?: Bounds; randomized?: boolean; normalization?: Normalization; warnings?: string[]; output?: OutputInfo }): Classifier {
+export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { numClasses: number; inputShape: ImageShape; bounds?: Bounds; randomized?: boolean; normalization?: Normalization; inputRange?: Bounds; warnings?: string[]; output?: OutputInfo }): Classifier {
   const name = 'fromFunction';
   check(Number.isInteger(options.numClasses) && options.numClasses >= 2, name, () => `numClasses must be an integer >= 2, but got ${show(options.numClasses)}.`);
   check(Array.isArray(options.inputShape) && options.inputShape.length === 3 && options.inputShape.every((d) => Number.isInteger(d) && d > 0), name,
     () => `inputShape must be [height, width, channels], but got ${show(options.inputShape)}.`);
   const bounds = checkBounds(name, options.bounds ?? DEFAULT_BOUNDS);
-  const norm = normalizer(name, options.normalization, options.inputShape[2]);
+  const preprocessing: Preprocessing = { ...(options.inputRange ? { inputRange: [options.inputRange[0], options.inputRange[1]] as const } : {}), ...(options.normalization ? { normalization: options.normalization } : {}) };
+  const pre = preprocessor(name, preprocessing, bounds, options.inputShape[2]);
   return {
-    logits: (x) => tf.tidy(() => fn(norm ? norm(x) : x)),
+    logits: (x) => tf.tidy(() => fn(pre ? pre(x) : x)),
     bounds,
     numClasses: options.numClasses,
     inputShape: [...options.inputShape] as unknown as ImageShape,
     randomized: options.randomized ?? false,
     warnings: options.warnings ?? [],
     ...(options.output ? { output: options.output } : {}),
+    ...(pre ? { preprocessing } : {}),
   };
 }
 
@@ -168,7 +213,7 @@ function lastNodeName(report: CompileReport, merged: string): string {
  * sigmoid unit made two logits), the output kind recorded, probabilities detected by probing
  * when a softmax is hidden where the compiler cannot cut it.
  */
-function fromCompiled(fn: string, compiled: CompiledModel, outUnits: number, inputShape: ImageShape, options: ClassifierOptions & { numClasses?: number }): Classifier {
+function fromCompiled(fn: string, compiled: CompiledModel, outUnits: number, inputShape: ImageShape, options: ClassifierOptions & { numClasses?: number }, head: Head | undefined): Classifier {
   const bounds = checkBounds(fn, options.bounds ?? DEFAULT_BOUNDS);
   const mode = options.output ?? 'auto';
   const kind = compiled.report.outputKind;
@@ -192,18 +237,27 @@ function fromCompiled(fn: string, compiled: CompiledModel, outUnits: number, inp
     output = { kind: 'logits', detail: 'the model outputs logits; advkit attacks them as they are.' };
   }
   if (options.numClasses !== undefined) numClasses = options.numClasses;
+  const which = head ? `head '${head.name}'` : "the model's output";
   if (!(Number.isInteger(numClasses) && numClasses >= 2)) {
-    throw new ModelError(`Error in ${fn}: the model's output has ${outUnits} unit${outUnits === 1 ? '' : 's'}, which is not a classifier's [batch, numClasses] with numClasses >= 2 (one unit compiles only as a sigmoid detector).`);
+    throw new ModelError(`Error in ${fn}: ${which} has ${outUnits} unit${outUnits === 1 ? '' : 's'}, which is not a classifier's [batch, numClasses] with numClasses >= 2 (one unit compiles only as a sigmoid detector).`);
   }
-  return fromFunction(run, { numClasses, inputShape, bounds, normalization: options.normalization, warnings, output });
+  if (head) output = { ...output, head: head.name, detail: `head '${head.name}': ${output.detail}` };
+  return fromFunction(run, { numClasses, inputShape, bounds, normalization: options.normalization, inputRange: options.inputRange, warnings, output });
 }
 
-function compileOrThrow(fn: string, model: tf.LayersModel | tf.GraphModel, mode: ClassifierOptions['output']): CompiledModel {
+function compileOrThrow(fn: string, model: tf.LayersModel | tf.GraphModel, mode: ClassifierOptions['output'], head: Head | undefined): CompiledModel {
   try {
-    return compileModel(model, { cutOutput: mode !== 'logits' && mode !== 'probabilities' });
+    return compileModel(model, { cutOutput: mode !== 'logits' && mode !== 'probabilities', ...(head ? { head: head.ref } : {}) });
   } catch (err) {
+    if (err instanceof ModelError) throw err;
     throw new ModelError(`Error in ${fn}: ${(err as Error).message}.`);
   }
+}
+
+/** The head to build on (undefined for a one-output model attacked without a choice). */
+function pickHead(fn: string, heads: Head[], requested: string | undefined): Head | undefined {
+  const head = chooseHead(fn, heads, requested);
+  return heads.length > 1 || requested !== undefined ? head : undefined;
 }
 
 /**
@@ -214,21 +268,22 @@ function compileOrThrow(fn: string, model: tf.LayersModel | tf.GraphModel, mode:
  */
 export function fromLayersModel(model: tf.LayersModel, options: ClassifierOptions = {}): Classifier {
   const fn = 'fromLayersModel';
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    throw new ModelError(`Error in ${fn}: the model must have one input and one output, but has ${model.inputs.length} inputs and ${model.outputs.length} outputs.`);
+  if (model.inputs.length !== 1) {
+    throw new ModelError(`Error in ${fn}: the model must have one image input, but has ${model.inputs.length} inputs.`);
   }
+  const head = pickHead(fn, layersHeads(model), options.head);
   const inShape = model.inputs[0]!.shape.slice(1);
   const inputShape = options.inputShape ?? (inShape.every((d) => typeof d === 'number') ? (inShape as number[]) : undefined);
   if (!inputShape || inputShape.length !== 3) {
     throw new ModelError(`Error in ${fn}: the model input shape [${inShape.join(', ')}] is not [height, width, channels]; pass inputShape, or build the model with a fixed image input.`);
   }
-  const outShape = model.outputs[0]!.shape;
+  const outShape = model.outputs[head ? (head.ref as number) : 0]!.shape;
   const units = outShape[outShape.length - 1];
   if (outShape.length !== 2 || typeof units !== 'number') {
-    throw new ModelError(`Error in ${fn}: the model output shape [${outShape.join(', ')}] is not [batch, numClasses].`);
+    throw new ModelError(`Error in ${fn}: ${head ? `head '${head.name}'` : 'the model output'} has shape [${outShape.join(', ')}], not [batch, numClasses].`);
   }
-  const compiled = compileOrThrow(fn, model, options.output);
-  return fromCompiled(fn, compiled, units, inputShape as unknown as ImageShape, options);
+  const compiled = compileOrThrow(fn, model, options.output, head);
+  return fromCompiled(fn, compiled, units, inputShape as unknown as ImageShape, options, head);
 }
 
 function logOf(run: (x: tf.Tensor4D) => tf.Tensor2D): (x: tf.Tensor4D) => tf.Tensor2D {
@@ -242,23 +297,36 @@ function logOf(run: (x: tf.Tensor4D) => tf.Tensor2D): (x: tf.Tensor4D) => tf.Ten
  */
 export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions & { numClasses?: number } = {}): Classifier {
   const fn = 'fromGraphModel';
-  const input = model.inputs[0];
-  const shape = options.inputShape ?? input?.shape?.slice(1);
+  const { inputs } = graphEndpoints(model);
+  if (inputs.length !== 1) {
+    throw new ModelError(`Error in ${fn}: the graph has ${inputs.length} inputs (${inputs.map((e) => e.key).join(', ')}); advkit attacks models with one image input.`);
+  }
+  const input = inputs[0]!;
+  const shape = options.inputShape ?? input.shape?.slice(1);
   if (!shape || shape.length !== 3 || shape.some((d) => !(d > 0))) {
-    throw new ModelError(`Error in ${fn}: cannot tell the image shape from the graph's input (${show(input?.shape)}); pass inputShape [H, W, C].`);
+    throw new ModelError(`Error in ${fn}: cannot tell the image shape from the graph's input '${input.key}' (${show(input.shape)}); pass inputShape [H, W, C].`);
   }
-  if (input?.dtype !== undefined && input.dtype !== 'float32') {
-    throw new ModelError(`Error in ${fn}: the graph's input '${input.name}' is ${input.dtype}, but attacks perturb float32 images; re-export the model with a float32 input (cast or quantize inside the model if it must).`);
+  const dtype = input.dtype === undefined ? undefined : input.dtype.replace(/^DT_/, '').toLowerCase();
+  if (dtype !== undefined && dtype !== 'float' && dtype !== 'float32') {
+    throw new ModelError(`Error in ${fn}: the graph's input '${input.key}' is ${dtype}, but attacks perturb float32 images; re-export the model with a float32 input (cast or quantize inside the model if it must).`);
   }
-  const compiled = compileOrThrow(fn, model, options.output);
-  // The model's own output shape, from one forward pass of its executor.
-  const probe = tf.tidy(() => model.predict(tf.zeros([1, shape[0]!, shape[1]!, shape[2]!])) as tf.Tensor);
-  const outShape = probe.shape;
-  probe.dispose();
+  const heads = graphHeads(model);
+  // Shapes the signature does not give come from one forward pass of the model's own executor.
+  if (heads.some((h) => !h.shape || h.shape.length !== 2 || h.shape[1]! < 0)) {
+    const probes = tf.tidy(() => {
+      const out = model.execute({ [input.node]: tf.zeros([1, shape[0]!, shape[1]!, shape[2]!]) }, heads.map((h) => String(h.ref)));
+      return Array.isArray(out) ? out : [out];
+    });
+    probes.forEach((t, i) => { heads[i]!.shape = [-1, ...t.shape.slice(1)]; });
+    tf.dispose(probes);
+  }
+  const head = pickHead(fn, heads, options.head);
+  const outShape = (head ?? heads[0]!).shape!;
   if (outShape.length !== 2) {
-    throw new ModelError(`Error in ${fn}: the graph's output shape [${outShape.join(', ')}] is not [batch, numClasses].`);
+    throw new ModelError(`Error in ${fn}: ${head ? `head '${head.name}'` : "the graph's output"} has shape [${outShape.join(', ')}], not [batch, numClasses].`);
   }
-  return fromCompiled(fn, compiled, outShape[1]!, shape as unknown as ImageShape, options);
+  const compiled = compileOrThrow(fn, model, options.output, head);
+  return fromCompiled(fn, compiled, outShape[1]!, shape as unknown as ImageShape, options, head);
 }
 
 /** Predicted classes for a batch (argmax of logits). */

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { ModelError } from '../util/errors.js';
+import { AdvkitError, ModelError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { fromGraphModel, fromLayersModel, type Bounds, type Classifier, type ClassifierOptions, type Normalization } from './classifier.js';
 
@@ -29,6 +29,10 @@ export interface ModelMetadata {
   classNames?: string[];
   bounds?: Bounds;
   normalization?: Normalization;
+  /** The range the model expects its inputs in (ClassifierOptions.inputRange). */
+  inputRange?: Bounds;
+  /** The output to attack in a model with several (ClassifierOptions.head). */
+  head?: string;
   training?: Record<string, unknown>;
   [key: string]: unknown;
 }
@@ -233,17 +237,50 @@ export async function loadGraphModel(location: string): Promise<tf.GraphModel> {
 }
 
 /**
- * Loads either kind of model directory as a Classifier. Bounds and normalization come from
- * the options, else from advkit.json beside the model, else [0, 1] and none.
+ * The options a model directory is loaded with: the caller's, over advkit.json's bounds,
+ * normalization, input range and head. advkit.json's values are checked as the options are.
+ */
+export function classifierOptionsFor(metadata: ModelMetadata | undefined, options: ClassifierOptions = {}, location = 'the model directory'): ClassifierOptions {
+  const md: Partial<ModelMetadata> = metadata ?? {};
+  const where = `Error in ${METADATA_JSON} of ${location}`;
+  const range = (v: unknown) => Array.isArray(v) && v.length === 2 && v.every((a) => typeof a === 'number' && Number.isFinite(a)) && v[0] < v[1];
+  const values = (v: unknown) => (typeof v === 'number' && Number.isFinite(v)) || (Array.isArray(v) && v.length > 0 && v.every((a) => typeof a === 'number' && Number.isFinite(a)));
+  for (const key of ['bounds', 'inputRange'] as const) {
+    if (md[key] !== undefined && !range(md[key])) throw new ModelError(`${where}: ${key} must be [lo, hi] with finite lo < hi, but got ${JSON.stringify(md[key])}; fix the file or pass the option.`);
+  }
+  const norm = md.normalization as { mean?: unknown; std?: unknown } | undefined;
+  if (norm !== undefined && (typeof norm !== 'object' || norm === null || !values(norm.mean) || !values(norm.std))) {
+    throw new ModelError(`${where}: normalization must be {"mean": number or per-channel numbers, "std": likewise}, but got ${JSON.stringify(norm)}; fix the file or pass the option.`);
+  }
+  const own: ClassifierOptions = {
+    ...(md.bounds !== undefined ? { bounds: md.bounds } : {}),
+    ...(md.normalization !== undefined ? { normalization: md.normalization } : {}),
+    ...(md.inputRange !== undefined ? { inputRange: md.inputRange } : {}),
+    ...(md.head !== undefined ? { head: md.head } : {}),
+  };
+  if (own.head !== undefined && typeof own.head !== 'string') throw new ModelError(`${where}: head must be a string naming an output, but got ${JSON.stringify(own.head)}.`);
+  const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
+  return { ...own, ...defined };
+}
+
+/** The model directory a location names (a path to its model.json names its directory). */
+export function modelDirectory(location: string): string {
+  return path.resolve(location.endsWith('.json') ? path.dirname(location) : location);
+}
+
+/**
+ * Loads either kind of model directory as a Classifier. Bounds, normalization, input range and
+ * head come from the options, else from advkit.json beside the model, else [0, 1], none, the
+ * model's own range and its only output. The classifier's source records the options, so a
+ * worker pool builds the same classifier.
  */
 export async function loadClassifier(location: string, options: ClassifierOptions = {}): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel }> {
   const files = await readModelFiles(location);
   const md = files.metadata;
-  const opts: ClassifierOptions = { bounds: md?.bounds, normalization: md?.normalization, ...options };
+  const opts = classifierOptionsFor(md, options, location);
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
+  const source = { source: { location: modelDirectory(location), ...(Object.keys(given).length ? { options: JSON.parse(JSON.stringify(given)) as ClassifierOptions } : {}) } };
   try {
-    // Options other than the model's own make a classifier a pool (which loads the directory
-    // with advkit.json's settings) would not reproduce: such a classifier carries no source.
-    const source = Object.keys(options).length === 0 ? { source: { location: path.resolve(location.endsWith('.json') ? path.dirname(location) : location) } } : {};
     if (files.format === 'graph-model') {
       const model = await tf.loadGraphModel(tf.io.fromMemory(files.artifacts));
       return { classifier: { ...fromGraphModel(model, opts), ...source }, metadata: md, model };
@@ -251,7 +288,7 @@ export async function loadClassifier(location: string, options: ClassifierOption
     const model = await tf.loadLayersModel(tf.io.fromMemory(files.artifacts));
     return { classifier: { ...fromLayersModel(model, opts), ...source }, metadata: md, model };
   } catch (err) {
-    if (err instanceof ModelError) throw err;
+    if (err instanceof AdvkitError) throw err;
     throw new ModelError(`Error loading model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });
   }
 }

@@ -3,6 +3,8 @@
  * (fresh layers have mean 0 / variance 1, which would make folding trivially exact), and
  * GraphModels written by hand in the converter's JSON format.
  */
+import { promises as fsp } from 'node:fs';
+import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { uniform } from '../helpers.js';
 
@@ -47,8 +49,48 @@ export const strs = (v: string[]) => ({ list: { s: v.map(b64) } });
 
 export interface ConstSpec { name: string; shape: number[]; values: Float32Array | Int32Array; dtype?: 'float32' | 'int32' }
 
-/** A GraphModel from nodes and constants, through tf.loadGraphModel as a user would load one. */
-export async function graphModel(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[]; dtype?: 'DT_FLOAT' | 'DT_INT32' | 'DT_UINT8' }): Promise<tf.GraphModel> {
+/**
+ * The TensorFlow.js converter's output for a TF2 SavedModel (its default): every op and weight
+ * under `StatefulPartitionedCall/model/...`, each output read through an `Identity`, `Identity_1`,
+ * ... node, and a `signature` whose keys are not node names (output key `activation_6` is tensor
+ * `Identity:0`; the input key may differ from the placeholder, as `images` for
+ * `serving_default_images`). Batch dimensions are -1.
+ */
+export interface Tf2Form {
+  /** The signature key of the input (default: the placeholder's name). */
+  inputKey?: string;
+  /** The placeholder's name (default: the fixture's input name). */
+  placeholder?: string;
+  /** Each output: its signature key, the (fixture) node it reads, its units. */
+  outputs: Array<{ key: string; node: string; units: number }>;
+}
+
+const TF2_SCOPE = 'StatefulPartitionedCall/model/';
+
+function tf2Form(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[] }, form: Tf2Form): { nodes: object[]; consts: ConstSpec[]; placeholder: string; signature: object } {
+  const placeholder = form.placeholder ?? input.name;
+  const rename = (ref: string): string => {
+    const control = ref.startsWith('^') ? '^' : '';
+    const [name, slot] = (control ? ref.slice(1) : ref).split(':');
+    const renamed = name === input.name ? placeholder : TF2_SCOPE + name;
+    return `${control}${renamed}${slot !== undefined ? `:${slot}` : ''}`;
+  };
+  const body = (nodes as Array<{ name: string; input?: string[] }>).filter((n) => n.name !== 'Identity')
+    .map((n) => ({ ...n, name: TF2_SCOPE + n.name, ...(n.input ? { input: n.input.map(rename) } : {}) }));
+  const outputs = form.outputs.map((o, k) => ({ name: k === 0 ? 'Identity' : `Identity_${k}`, op: 'Identity', input: [rename(o.node)], attr: { T: { type: 'DT_FLOAT' } } }));
+  const dims = (shape: number[]) => ({ dim: shape.map((d) => ({ size: String(d) })) });
+  const signature = {
+    inputs: { [form.inputKey ?? placeholder]: { name: `${placeholder}:0`, dtype: 'DT_FLOAT', tensorShape: dims(input.shape) } },
+    outputs: Object.fromEntries(form.outputs.map((o, k) => [o.key, { name: `${outputs[k]!.name}:0`, dtype: 'DT_FLOAT', tensorShape: dims([-1, o.units]) }])),
+  };
+  return { nodes: [...body, ...outputs], consts: consts.map((c) => ({ ...c, name: TF2_SCOPE + c.name })), placeholder, signature };
+}
+
+/** The artifacts (model.json and weights) of a GraphModel from nodes and constants, in the plain or the TF2 form. */
+export function graphArtifacts(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[]; dtype?: 'DT_FLOAT' | 'DT_INT32' | 'DT_UINT8' }, tf2?: Tf2Form): tf.io.ModelArtifacts {
+  let placeholderName = input.name;
+  let signature: object | undefined;
+  if (tf2) ({ nodes, consts, placeholder: placeholderName, signature } = tf2Form(nodes, consts, input, tf2));
   const weightSpecs = consts.map((c) => ({ name: c.name, shape: c.shape, dtype: c.dtype ?? 'float32' }));
   const total = consts.reduce((a, c) => a + c.values.byteLength, 0);
   const buf = new Uint8Array(total);
@@ -58,13 +100,31 @@ export async function graphModel(nodes: object[], consts: ConstSpec[], input: { 
     off += c.values.byteLength;
   }
   const constNodes = consts.map((c) => ({ name: c.name, op: 'Const', attr: { dtype: { type: c.dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT' }, value: { tensor: { dtype: c.dtype === 'int32' ? 'DT_INT32' : 'DT_FLOAT', tensorShape: { dim: c.shape.map((d) => ({ size: String(d) })) } } } } }));
-  const placeholder = { name: input.name, op: 'Placeholder', attr: { dtype: { type: input.dtype ?? 'DT_FLOAT' }, shape: { shape: { dim: input.shape.map((d) => ({ size: String(d) })) } } } };
-  const artifacts: tf.io.ModelArtifacts = {
-    modelTopology: { node: [placeholder, ...constNodes, ...nodes], library: {}, versions: { producer: 1 } },
-    format: 'graph-model', generatedBy: 'advkit tests', convertedBy: 'hand',
+  const placeholder = { name: placeholderName, op: 'Placeholder', attr: { dtype: { type: input.dtype ?? 'DT_FLOAT' }, shape: { shape: { dim: input.shape.map((d) => ({ size: String(d) })) } } } };
+  return {
+    modelTopology: { node: [placeholder, ...constNodes, ...nodes], library: {}, versions: { producer: tf2 ? 1286 : 1 } },
+    format: 'graph-model', generatedBy: tf2 ? '2.15.0' : 'advkit tests', convertedBy: tf2 ? 'TensorFlow.js Converter v4.22.0' : 'hand',
+    ...(signature ? { signature } : {}),
     weightSpecs, weightData: buf.buffer,
   };
-  return tf.loadGraphModel(tf.io.fromMemory(artifacts));
+}
+
+/** A GraphModel from nodes and constants, through tf.loadGraphModel as a user would load one. */
+export async function graphModel(nodes: object[], consts: ConstSpec[], input: { name: string; shape: number[]; dtype?: 'DT_FLOAT' | 'DT_INT32' | 'DT_UINT8' }, tf2?: Tf2Form): Promise<tf.GraphModel> {
+  return tf.loadGraphModel(tf.io.fromMemory(graphArtifacts(nodes, consts, input, tf2)));
+}
+
+/** Writes artifacts as the converter lays a model directory out: model.json and one weight shard. */
+export async function writeGraphModel(dir: string, artifacts: tf.io.ModelArtifacts): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true });
+  const shard = 'group1-shard1of1.bin';
+  await fsp.writeFile(path.join(dir, shard), new Uint8Array(artifacts.weightData as ArrayBuffer));
+  const json = {
+    format: artifacts.format, generatedBy: artifacts.generatedBy, convertedBy: artifacts.convertedBy,
+    ...(artifacts.signature ? { signature: artifacts.signature } : {}),
+    modelTopology: artifacts.modelTopology, weightsManifest: [{ paths: [shard], weights: artifacts.weightSpecs }],
+  };
+  await fsp.writeFile(path.join(dir, 'model.json'), JSON.stringify(json));
 }
 
 export function conv(name: string, op: string, inputs: string[], o: { strides?: number; padding?: string; fused?: string[]; explicit?: number[]; leakyAlpha?: number }): object {
@@ -87,7 +147,14 @@ const f32 = (n: number, seed: number, lo = -0.5, hi = 0.5) => uniform(n, seed, l
  * 4 classes), 'sigmoid' (one Sigmoid unit), 'logits', or 'neg' (a Neg op the compiler does not
  * know, before the logits).
  */
-export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed' | 'flatten' | 'leaky', seed = 1): Promise<tf.GraphModel> {
+export async function converterClassifier(head: ConverterHead, seed = 1, form: 'plain' | 'tf2' = 'plain'): Promise<tf.GraphModel> {
+  return tf.loadGraphModel(tf.io.fromMemory(converterArtifacts(head, seed, form)));
+}
+
+export type ConverterHead = 'softmax' | 'sigmoid' | 'logits' | 'neg' | 'transposed' | 'flatten' | 'leaky';
+
+/** converterClassifier's artifacts; in the TF2 form its output key is `activation_6` (a sigmoid) or `dense_1`, its input key `images`. */
+export function converterArtifacts(head: ConverterHead, seed = 1, form: 'plain' | 'tf2' = 'plain'): tf.io.ModelArtifacts {
   // 'leaky': the first conv fuses LeakyRelu (alpha 0.1), the depthwise fuses Prelu, and a
   // standalone Prelu op follows the batch norm.
   const leaky = head === 'leaky';
@@ -149,5 +216,6 @@ export async function converterClassifier(head: 'softmax' | 'sigmoid' | 'logits'
     last = 'score';
   }
   nodes.push({ name: 'Identity', op: 'Identity', input: [last] });
-  return graphModel(nodes, consts, { name: 'x', shape: [-1, 8, 8, 3] });
+  const tf2 = form === 'tf2' ? { inputKey: 'images', placeholder: 'serving_default_images', outputs: [{ key: head === 'sigmoid' ? 'activation_6' : 'dense_1', node: last, units }] } : undefined;
+  return graphArtifacts(nodes, consts, { name: 'x', shape: [-1, 8, 8, 3] }, tf2);
 }

@@ -171,7 +171,7 @@ describe('random functional models in training mode', () => {
  * activations), in a chain whose merges read earlier tensors, then Mean over H and W, _FusedMatMul and, half
  * the time, Softmax.
  */
-async function randomGraphModel(seed: number): Promise<{ model: tf.GraphModel; shape: [number, number, number]; softmax: boolean }> {
+async function randomGraphModel(seed: number, form: 'plain' | 'tf2' = 'plain'): Promise<{ model: tf.GraphModel; shape: [number, number, number]; softmax: boolean }> {
   const rng = new Rng(seed);
   const int = (n: number) => Math.floor(rng.next() * n);
   const pick = <T>(v: readonly T[]): T => v[int(v.length)]!;
@@ -281,15 +281,21 @@ async function randomGraphModel(seed: number): Promise<{ model: tf.GraphModel; s
   const softmax = rng.next() < 0.5;
   if (softmax) nodes.push({ name: 'probs', op: 'Softmax', input: ['fc'] });
   nodes.push({ name: 'Identity', op: 'Identity', input: [softmax ? 'probs' : 'fc'] });
-  return { model: await graphModel(nodes, consts, { name: 'x', shape: [-1, ...shape] }), shape, softmax };
+  // The TF2 form: StatefulPartitionedCall/... names, an Identity output and a signature whose
+  // keys are not node names (the input keyed 'input_1' is placeholder 'serving_default_input_1').
+  const tf2 = form === 'tf2' ? { inputKey: 'input_1', placeholder: seed % 2 ? 'serving_default_input_1' : 'input_1', outputs: [{ key: `dense_${seed}`, node: softmax ? 'probs' : 'fc', units }] } : undefined;
+  return { model: await graphModel(nodes, consts, { name: 'x', shape: [-1, ...shape] }, tf2), shape, softmax };
 }
 
 describe('random converter-style GraphModels through the compiler', () => {
-  // 200 seeds passed in a longer run while this was written; 30 stay in CI.
-  for (let seed = 1; seed <= 30; seed++) {
-    it(`graph ${seed}: compiles whole; probabilities equal the executor's; the input gradient equals the executor's on cpu; no leak`, async () => {
+  // 200 seeds passed in a longer run when the family was written; 120 of each form stay in CI, and
+  // ADVKIT_RANDOM_GRAPHS=N runs N of each.
+  const count = Number(process.env.ADVKIT_RANDOM_GRAPHS ?? 120);
+  for (const form of ['plain', 'tf2'] as const) for (let seed = 1; seed <= count; seed++) {
+    it(`graph ${seed} (${form === 'tf2' ? 'TF2 form, with a signature' : 'plain'}): compiles whole; probabilities equal the executor's; the input gradient equals the executor's on cpu; no leak`, async () => {
       await useBackend('wasm');
-      const { model, shape, softmax } = await randomGraphModel(seed);
+      const { model, shape, softmax } = await randomGraphModel(seed, form);
+      if (form === 'tf2') expect(model.outputNodes).toEqual([`dense_${seed}`]);
       const compiled = compileModel(model);
       expect(compiled.report.fallbacks, JSON.stringify(compiled.report.nodes.filter((n) => !n.compiled))).toBe(0);
       const batch = 2;

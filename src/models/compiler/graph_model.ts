@@ -7,6 +7,8 @@
  * only (fed its inputs by name).
  */
 import * as tf from '@tensorflow/tfjs';
+import { ModelError } from '../../util/errors.js';
+import { chooseHead, graphEndpoints, graphHeads } from './heads.js';
 import type { Activation, ActivationFn, Graph, Node, Op, Padding, Param } from './ir.js';
 
 interface AttrValue {
@@ -60,14 +62,22 @@ function hw(list: number[] | undefined): [number, number] | null {
   return [list[1]!, list[2]!];
 }
 
-export function lowerGraphModel(model: tf.GraphModel): Graph {
+/**
+ * Lowers a GraphModel to the compiler's graph, from its one image input to the output `head`
+ * (a tensor `node:slot` of graphHeads; default: the only output). Inputs and outputs are
+ * resolved through the model's signature (heads.ts), so TF2 conversions, whose signature keys
+ * are not node names, compile; only the chosen head's nodes are visited.
+ */
+export function lowerGraphModel(model: tf.GraphModel, head?: string): Graph {
   const artifacts = (model as unknown as { artifacts?: tf.io.ModelArtifacts }).artifacts;
   const topology = artifacts?.modelTopology as { node?: GraphNode[] } | undefined;
-  if (!topology?.node) throw new Error('the GraphModel has no graph definition to compile');
+  if (!topology?.node) throw new ModelError('Error in the GraphModel: it has no graph definition (modelTopology.node) to compile.');
   const weights = model.weights as Record<string, tf.Tensor[]>;
   const defs = new Map(topology.node.map((n) => [n.name, n]));
-  const inputNames = model.inputNodes.map((n) => parseInput(n)![0]);
-  if (inputNames.length !== 1 || model.outputNodes.length !== 1) throw new Error(`the graph has ${inputNames.length} inputs and ${model.outputNodes.length} outputs (one of each compiles)`);
+  const endpoints = graphEndpoints(model);
+  const inputNames = endpoints.inputs.map((e) => e.node);
+  if (inputNames.length !== 1) throw new ModelError(`Error in the GraphModel: it has ${inputNames.length} inputs (${endpoints.inputs.map((e) => e.key).join(', ')}); advkit attacks models with one image input.`);
+  const outputRef = head ?? String(chooseHead('the GraphModel', graphHeads(model), undefined).ref);
 
   const nodes: Node[] = [];
   const owned: tf.Tensor[] = [];
@@ -132,13 +142,16 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
     return rest.every((v) => v !== null) && rest.filter((v) => v === -1).length <= 1 ? (rest as number[]) : null;
   };
 
+  const visiting = new Set<string>();
   const visit = (ref: string): number => {
     const [name, slot] = parseInput(ref)!;
     const key = `${name}:${slot}`;
     const known = index.get(key);
     if (known !== undefined) return known;
     const def = defs.get(name);
-    if (!def) throw new Error(`the graph has no node '${name}'`);
+    if (!def) throw new ModelError(`Error in the GraphModel: the graph has no node '${name}' (read as an input of another node); the model.json is corrupt.`);
+    if (visiting.has(key)) throw new ModelError(`Error in the GraphModel: node '${name}' reads its own output through a cycle; a model graph must be acyclic.`);
+    visiting.add(key);
     const refs = (def.input ?? []).filter((s) => !s.startsWith('^'));
     const push = (op: Op, inputs: number[]): number => {
       nodes.push({ name, source: def.op, op, inputs });
@@ -160,7 +173,7 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
       if (slot !== 0) return fallback(`output ${slot} of ${def.op}`);
       if (inputNames.includes(name) || def.op === 'Placeholder') return push({ kind: 'input' }, []);
       if (IDENTITIES.has(def.op) && def.op !== 'StopGradient' && def.op !== 'PreventGradient') return push({ kind: 'identity' }, [visit(refs[0]!)]);
-      if (def.op === 'Const') throw new Error(`constant '${name}' used as an activation`);
+      if (def.op === 'Const') throw new ModelError(`Error in the GraphModel: constant '${name}' is used as an activation; the graph is not an image classifier advkit can compile.`);
       switch (def.op) {
         case 'Conv2D': case '_FusedConv2D': case 'DepthwiseConv2dNative': case 'FusedDepthwiseConv2dNative': {
           const depthwise = def.op.includes('Depthwise');
@@ -259,9 +272,10 @@ export function lowerGraphModel(model: tf.GraphModel): Graph {
         }
       }
     })();
+    visiting.delete(key);
     index.set(key, result);
     return result;
   };
-  const output = visit(model.outputNodes[0]!);
+  const output = visit(outputRef);
   return { nodes, output, outputKind: 'logits', merged: [], notes: [], owned };
 }

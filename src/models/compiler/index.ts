@@ -16,6 +16,7 @@ import { lowerLayersModel } from './layers_model.js';
 import { optimize } from './passes.js';
 
 export type { Graph, Node, Op } from './ir.js';
+export { chooseHead, describeHeads, graphEndpoints, graphHeads, layersHeads, type GraphEndpoint, type Head } from './heads.js';
 
 export interface CompiledNode {
   name: string;
@@ -53,6 +54,11 @@ export interface CompiledModel {
 export interface CompileOptions {
   /** Cut a final softmax / sigmoid (default true). */
   cutOutput?: boolean;
+  /**
+   * The output to compile (heads.ts `Head.ref`): a GraphModel tensor `node:slot` or a LayersModel
+   * output index; default the only output (a model with several is refused).
+   */
+  head?: string | number;
 }
 
 function describe(op: Op): { op: string; fused?: string } {
@@ -104,17 +110,17 @@ function wrap(graph: Graph, format: CompileReport['format']): CompiledModel {
   };
 }
 
-const cache = new WeakMap<object, Map<boolean, CompiledModel>>();
+const cache = new WeakMap<object, Map<string, CompiledModel>>();
 
-function cached(model: object, cut: boolean, make: () => CompiledModel): CompiledModel {
-  let byCut = cache.get(model);
-  if (!byCut) cache.set(model, (byCut = new Map()));
-  let compiled = byCut.get(cut);
+function cached(model: object, key: string, make: () => CompiledModel): CompiledModel {
+  let byKey = cache.get(model);
+  if (!byKey) cache.set(model, (byKey = new Map()));
+  let compiled = byKey.get(key);
   if (!compiled) {
     const made = make();
     // A disposed compiled model leaves the cache: the next compileModel builds a new one.
-    compiled = { ...made, dispose: () => { byCut!.delete(cut); made.dispose(); } };
-    byCut.set(cut, compiled);
+    compiled = { ...made, dispose: () => { byKey!.delete(key); made.dispose(); } };
+    byKey.set(key, compiled);
   }
   return compiled;
 }
@@ -125,10 +131,13 @@ function build(graph: Graph, cut: boolean): Graph {
 
 /**
  * Compiles a LayersModel or GraphModel (cached per model and options). Throws an Error saying
- * why when the model's structure is outside what compiles (several inputs or outputs).
+ * why when the model's structure is outside what compiles (several inputs, or several outputs
+ * and no head chosen).
  */
 export function compileModel(model: tf.LayersModel | tf.GraphModel, options: CompileOptions = {}): CompiledModel {
   const cut = options.cutOutput ?? true;
-  if (model instanceof tf.GraphModel) return cached(model, cut, () => wrap(build(lowerGraphModel(model), cut), 'graph-model'));
-  return cached(model, cut, () => wrap(build(lowerLayersModel(model), cut), 'layers-model'));
+  const head = options.head;
+  const key = JSON.stringify([cut, head ?? null]);
+  if (model instanceof tf.GraphModel) return cached(model, key, () => wrap(build(lowerGraphModel(model, head === undefined ? undefined : String(head)), cut), 'graph-model'));
+  return cached(model, key, () => wrap(build(lowerLayersModel(model, typeof head === 'number' ? head : undefined), cut), 'layers-model'));
 }

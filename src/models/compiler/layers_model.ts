@@ -5,6 +5,7 @@
  * runs the layer's own `apply` for that node only.
  */
 import * as tf from '@tensorflow/tfjs';
+import { describeHeads, layersHeads } from './heads.js';
 import type { ActivationFn, BatchNormParams, Graph, Node, Op, Param } from './ir.js';
 import { ACTIVATIONS } from './ir.js';
 
@@ -186,15 +187,19 @@ function asContainer(layer: tf.layers.Layer): tf.LayersModel | null {
 
 /**
  * Lowers `model` to the compiler's graph, or throws (an Error whose message says why) when the
- * model's structure itself is outside what compiles (several inputs or outputs, layers with
- * several outputs).
+ * model's structure itself is outside what compiles (several inputs, layers with several
+ * outputs). `head` is the output to lower (an index of `model.outputs`; required when it has
+ * several): only the layers it depends on are visited.
  *
  * A model used as a layer (a backbone called inside a functional model, or after the first
  * layer of a Sequential one) is inlined: its layers become nodes named `outer/inner`, once per
  * call, so a backbone called twice is lowered twice and shares its weights.
  */
-export function lowerLayersModel(model: tf.LayersModel): Graph {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error(`the model has ${model.inputs.length} inputs and ${model.outputs.length} outputs (one of each compiles)`);
+export function lowerLayersModel(model: tf.LayersModel, head?: number): Graph {
+  if (model.inputs.length !== 1) throw new Error(`the model has ${model.inputs.length} inputs (one image input compiles)`);
+  if (head === undefined && model.outputs.length !== 1) throw new Error(`the model has ${model.outputs.length} outputs (${describeHeads(layersHeads(model))}); choose the one to attack with head (--head NAME)`);
+  const outputTensor = model.outputs[head ?? 0];
+  if (!outputTensor) throw new Error(`the model has no output ${head}`);
   const nodes: Node[] = [];
   const notes: string[] = [];
   /**
@@ -241,6 +246,6 @@ export function lowerLayersModel(model: tf.LayersModel): Graph {
     scope.index.set(t.id, nodes.length - 1);
     return nodes.length - 1;
   };
-  const output = visit(model.outputs[0]!, { index: new Map(), prefix: '' });
+  const output = visit(outputTensor, { index: new Map(), prefix: '' });
   return { nodes, output, outputKind: 'logits', merged: [], notes, owned: [] };
 }
