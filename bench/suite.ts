@@ -1,5 +1,5 @@
 /**
- * The benchmark suite for the performance-critical gradient loops (tinybench). Fixed seeds and
+ * The benchmark suite for the performance-critical gradient loops. Fixed seeds and
  * shapes; the reference CNN of DESIGN.md (mnist-cnn) and the Madry CNN. Every advkit loop is
  * measured beside the same loop written plainly, as a user would (tf.grad of the loss, sign,
  * step, clip, per iteration), on the slow-but-correct "baseline" wasm kernels, in the same run;
@@ -14,7 +14,6 @@ import { attackDataset } from '../src/attacks/dataset.js';
 import { AttackPool } from '../src/attacks/pool.js';
 import { makeDataset } from '../src/data/dataset.js';
 import { loadClassifier, saveLayersModel } from '../src/models/io.js';
-import { Bench } from 'tinybench';
 import { pgd } from '../src/attacks/pgd.js';
 import { fgsm } from '../src/attacks/fgsm.js';
 import { initBackend, setWasmKernelMode, type BackendName } from '../src/backend/index.js';
@@ -81,17 +80,28 @@ async function plainPgd(net: tf.LayersModel, x: tf.Tensor4D, y: Int32Array, step
   tf.dispose([adv, labels]);
 }
 
-async function measure(name: string, fn: () => Promise<void>, iterations: number): Promise<{ ms: number; peakRssMb: number }> {
+/**
+ * One warm-up run of `fn`, then `iterations` timed runs: the median time (a shared 2-core machine
+ * has outlier iterations that a mean would carry) and the peak RSS seen meanwhile. A plain loop:
+ * `advkit bench` ships with the package, so it needs no benchmarking library.
+ */
+async function measure(_name: string, fn: () => Promise<void>, iterations: number): Promise<{ ms: number; peakRssMb: number }> {
   let peak = process.memoryUsage().rss;
   const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 10);
-  const bench = new Bench({ iterations, time: 0, warmupIterations: 1, warmupTime: 0 });
-  bench.add(name, fn);
-  await bench.run();
-  clearInterval(timer);
-  const task = bench.tasks[0]!;
-  if (task.result?.error) throw task.result.error;
-  // The median: this shared 2-core machine has outlier iterations that a mean would carry.
-  return { ms: task.result!.latency.p50 ?? task.result!.latency.mean, peakRssMb: peak / 2 ** 20 };
+  try {
+    await fn();
+    const times: number[] = [];
+    for (let i = 0; i < iterations; i++) {
+      const t0 = performance.now();
+      await fn();
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    const mid = times.length >> 1;
+    return { ms: times.length % 2 ? times[mid]! : (times[mid - 1]! + times[mid]!) / 2, peakRssMb: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 };
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 export async function runBench(options: BenchOptions = {}): Promise<BenchRow[]> {

@@ -18,7 +18,7 @@ import { attackOptions, checkCompatible, flagTakers, formatOption, targetOption,
 import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 
 export function attackCommand(): Command {
-  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack').description('attack a model on a data set and write an adversarial example set (PNG/NPY + manifest)'))
+  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack'))
     .requiredOption('--model <dir>', 'model directory (model.json + weights)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')

@@ -10,7 +10,7 @@ import { action, intOption, log, printJson } from './common.js';
 const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filter(Boolean);
 
 export function benchCommand(): Command {
-  return new Command('bench').description('benchmark the gradient loops (PGD, FGSM, training steps, evaluation) against the plain loop, in one run')
+  return new Command('bench')
     .option('--backends <list>', 'comma list of wasm, cpu, tensorflow', 'wasm')
     .option('--models <list>', 'comma list of architectures (mobilenet-v2, resnet-18, mini-xception at their reference shapes)', 'mnist-cnn,madry-cnn')
     .option('--torch <torch_pgd.py>', 'run the PyTorch reference loop for mobilenet-v2 / resnet-18 in the same run (ratios over it)')

@@ -37,7 +37,7 @@ interface CertifyCliOptions extends ModelCliOptions {
 }
 
 export function certifyCommand(): Command {
-  return withResizeOption(withModelOptions(withShardOptions(withCommonOptions(new Command('certify').description('certify L2 robustness by randomized smoothing (Cohen et al. 2019)'))
+  return withResizeOption(withModelOptions(withShardOptions(withCommonOptions(new Command('certify'))
     .requiredOption('--model <dir>', 'model directory (best trained with advkit train --noise SIGMA)')
     .requiredOption('--data <spec>', 'data spec (default split: test)')
     .requiredOption('--sigma <s>', 'noise standard deviation', floatOption(0, { exclusive: true }))

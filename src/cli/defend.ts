@@ -39,7 +39,7 @@ async function readInput(dir: string, target: [number, number, number] | undefin
 }
 
 export function defendCommand(): Command {
-  return withResizeOption(withModelOptions(withCommonOptions(new Command('defend').description('apply a preprocessing defense to an image folder or an advkit example set'))
+  return withResizeOption(withModelOptions(withCommonOptions(new Command('defend'))
     .requiredOption('--input <dir>', 'an image folder (DIR/<class>/*.png) or an advkit attack output directory')
     .requiredOption('--defense <list>', 'comma list of bit-depth:B, median:K, jpeg:Q, tv:WEIGHT, noise:SIGMA (applied in order)')
     .requiredOption('--out <dir>', 'output directory')

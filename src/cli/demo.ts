@@ -35,7 +35,7 @@ function defaultCache(): string {
 }
 
 export function demoCommand(): Command {
-  return withWorkersOption(withCommonOptions(new Command('demo').description('train (or reuse) mnist-cnn, evaluate APGD-CE, APGD-T and FAB-T over an eps sweep, print the table and write the HTML report'))
+  return withWorkersOption(withCommonOptions(new Command('demo'))
     .option('--out <dir>', 'where to write the report', 'advkit-demo')
     .option('--cache <dir>', 'where the trained model is kept between runs (default $XDG_CACHE_HOME/advkit or ~/.cache/advkit)')
     .option('--limit <n>', 'held-out digits to evaluate', intOption(1, 2004), DEMO.limit))

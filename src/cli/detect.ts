@@ -24,7 +24,7 @@ async function adversarialSet(spec: string, classNames: readonly string[], model
 }
 
 export function detectCommand(): Command {
-  return withResizeOption(withModelOptions(withCommonOptions(new Command('detect').description('feature-squeezing detector: calibrate on clean data, report the detection rate on adversarial examples'))
+  return withResizeOption(withModelOptions(withCommonOptions(new Command('detect'))
     .requiredOption('--model <dir>', 'model directory')
     .requiredOption('--adversarial <dir|spec>', 'an advkit attack example set written with --format npy, or a data spec')
     .option('--clean <spec>', 'clean data to calibrate the threshold on', 'mnist:train')

@@ -23,7 +23,7 @@ import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from
 import { configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
 
 export function evalCommand(): Command {
-  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval').description('evaluate robustness: attacks x epsilons, worst case, sanity checks, reports and CI gates'))
+  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)

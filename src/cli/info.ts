@@ -4,7 +4,7 @@ import { backendInfo } from '../backend/index.js';
 import { action, printJson, startBackend, withCommonOptions } from './common.js';
 
 export function infoCommand(): Command {
-  return withCommonOptions(new Command('info').description('show the backend in use, versions, SIMD/thread support and available backends'))
+  return withCommonOptions(new Command('info'))
     .action(action(async (opts: { backend?: string; json?: boolean }) => {
       await startBackend(opts.backend);
       const info = await backendInfo();

@@ -10,7 +10,7 @@ import { action, printJson, startBackend, withCommonOptions } from './common.js'
 import { loadModel, withModelOptions, type ModelCliOptions } from './model_options.js';
 
 export function inspectCommand(): Command {
-  return withModelOptions(withCommonOptions(new Command('inspect').description('show how a model compiles: inputs and heads, fused layers, folded batch norms, the logits used, and any node that runs through tfjs'))
+  return withModelOptions(withCommonOptions(new Command('inspect'))
     .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json)'))
     .action(action(async (o: ModelCliOptions & { backend?: string; json?: boolean }) => {
       await startBackend(o.backend);

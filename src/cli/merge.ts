@@ -55,7 +55,7 @@ async function kindOf(dir: string): Promise<'example-set' | 'report' | 'certific
 }
 
 export function mergeCommand(): Command {
-  return withWorkersOption(withCommonOptions(new Command('merge').description('join the shards of an attack or eval run (--shard i/N) into what one run writes'))
+  return withWorkersOption(withCommonOptions(new Command('merge'))
     .argument('<dirs...>', 'the shard output directories (all N of them)')
     .requiredOption('--out <dir>', 'where to write the merged example set or report (new or empty)')
     .option('--model <dir>', 'reports: the model for the sanity checks, when not at the path the shards recorded (its SHA-256 must match)')

@@ -60,7 +60,7 @@ function scheduleOption(value: string): 'cosine' | 'constant' | 'cyclic' {
 }
 
 export function trainCommand(): Command {
-  return withCommonOptions(new Command('train').description('train a model (natural or adversarial training) and save it'))
+  return withCommonOptions(new Command('train'))
     .requiredOption('--arch <name>', `architecture: ${ARCHITECTURES.join(', ')}`)
     .requiredOption('--data <spec>', 'training data: mnist, fashion-mnist, idx:IMAGES,LABELS, npy:X,Y or folder:DIR')
     .requiredOption('--out <dir>', 'output model directory')
