@@ -11,7 +11,7 @@ export async function writeReportFiles(out: string, evaluation: Evaluation, data
     ['report.json', `${JSON.stringify(report, null, 2)}\n`],
     ['report.md', renderMarkdown(report)],
   ];
-  const grid = examples.length ? await examplesGridPng(examples, data.shape, data.classNames) : undefined;
+  const grid = examples.length ? await examplesGridPng(examples, data.shape, data.classNames, evaluation.report.config.norm) : undefined;
   if (grid) files.push(['examples.png', grid]);
   files.push(['report.html', await renderHtml(report, { gridPng: grid })]);
   for (const [name, content] of files) await writeFileAtomic(path.join(out, name), content);

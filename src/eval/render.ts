@@ -10,6 +10,21 @@ import { robustAtDistance, type AttackOutcome, type RobustnessReport } from './r
 
 const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
 
+/**
+ * One escaping rule per output format, applied where a renderer writes a string, whatever its
+ * origin (advkit's own text, a model's metadata, a folder name, a shard's report).
+ */
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g;
+/** HTML text and attribute values. */
+export const escHtml = (s: string) => String(s).replace(CONTROL, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+/** XML text (the SVG grid): as HTML, and no character XML 1.0 forbids. */
+export const escXml = (s: string) => escHtml(String(s).replace(/[\ud800-\udfff\ufffe\uffff]/g, '')).replace(/[\t\n\r]/g, ' ');
+/** A Markdown table cell or inline text: no line break, pipe, HTML or emphasis it does not mean. */
+export const escMd = (s: string) => String(s).replace(CONTROL, '').replace(/[\r\n\t]+/g, ' ').replace(/\\/g, '\\\\').replace(/([|*_`[\]#])/g, '\\$1').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** Terminal output: no escape sequence or control character. */
+export const escTerm = (s: string) => String(s).replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(CONTROL, '').replace(/[\r\n]+/g, ' ');
+
 function columnTitle(report: RobustnessReport, k: number): string {
   const names = report.config.attacks.map((a) => a.name.toUpperCase());
   if (!report.config.cascade || k === 0) return names[k]!;
@@ -55,6 +70,15 @@ function preprocessingLine(report: RobustnessReport): string {
   return `inputs ${parts.join(', then ')} inside the classifier; epsilons are in pixel units`;
 }
 
+/** The evaluation note split into its label and its text ("Partial evaluation", "this run used ..."), so no renderer says the label twice. */
+function evaluationNote(report: RobustnessReport): { label: string; text: string } | undefined {
+  const e = report.evaluation;
+  if (!e) return undefined;
+  const label = e.complete ? 'Complete evaluation' : 'Partial evaluation';
+  const text = e.note.startsWith(`${label}: `) ? e.note.slice(label.length + 2) : e.note;
+  return { label, text: text.charAt(0).toUpperCase() + text.slice(1) };
+}
+
 export function renderTable(report: RobustnessReport): string {
   const { header, rows } = tableRows(report);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -74,45 +98,68 @@ export function renderTable(report: RobustnessReport): string {
     warn.length ? `sanity checks: ${warn.length} warning(s)` : report.checks.length ? `sanity checks: all ${report.checks.length} passed` : 'sanity checks: not run',
     ...warn.map((c) => `  ! ${c.id}: ${c.message}\n    ${c.suggestion ?? ''}`),
   ];
-  return `${out.filter((l, i) => l !== '' || i > 3).join('\n')}\n`;
+  return `${out.filter((l, i) => l !== '' || i > 3).map((l) => l.split('\n').map(escTerm).join('\n')).join('\n')}\n`;
+}
+
+/** The perturbation table: successful examples' distances per eps and attack (Markdown and HTML). */
+function perturbationTable(report: RobustnessReport): { header: string[]; rows: string[][] } {
+  const f = (v: number | null | undefined) => (v === null || v === undefined ? '–' : v.toFixed(4));
+  return {
+    header: ['eps', 'attack', 'broken / attacked', 'mean L∞', 'max L∞', 'mean L2', 'median L2'],
+    rows: report.results.flatMap((r) => r.attacks.filter((o) => o.attacked > 0).map((o) => [String(r.eps), o.attack, `${o.successes} / ${o.attacked}`, f(o.perturbation.linf.mean), f(o.perturbation.linf.max), f(o.perturbation.l2.mean), f(o.perturbation.l2.median)])),
+  };
+}
+
+/** Worst-case robust accuracy per class at the largest eps. */
+function perClassTable(report: RobustnessReport): { title: string; header: string[]; rows: string[][] } {
+  const last = report.results[report.results.length - 1];
+  return {
+    title: `Worst-case robust accuracy per class (eps ${last?.eps})`,
+    header: ['class', 'examples', 'robust accuracy'],
+    rows: (last?.worstCase.perClass ?? []).map((c) => [c.name, String(c.examples), pct(c.robustAccuracy)]),
+  };
+}
+
+function mdTable(t: { header: string[]; rows: string[][] }): string[] {
+  return [`| ${t.header.map(escMd).join(' | ')} |`, `| ${t.header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`, ...t.rows.map((r) => `| ${r.map(escMd).join(' | ')} |`)];
+}
+
+function htmlTable(t: { header: string[]; rows: string[][] }): string {
+  return `<table><thead><tr>${t.header.map((h) => `<th>${escHtml(h)}</th>`).join('')}</tr></thead>\n<tbody>${t.rows.map((r) => `<tr>${r.map((c) => `<td>${escHtml(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table>`;
 }
 
 export function renderMarkdown(report: RobustnessReport): string {
-  const { header, rows } = tableRows(report);
+  const m = escMd;
+  const note = evaluationNote(report);
+  const classes = perClassTable(report);
   const md = [
-    `# Robustness report: ${report.model.name} on ${report.data.name}`,
+    `# Robustness report: ${m(report.model.name)} on ${m(report.data.name)}`,
     '',
-    `**Threat model.** ${report.threatModel.description}`,
-    ...(report.model.defense ? ['', `**Defense.** ${report.model.defense}.`] : []),
-    ...(report.model.output ? ['', `**Logits.** ${report.model.output.detail}`] : []),
-    ...(report.model.preprocessing ? ['', `**Preprocessing.** ${preprocessingLine(report)}.`] : []),
+    `**Threat model.** ${m(report.threatModel.description)}`,
+    ...(report.model.defense ? ['', `**Defense.** ${m(report.model.defense)}.`] : []),
+    ...(report.model.output ? ['', `**Logits.** ${m(report.model.output.detail)}`] : []),
+    ...(report.model.preprocessing ? ['', `**Preprocessing.** ${m(preprocessingLine(report))}.`] : []),
     '',
-    `Catalogue: ${report.threatModel.catalogue.map((c) => `${c.source} ${c.id} (${c.name})`).join('; ')}.`,
+    `Catalogue: ${report.threatModel.catalogue.map((c) => `${m(c.source)} ${m(c.id)} (${m(c.name)})`).join('; ')}.`,
     '',
-    `Clean accuracy: **${pct(report.cleanAccuracy)}** on ${report.data.examples} examples. Seed ${report.config.seed}, backend ${report.createdBy.backend}, advkit ${report.createdBy.advkit}, tfjs ${report.createdBy.tfjs}, ${report.timing.seconds.toFixed(1)} s.`,
+    `Clean accuracy: **${pct(report.cleanAccuracy)}** on ${report.data.examples} examples. Seed ${m(String(report.config.seed))}, backend ${m(report.createdBy.backend)}, advkit ${m(report.createdBy.advkit)}, tfjs ${m(report.createdBy.tfjs)}, ${report.timing.seconds.toFixed(1)} s.`,
     '',
-    ...(report.evaluation ? [`**${report.evaluation.complete ? 'Complete' : 'Partial'} evaluation.** ${report.evaluation.note}`, ''] : []),
-    `| ${header.join(' | ')} |`,
-    `| ${header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
-    ...rows.map((r) => `| ${r.join(' | ')} |`),
+    ...(note ? [`**${note.label}.** ${m(note.text)}`, ''] : []),
+    ...mdTable(tableRows(report)),
     '',
-    ...(report.minimumNorm ? [`${minimumNormLine(report).replace(' (curve in the HTML report)', '')}.`, ''] : []),
+    ...(report.minimumNorm ? [`${m(minimumNormLine(report).replace(' (curve in the HTML report)', ''))}.`, ''] : []),
     report.config.cascade && report.config.attacks.length > 1 ? '_Cascade: each attack runs only on the points still robust; a column is the accuracy after that attack and those before it._\n' : '',
     '## Sanity checks',
     '',
-    ...(report.checks.length ? report.checks.map((c) => `- ${c.status === 'warn' ? '⚠️ **warn**' : '✅ pass'} \`${c.id}\`: ${c.message}${c.suggestion && c.status === 'warn' ? ` _${c.suggestion}_` : ''}`) : ['Not run.']),
+    ...(report.checks.length ? report.checks.map((c) => `- ${c.status === 'warn' ? '⚠️ **warn**' : '✅ pass'} \`${m(c.id).replace(/`/g, '')}\`: ${m(c.message)}${c.suggestion && c.status === 'warn' ? ` _${m(c.suggestion)}_` : ''}`) : ['Not run.']),
     '',
     '## Perturbations of successful examples',
     '',
-    '| eps | attack | broken / attacked | mean L∞ | max L∞ | mean L2 | median L2 |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
-    ...report.results.flatMap((r) => r.attacks.filter((o) => o.attacked > 0).map((o) => `| ${r.eps} | ${o.attack} | ${o.successes} / ${o.attacked} | ${o.perturbation.linf.mean?.toFixed(4) ?? '–'} | ${o.perturbation.linf.max?.toFixed(4) ?? '–'} | ${o.perturbation.l2.mean?.toFixed(4) ?? '–'} | ${o.perturbation.l2.median?.toFixed(4) ?? '–'} |`)),
+    ...mdTable(perturbationTable(report)),
     '',
-    `## Worst-case robust accuracy per class (eps ${report.results[report.results.length - 1]?.eps})`,
+    `## ${m(classes.title)}`,
     '',
-    '| class | examples | robust accuracy |',
-    '| --- | ---: | ---: |',
-    ...(report.results[report.results.length - 1]?.worstCase.perClass ?? []).map((c) => `| ${c.name} | ${c.examples} | ${pct(c.robustAccuracy)} |`),
+    ...mdTable(classes),
     '',
   ];
   return md.join('\n');
@@ -129,12 +176,19 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
     values.push({ eps: r.eps, accuracy: r.worstCase.robustAccuracy, series: 'worst case' });
   }
   const maxEps = report.results[report.results.length - 1]?.eps ?? 0;
-  const curve = minimumNormCurve(report, maxEps > 0 ? maxEps : 1).map((p) => ({ ...p, series: `minimum norm (${report.minimumNorm!.attacks.join(', ')})` }));
+  const curveName = report.minimumNorm ? `minimum norm (${report.minimumNorm.attacks.join(', ')})` : '';
+  const curve = minimumNormCurve(report, maxEps > 0 ? maxEps : 1).map((p) => ({ ...p, series: curveName }));
+  // The legend in run order, not alphabetical, and never truncated; each series its own dash and
+  // point shape, so one that equals another (a cascade step that broke nothing) stays visible.
+  const order = [...report.config.attacks.map((_, k) => columnTitle(report, k)), 'worst case', ...(curve.length ? [curveName] : [])];
+  const dashes = order.map((o, i) => (o === 'worst case' ? [6, 3] : [[1, 0], [8, 4], [2, 3], [12, 3, 2, 3], [4, 4]][i % 5]!));
+  const shapes = order.map((_, i) => ['circle', 'square', 'triangle-up', 'diamond', 'cross', 'triangle-down'][i % 6]!);
   const encoding = {
     x: { field: 'eps', type: 'quantitative', title: 'eps' },
     y: { field: 'accuracy', type: 'quantitative', title: 'robust accuracy', axis: { format: '%' }, scale: { domain: [0, 1] } },
-    color: { field: 'series', type: 'nominal', title: null },
+    color: { field: 'series', type: 'nominal', title: null, sort: order, scale: { domain: order }, legend: { labelLimit: 0, orient: 'bottom', columns: 2 } },
   };
+  const byOrder = (range: unknown[]) => ({ field: 'series', type: 'nominal', sort: order, scale: { domain: order, range }, legend: null });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 480,
@@ -143,9 +197,10 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
     layer: [
       {
         data: { values },
-        mark: { type: 'line', point: true },
-        encoding: { ...encoding, strokeDash: { condition: { test: "datum.series === 'worst case'", value: [6, 3] }, value: [1, 0] } },
+        mark: { type: 'line', point: { filled: true, size: 50 }, strokeWidth: 2 },
+        encoding: { ...encoding, strokeDash: byOrder(dashes), shape: byOrder(shapes) },
       },
+      // The minimum-norm curve is exact between epsilons: a step at each example's distance.
       ...(curve.length ? [{ data: { values: curve }, mark: { type: 'line', interpolate: 'step-after', strokeWidth: 1.5 }, encoding }] : []),
     ],
   };
@@ -169,7 +224,7 @@ async function cellPng(pixels: Float32Array, shape: readonly [number, number, nu
 }
 
 /** A PNG grid: one row per example with the original, the perturbation (amplified) and the adversarial. */
-export async function examplesGridPng(examples: KeptExample[], shape: readonly [number, number, number], classNames: readonly string[]): Promise<Buffer> {
+export async function examplesGridPng(examples: KeptExample[], shape: readonly [number, number, number], classNames: readonly string[], norm: 'linf' | 'l2' = 'linf'): Promise<Buffer> {
   const scale = Math.max(1, Math.floor(112 / Math.max(shape[0], shape[1])));
   const cw = shape[1] * scale;
   const ch = shape[0] * scale;
@@ -188,8 +243,12 @@ export async function examplesGridPng(examples: KeptExample[], shape: readonly [
     const imgs = await Promise.all([cellPng(ex.x, shape, scale), cellPng(delta, shape, scale), cellPng(ex.adversarial, shape, scale)]);
     const y = header + row * (ch + textH + pad);
     imgs.forEach((png, k) => parts.push(`<image x="${pad + k * (cw + pad)}" y="${y}" width="${cw}" height="${ch}" href="data:image/png;base64,${png.toString('base64')}"/>`));
-    const texts = [`true: ${label(ex.label)}`, `${ex.attack} eps ${ex.eps}`, `pred: ${label(ex.prediction)}`];
-    texts.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="${y + ch + 14}" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#222">${t.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`));
+    // Each example's own perturbation size (the threat model's norm) and the attack that found it.
+    let size = 0;
+    for (let i = 0; i < delta.length; i++) { const d = Math.abs(ex.adversarial[i]! - ex.x[i]!); size = norm === 'linf' ? Math.max(size, d) : size + d * d; }
+    if (norm === 'l2') size = Math.sqrt(size);
+    const texts = [`true: ${label(ex.label)}`, `${ex.attack}: ${norm === 'linf' ? 'L∞' : 'L2'} ${size.toFixed(3)} (eps ${ex.eps})`, `pred: ${label(ex.prediction)}`];
+    texts.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="${y + ch + 14}" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#222">${escXml(t.length > 40 ? `${t.slice(0, 39)}…` : t)}</text>`));
   }
   const titles = ['original', 'perturbation', 'adversarial'];
   titles.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="16" font-family="DejaVu Sans, sans-serif" font-size="12" font-weight="bold" fill="#222">${t}</text>`));
@@ -197,12 +256,10 @@ export async function examplesGridPng(examples: KeptExample[], shape: readonly [
   return sharp(Buffer.from(svg)).png().toBuffer();
 }
 
-const escHtml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** One self-contained HTML file: summary, chart (inline SVG), table, checks, example grid. */
 export async function renderHtml(report: RobustnessReport, options: { gridPng?: Buffer } = {}): Promise<string> {
   const svg = await renderChartSvg(report);
-  const { header, rows } = tableRows(report);
   const checks = report.checks.map((c) => `<li class="${c.status}"><b>${c.status === 'warn' ? 'warn' : 'pass'}</b> <code>${escHtml(c.id)}</code>: ${escHtml(c.message)}${c.status === 'warn' && c.suggestion ? `<br><i>${escHtml(c.suggestion)}</i>` : ''}</li>`).join('\n');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>advkit robustness report: ${escHtml(report.model.name)}</title>
@@ -213,17 +270,20 @@ li.warn,p.warn{color:#9a3412}li.pass,p.pass{color:#166534}.chart svg{max-width:1
 </style></head><body>
 <h1>Robustness report: ${escHtml(report.model.name)} on ${escHtml(report.data.name)}</h1>
 <p><b>Threat model.</b> ${escHtml(report.threatModel.description)}<br>
-Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code>${c.id}</code> (${escHtml(c.name)})`).join('; ')}.</p>
+Catalogue: ${report.threatModel.catalogue.map((c) => `${escHtml(c.source)} <code>${escHtml(c.id)}</code> (${escHtml(c.name)})`).join('; ')}.</p>
 ${report.model.defense ? `<p><b>Defense.</b> ${escHtml(report.model.defense)}.</p>` : ''}
 ${report.model.output ? `<p><b>Logits.</b> ${escHtml(report.model.output.detail)}</p>` : ''}
 ${report.model.preprocessing ? `<p><b>Preprocessing.</b> ${escHtml(preprocessingLine(report))}.</p>` : ''}
-<p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${report.data.examples} examples · seed ${report.config.seed} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
-${report.evaluation ? `<p class="${report.evaluation.complete ? 'pass' : 'warn'}"><b>${report.evaluation.complete ? 'Complete' : 'Partial'} evaluation.</b> ${escHtml(report.evaluation.note)}</p>` : ''}
+<p>Clean accuracy <b>${pct(report.cleanAccuracy)}</b> on ${Number(report.data.examples)} examples · seed ${escHtml(String(report.config.seed))} · backend ${escHtml(report.createdBy.backend)} · advkit ${escHtml(report.createdBy.advkit)} · ${report.timing.seconds.toFixed(1)} s</p>
+${report.evaluation ? `<p class="${report.evaluation.complete ? 'pass' : 'warn'}"><b>${evaluationNote(report)!.label}.</b> ${escHtml(evaluationNote(report)!.text)}</p>` : ''}
 <div class="chart" id="chart">${svg}</div>
 ${report.minimumNorm ? `<p>${escHtml(minimumNormLine(report).replace(' (curve in the HTML report)', ' (the step curve above)'))}.</p>` : ''}
-<table><thead><tr>${header.map((h) => `<th>${escHtml(h)}</th>`).join('')}</tr></thead>
-<tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escHtml(c)}</td>`).join('')}</tr>`).join('\n')}</tbody></table>
+${htmlTable(tableRows(report))}
 <h2>Sanity checks</h2><ul>${checks || '<li>Not run.</li>'}</ul>
+<h2>Perturbations of successful examples</h2>
+${htmlTable(perturbationTable(report))}
+<h2>${escHtml(perClassTable(report).title)}</h2>
+${htmlTable(perClassTable(report))}
 ${options.gridPng ? `<h2>Examples</h2><img alt="original, amplified perturbation and adversarial examples" src="data:image/png;base64,${options.gridPng.toString('base64')}">` : ''}
 <script type="application/json" id="report">${JSON.stringify(report).replace(/</g, '\\u003c')}</script>
 </body></html>
