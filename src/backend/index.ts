@@ -144,6 +144,20 @@ export function parseBackend(value: string | undefined, source = 'backend'): Bac
  * Calling it again with the same request is free; with another, it switches.
  */
 export async function initBackend(requested?: BackendChoice | string): Promise<BackendStatus> {
+  // Emscripten's wasm builds add process-wide 'uncaughtException' / 'unhandledRejection' handlers
+  // that rethrow, so any later uncaught error of the application prints a line of minified
+  // tfjs source instead of its own stack: the library leaves the process's handlers as it found them.
+  const emitter = process as unknown as NodeJS.EventEmitter;
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => new Set(emitter.listeners(e)));
+  try {
+    return await initBackendOnce(requested);
+  } finally {
+    events.forEach((e, i) => { for (const l of emitter.listeners(e)) if (!before[i]!.has(l)) emitter.removeListener(e, l as (...args: unknown[]) => void); });
+  }
+}
+
+async function initBackendOnce(requested?: BackendChoice | string): Promise<BackendStatus> {
   const choice = parseBackend(requested ?? process.env.ADVKIT_BACKEND, requested === undefined && process.env.ADVKIT_BACKEND !== undefined ? 'ADVKIT_BACKEND' : 'backend');
   if (current && current.requested === choice && tf.getBackend() === current.name) return current;
   const notes: string[] = [];
