@@ -46,7 +46,11 @@ export interface ManifestLine {
   /** The example's id in its source data set. */
   id: number;
   file?: string;
+  /** The image it was made from, relative to the image folder (folder data only: `cat/cat_0.jpg`). */
+  source?: string;
   label: number;
+  /** The label's class name (folder data only: the class folder). */
+  className?: string;
   target?: number;
   cleanPrediction: number;
   adversarialPrediction: number;
@@ -151,7 +155,10 @@ async function batchLines(model: Classifier, ds: Dataset, b: DatasetAttackBatch,
   for (let k = 0; k < b.end - b.start; k++) {
     const index = offset + b.start + k;
     const line: ManifestLine = {
-      index, id: ds.ids[b.start + k]!, label: b.labels[k]!,
+      index, id: ds.ids[b.start + k]!,
+      ...(ds.sources ? { source: ds.sources[b.start + k]! } : {}),
+      label: b.labels[k]!,
+      ...(ds.sources ? { className: ds.classNames[b.labels[k]!] } : {}),
       ...(isTargeted ? { target: b.targets![k]! } : {}),
       cleanPrediction: b.cleanPredictions[k]!, adversarialPrediction: r.predictions[k]!, success: r.success[k] === 1,
       successQuantized: isTargeted ? qPred[k] === b.targets![k] : qPred[k] !== b.labels[k],

@@ -7,39 +7,33 @@
  */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { GRADIENT_ATTACKS } from '../attacks/registry.js';
+import { ATTACK_NAMES } from '../attacks/registry.js';
 import { writeExampleSet, type ExampleSetSummary } from '../attacks/example_set.js';
 import { parseDataSpec, size, take } from '../data/index.js';
-import { loadDataFor, loadModel, withModelOptions, withResizeOption } from './model_options.js';
+import { checkEpsRange, loadDataFor, loadModel, withModelOptions, withResizeOption } from './model_options.js';
 import { AdvkitError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
-import { attackOptions, checkCompatible, flagTakers, formatOption, targetOption, type AttackCliOptions } from './attack_options.js';
-import { action, checkedModelDigest, floatOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { attackOptions, checkCompatible, formatOption, withAttackFlags, type AttackCliOptions } from './attack_options.js';
+import { action, checkedModelDigest, epsOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { withDefense, withDefenseOptions } from './defense_spec.js';
 
 export function attackCommand(): Command {
-  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack'))
+  return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack'))
     .requiredOption('--model <dir>', 'model directory (model.json + weights)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')
-    .addOption(new Option('--attack <name>', 'attack').choices([...GRADIENT_ATTACKS]).default('pgd'))
-    .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images)', floatOption(0))
+    .addOption(new Option('--attack <name>', 'attack').choices([...ATTACK_NAMES]).default('pgd'))
+    .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images): a number or a fraction such as 8/255', epsOption)
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
-    .option('--steps <n>', `gradient steps ${flagTakers('--steps')}`, intOption(1, 100_000))
-    .option('--rel-step-size <f>', `step size as a fraction of eps ${flagTakers('--rel-step-size')}`, floatOption(0, { exclusive: true }))
-    .option('--step-size <a>', `absolute step size in pixel units ${flagTakers('--step-size')}`, floatOption(0, { exclusive: true }))
-    .option('--restarts <n>', `restarts ${flagTakers('--restarts')}`, intOption(1, 1000))
-    .option('--targeted <mode>', `targeted attack: random, least-likely or a class index ${flagTakers('--targeted')}`, targetOption)
-    .addOption(new Option('--loss <loss>', `objective, default ce ${flagTakers('--loss')}`).choices(['ce', 'margin', 'dlr']))
-    .option('--momentum <mu>', `momentum decay ${flagTakers('--momentum')}`, floatOption(0))
-    .option('--early-stop', `samples already fooled stop moving ${flagTakers('--early-stop')}`)
+    .option('--allow-large-eps', "allow an eps larger than any perturbation inside the model's bounds (a unit mistake otherwise)")
     .option('--seed <n>', 'seed for random starts and targets', intOption(0, 2 ** 31 - 1), 0)
     .option('--limit <n>', 'attack only the first n examples', intOption(1))
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536), 128)
     .option('--format <list>', 'outputs besides the manifest: png, npy or png,npy', formatOption, ['png'] as Array<'png' | 'npy'>)
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
     .option('--force', 'overwrite an output directory holding another run')
-    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.')))))
+    .addHelpText('after', '\nRunning the same command again after an interruption resumes it; the final files are the same as an uninterrupted run.'))))), { targeted: true }))
     .action(action(async (o: AttackCliOptions) => {
       checkCompatible(o);
       parseDataSpec(o.data);
@@ -47,7 +41,9 @@ export function attackCommand(): Command {
       const t0 = performance.now();
       const status = await startBackend(o.backend);
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
-      const { classifier: model, metadata } = await loadModel(o);
+      const { classifier: loaded, metadata } = await loadModel(o);
+      const model = withDefense(loaded, o);
+      checkEpsRange([o.eps], o.norm, model, o.allowLargeEps);
       let ds = await loadDataFor(o.data, model, o.resize, { dataDir: o.dataDir, split: 'test', classNames: metadata?.classNames });
       if (o.limit !== undefined) ds = take(ds, o.limit);
       if (typeof o.targeted === 'number' && o.targeted >= model.numClasses) {

@@ -35,6 +35,24 @@ export function floatOption(min: number, opts: { exclusive?: boolean; max?: numb
   };
 }
 
+/** A decimal number or a fraction `a/b` (PyTorch users write epsilons as 8/255); NaN when neither. */
+export function numberOrFraction(value: string): number {
+  const v = value.trim();
+  const m = /^([^/]+)\/([^/]+)$/.exec(v);
+  if (m) {
+    const [a, b] = [m[1]!.trim(), m[2]!.trim()].map((t) => (t === '' ? NaN : Number(t)));
+    return b! !== 0 ? a! / b! : NaN;
+  }
+  return v === '' ? NaN : Number(v);
+}
+
+/** An epsilon in pixel units: a number or a fraction (8/255), >= 0. */
+export function epsOption(value: string): number {
+  const n = numberOrFraction(value);
+  if (!Number.isFinite(n) || n < 0) throw new CommanderArgError(`must be a number >= 0 or a fraction such as 8/255, in pixel units, got ${JSON.stringify(value)}.`);
+  return n;
+}
+
 export function backendOption(value: string): string {
   try {
     return parseBackend(value, '--backend');
@@ -88,7 +106,7 @@ export function reportError(err: unknown): number {
 
 /** Adds --workers (default: the number of cores). */
 export function withWorkersOption(cmd: Command): Command {
-  return cmd.option('--workers <n>', `worker threads for the attacks (default: the ${defaultWorkers()} cores here); results do not depend on it`, intOption(1, 256));
+  return cmd.option('--workers <n>', 'worker threads for the attacks (default: one per core); results do not depend on it', intOption(1, 256));
 }
 
 /** Adds --shard, --shard-count and --expect-model-sha256 (commands that can run as shards). */

@@ -17,23 +17,21 @@ import { jsonCheckpoint, lockDirectory } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { action, checkedModelDigest, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
-import { flagTakers } from './attack_options.js';
+import { withAttackFlags } from './attack_options.js';
+import { withDefenseOptions } from './defense_spec.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
 import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
-import { configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
+import { checkEpsRange, configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
 
 export function evalCommand(): Command {
-  return withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval'))
+  return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval'))
     .option('--model <dir>', 'model directory')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
     .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI)').choices([...PRESET_NAMES]))
-    .option('--eps <list>', 'comma list of epsilons, e.g. 0,0.1,0.2,0.3')
+    .option('--eps <list>', 'comma list of epsilons in pixel units, numbers or fractions: 0,0.1,0.2,0.3 or 0,4/255,8/255')
+    .option('--allow-large-eps', "allow an eps larger than any perturbation inside the model's bounds (a unit mistake otherwise)")
     .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
-    .option('--steps <n>', `steps of the iterative attacks ${flagTakers('--steps')}; changes a preset: partial evaluation`, intOption(1, 100_000))
-    .option('--restarts <n>', `restarts ${flagTakers('--restarts')}`, intOption(1, 1000))
-    .addOption(new Option('--loss <loss>', `objective ${flagTakers('--loss')}`).choices(['ce', 'margin', 'dlr']))
-    .option('--square-queries <n>', `queries ${flagTakers('--square-queries')}`, intOption(1, 1_000_000))
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1))
     .option('--limit <n>', 'evaluate the first n examples', intOption(1))
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536))
@@ -46,10 +44,8 @@ export function evalCommand(): Command {
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
     .option('--junit <file>', 'write the gate results as JUnit XML')
     .option('--config <file>', 'robustness.json with any of the options above (flags win)')
-    .option('--defense <list>', 'preprocessing defense in front of the model: comma list of bit-depth:B, median:K, jpeg:Q, tv:WEIGHT, noise:SIGMA')
-    .addOption(new Option('--defense-gradient <mode>', 'how attacks differentiate the defense: auto (BPDA where not differentiable, EOT where random), exact (naive: shows the illusion), bpda').choices(['auto', 'exact', 'bpda']).default('auto'))
-    .option('--eot <n>', 'draws averaged per call for randomized defenses', intOption(1, 1000))
-    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')))))
+    .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))))), { targeted: false }))
+    .addHelpText('after', '\nThe attack flags (--steps, --step-size, ...) apply to the attacks that read them; on a preset they make a partial evaluation.')
     .action(action(async (flags: EvalCliOptions, cmd: Command) => {
       // Flags given on the command line win over the config file.
       const fromConfig = flags.config ? await readConfig(flags.config) : {};
@@ -72,7 +68,7 @@ export function evalCommand(): Command {
       const changed = resolved.preset !== undefined && JSON.stringify(attacks) !== JSON.stringify(resolved.attacks);
       // An untouched preset is named as such; flags that change its attacks make it a list.
       const choice = resolved.preset !== undefined && !changed ? { preset: resolved.preset } : { attacks };
-      if (changed) log(`advkit: --steps/--restarts/--square-queries change the ${resolved.preset} preset; the report will call it a partial evaluation`);
+      if (changed) log(`advkit: the attack flags change the ${resolved.preset} preset; the report will call it a partial evaluation`);
       const evalOptions: EvaluateOptions = { ...choice, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
       validateEvaluateOptions('advkit eval', evalOptions);
       const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
@@ -83,6 +79,7 @@ export function evalCommand(): Command {
       const source: EvalSource = { model: path.resolve(o.model), data: o.data, limit: o.limit ?? null, dataDir: o.dataDir ?? null, defense: o.defense ?? null, defenseGradient: o.defenseGradient ?? null, eot: o.eot ?? null, seed: o.seed ?? 0, head: o.head ?? null, normalize: o.normalize ?? null, inputRange: o.inputRange ?? null, resize: o.resize ?? null };
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
       const { classifier, data } = await loadEvalSource(source);
+      checkEpsRange(epsilons, o.norm ?? 'linf', classifier, o.allowLargeEps);
       if (shard) {
         const { start, end } = shardRange(data.labels.length, shard);
         log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${data.labels.length}; the sanity checks run at the merge`);

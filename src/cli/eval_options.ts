@@ -1,24 +1,21 @@
 /** `advkit eval`'s options: the --config file, the epsilon and attack lists, flags applied to a preset's attacks. */
 import { promises as fsp } from 'node:fs';
 import { ATTACK_NAMES, attacksTaking, takesOption, type AttackName } from '../attacks/registry.js';
-import { ATTACK_FLAGS, type AttackFlag } from './attack_options.js';
+import { ATTACK_FLAGS, givenAttackFlags, type AttackFlagValues } from './attack_options.js';
+import { numberOrFraction } from './common.js';
 import type { AttackSpec } from '../eval/evaluate.js';
 import type { PresetName } from '../eval/presets.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import type { ResizeSpec } from '../data/index.js';
 import type { Bounds, Normalization } from '../models/classifier.js';
 
-export interface EvalCliOptions {
+export interface EvalCliOptions extends AttackFlagValues {
   model?: string;
   data?: string;
   attacks?: string;
   preset?: PresetName;
   eps?: string;
   norm?: 'linf' | 'l2';
-  steps?: number;
-  restarts?: number;
-  loss?: string;
-  squareQueries?: number;
   seed?: number;
   limit?: number;
   batchSize?: number;
@@ -41,6 +38,7 @@ export interface EvalCliOptions {
   shard?: string;
   shardCount?: number;
   expectModelSha256?: string;
+  allowLargeEps?: boolean;
   head?: string;
   normalize?: Normalization;
   inputRange?: Bounds;
@@ -48,11 +46,11 @@ export interface EvalCliOptions {
 }
 
 /** Keys a --config file may hold (the long option names in camelCase). */
-const CONFIG_KEYS = ['head', 'normalize', 'inputRange', 'resize', 'defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
+const CONFIG_KEYS = ['allowLargeEps', 'relStepSize', 'stepSize', 'momentum', 'earlyStop', 'head', 'normalize', 'inputRange', 'resize', 'defense', 'defenseGradient', 'eot', 'model', 'data', 'attacks', 'preset', 'eps', 'norm', 'steps', 'restarts', 'loss', 'squareQueries', 'seed', 'limit', 'batchSize', 'cascade', 'checks', 'checksLimit', 'out', 'assert', 'baseline', 'maxDrop', 'junit', 'dataDir'] as const;
 
 /** The JSON type each --config key must have. */
 const CONFIG_TYPES: Record<(typeof CONFIG_KEYS)[number], 'string' | 'integer' | 'number' | 'boolean' | 'string[]'> = {
-  head: 'string', normalize: 'string', inputRange: 'string', resize: 'string', defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
+  allowLargeEps: 'boolean', relStepSize: 'number', stepSize: 'number', momentum: 'number', earlyStop: 'boolean', head: 'string', normalize: 'string', inputRange: 'string', resize: 'string', defense: 'string', defenseGradient: 'string', eot: 'integer', model: 'string', data: 'string', attacks: 'string', preset: 'string', eps: 'string', norm: 'string',
   steps: 'integer', restarts: 'integer', loss: 'string', squareQueries: 'integer', seed: 'integer', limit: 'integer', batchSize: 'integer', cascade: 'boolean', checks: 'boolean',
   checksLimit: 'integer', out: 'string', assert: 'string[]', baseline: 'string', maxDrop: 'number', junit: 'string', dataDir: 'string',
 };
@@ -87,17 +85,17 @@ export async function readConfig(file: string): Promise<Partial<EvalCliOptions>>
 }
 
 export function parseEpsilons(text: string): number[] {
-  const vals = text.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  if (!vals.length || vals.some((v) => !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`Error in --eps: ${JSON.stringify(text)} must be a comma list of numbers >= 0, e.g. 0,0.1,0.2,0.3.`);
+  const vals = text.split(',').map((s) => s.trim()).filter(Boolean).map(numberOrFraction);
+  if (!vals.length || vals.some((v) => !Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`Error in --eps: ${JSON.stringify(text)} must be a comma list of numbers >= 0 or fractions, e.g. 0,0.1,0.2,0.3 or 0,4/255,8/255.`);
   return vals;
 }
 
 /**
- * Applies --steps, --restarts, --loss and --square-queries to the attacks that read them (the
+ * Applies the attack flags (--steps, --step-size, --loss, ...) to the attacks that read them (the
  * registry says which); a flag none of the run's attacks reads is refused rather than ignored.
  */
 export function withFlags(specs: AttackSpec[], o: EvalCliOptions): AttackSpec[] {
-  const given = ([['--steps', o.steps], ['--restarts', o.restarts], ['--loss', o.loss], ['--square-queries', o.squareQueries]] as Array<[AttackFlag, unknown]>).filter(([, v]) => v !== undefined);
+  const given = givenAttackFlags(o);
   for (const [flag] of given) {
     if (!specs.some((s) => takesOption(s.name, ATTACK_FLAGS[flag]))) throw new InvalidArgumentError(`Error in ${flag}: none of this run's attacks (${specs.map((s) => s.name).join(', ')}) reads it; the attacks that do: ${attacksTaking(ATTACK_FLAGS[flag]).join(', ')}.`);
   }

@@ -2,7 +2,6 @@
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { take, type Dataset, type ResizeSpec } from '../data/index.js';
-import { defend, withGradient } from '../defenses/preprocess.js';
 import type { Evaluation } from '../eval/evaluate.js';
 import { checkAssertions, checkBaseline, junitXml, type Assertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
@@ -12,7 +11,7 @@ import { loadDataFor, loadModel } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { log, printJson } from './common.js';
-import { parseDefense } from './defense_spec.js';
+import { withDefense } from './defense_spec.js';
 import { writeReportFiles } from './report_files.js';
 
 /** Reads a --baseline report. */
@@ -47,7 +46,7 @@ export interface EvalSource {
 /** Loads the classifier (with its defense) and the data an evaluation runs on. */
 export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Classifier; data: Dataset }> {
   const { classifier: loaded, metadata } = await loadModel({ model: s.model, head: s.head ?? undefined, normalize: s.normalize ?? undefined, inputRange: s.inputRange ?? undefined });
-  const classifier = s.defense ? defend(loaded, parseDefense(s.defense, s.seed).map((p) => (s.defenseGradient && s.defenseGradient !== 'auto' ? withGradient(p, s.defenseGradient) : p)), { eot: s.eot ?? undefined }) : loaded;
+  const classifier = withDefense(loaded, s);
   let data = await loadDataFor(s.data, classifier, s.resize ?? undefined, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
   if (s.limit !== null) data = take(data, s.limit);
   return { classifier, data };

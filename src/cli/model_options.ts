@@ -120,3 +120,18 @@ export function configuredModelOptions(o: Partial<ModelCliOptions>, fromConfig: 
   parse('inputRange', '--input-range', inputRangeOption);
   parse('resize', '--resize', resizeOption);
 }
+
+/**
+ * Refuses epsilons larger than any perturbation inside the bounds can be (the bounds' range in
+ * L∞, range · sqrt(pixels) in L2): an `--eps 30` or `--eps 0,8` on [0, 1] images is a unit mistake
+ * that would report a meaningless evaluation. `--allow-large-eps` lets it through.
+ */
+export function checkEpsRange(epsilons: readonly number[], norm: 'linf' | 'l2', model: Classifier, allow: boolean | undefined): void {
+  if (allow) return;
+  const range = model.bounds[1] - model.bounds[0];
+  const max = norm === 'linf' ? range : range * Math.sqrt(model.inputShape[0] * model.inputShape[1] * model.inputShape[2]);
+  const big = epsilons.find((e) => e > max);
+  if (big !== undefined) {
+    throw new InvalidArgumentError(`Error in --eps: ${big} is larger than any ${norm === 'linf' ? 'L∞' : 'L2'} perturbation of images in [${model.bounds.join(', ')}] can be (${Number(max.toPrecision(6))}); epsilons are in pixel units (8/255, not 8); pass --allow-large-eps if you mean it.`);
+  }
+}

@@ -80,7 +80,7 @@ export function trainCommand(): Command {
     .option('--limit <n>', 'use only the first n training examples', intOption(1))
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files')
     .option('--shards <n>', `each batch's gradient is computed as this many parts, in parallel on the workers (part of the run: it changes float rounding; with batch norm, each part normalises by its own statistics) (default: ${TRAIN_DEFAULTS.shards}, 1 for models with batch norm)`, intOption(1, 64))
-    .option('--workers <n>', `worker threads for the shards (default: the ${defaultWorkers()} cores here, at most --shards); the weights do not depend on it`, intOption(1, 256))
+    .option('--workers <n>', 'worker threads for the shards (default: one per core, at most --shards); the weights do not depend on it', intOption(1, 256))
     .option('--force', 'overwrite an output directory holding another run')
     .addHelpText('after', '\nRe-running the same command after an interruption resumes from the last finished epoch.')
     .action(action(async (o: TrainCliOptions) => {

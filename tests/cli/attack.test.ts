@@ -82,11 +82,21 @@ describe('advkit attack', () => {
   describe('bad inputs give one line and exit 2', () => {
     const base = () => ['attack', '--model', model, '--data', 'mnist', '--limit', '4', '--out', path.join(dir, `bad-${Math.random()}`)];
     it('eps < 0 or NaN', () => {
-      expectUsageError([...base(), '--eps', '-1'], /--eps <eps>.*must be >= 0, got -1/);
-      expectUsageError([...base(), '--eps', 'NaN'], /--eps <eps>.*must be a finite number, got "NaN"/);
+      expectUsageError([...base(), '--eps', '-1'], /--eps <eps>.*must be a number >= 0 or a fraction such as 8\/255, in pixel units, got "-1"/);
+      expectUsageError([...base(), '--eps', 'NaN'], /--eps <eps>.*must be a number >= 0 or a fraction such as 8\/255, in pixel units, got "NaN"/);
+      expectUsageError([...base(), '--eps', '8/0'], /--eps <eps>.*got "8\/0"/);
     });
     it('steps = 0', () => expectUsageError([...base(), '--eps', '0.1', '--steps', '0'], /--steps <n>.*must be between 1/));
     it('an unknown attack', () => expectUsageError([...base(), '--eps', '0.1', '--attack', 'cw'], /--attack <name>.*Allowed choices are fgsm, bim, pgd, mifgsm/));
+    it('an eps larger than the bounds allow (a unit mistake) unless --allow-large-eps', () => {
+      expectUsageError([...base(), '--eps', '30'], /Error in --eps: 30 is larger than any L∞ perturbation of images in \[0, 1\] can be \(1\); epsilons are in pixel units \(8\/255, not 8\); pass --allow-large-eps/);
+      expectUsageError([...base(), '--eps', '29', '--norm', 'l2'], /Error in --eps: 29 is larger than any L2 perturbation of images in \[0, 1\] can be \(28\)/);
+    });
+    it('an option the command does not have is unknown, with the one it likely meant', () => {
+      expectUsageError([...base(), '--epsilon', '0.1'], /unknown option '--epsilon' for advkit attack \(did you mean --eps\?\)/);
+      expectUsageError([...base(), '--eps', '0.1', '--modle', 'm'], /unknown option '--modle' for advkit attack \(did you mean --model\?\)/);
+      expectUsageError([...base(), '--eps', '0.1', '--frobnicate'], /^error: unknown option '--frobnicate' for advkit attack$/);
+    });
     it('a target class the model does not have', () => expectUsageError([...base(), '--eps', '0.1', '--targeted', '12'], /class 12 does not exist; the model has classes 0..9/));
     it('a model whose input shape differs from the data shows both shapes', async () => {
       const small = path.join(dir, 'small');
