@@ -25,6 +25,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import sharp from 'sharp';
 import { datasetDigest, makeDataset, size, slice, type Dataset } from '../data/dataset.js';
+import { MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS } from '../data/image_folder.js';
 import { encodeNpy, MAX_NPY_BYTES, npyBody, npyHeader, readNpy } from '../data/npy.js';
 import type { Classifier } from '../models/classifier.js';
 import type { ModelDigest } from '../models/io.js';
@@ -39,6 +40,11 @@ import type { AttackPool } from './pool.js';
 
 export const EXAMPLE_SET_SCHEMA = 'advkit.example-set';
 export const EXAMPLE_SET_VERSION = 1;
+/** Marks an --out a merge is writing; a merge killed before it finished is started again over it. */
+const MERGE_MARKER = '.advkit-merge.json';
+const MERGE_MARKER_SCHEMA = 'advkit.merge-in-progress';
+/** A manifest larger than this is refused before reading (a million lines are ~300 MB). */
+const MAX_MANIFEST_BYTES = 1024 ** 3;
 
 export interface ManifestLine {
   /** Position of the example in the run's data (and its PNG name). */
@@ -115,6 +121,40 @@ interface RunFile {
   shard?: Shard & { start: number; end: number };
   complete: boolean;
 }
+
+/**
+ * The lines of a manifest, checked as untrusted input (a shard or a set may come from another
+ * machine): every field of its type, `index` consecutive from the first line, `file` exactly the
+ * PNG name of its index (it is joined to a directory: no other path is accepted), labels and
+ * predictions integers in range. A bad line is refused naming the line, the field and the file.
+ */
+export function parseManifest(text: string, file: string, flag: string): ManifestLine[] {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const int = (v: unknown, max = 2 ** 31 - 1) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+  return lines.map((text, k) => {
+    const bad = (field: string, value: unknown, want: string) => new DataError(`Error in ${flag}: line ${k + 1} of ${file}: "${field}" is ${JSON.stringify(value)?.slice(0, 80)} but must be ${want}; the manifest is corrupt or was edited.`);
+    let l: Record<string, unknown>;
+    try {
+      l = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw new DataError(`Error in ${flag}: line ${k + 1} of ${file} is not JSON; the manifest is corrupt.`);
+    }
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) throw bad('line', l, 'an object');
+    if (!int(l.index)) throw bad('index', l.index, 'an integer >= 0');
+    if (k > 0 && l.index !== (JSON.parse(lines[0]!) as { index: number }).index + k) throw bad('index', l.index, `${(JSON.parse(lines[0]!) as { index: number }).index + k} (one more than the line before)`);
+    if (!int(l.id)) throw bad('id', l.id, 'an integer >= 0');
+    if (l.file !== undefined && l.file !== pngName(l.index as number)) throw bad('file', l.file, `${JSON.stringify(pngName(l.index as number))}, the PNG of its index`);
+    for (const f of ['label', 'cleanPrediction', 'adversarialPrediction'] as const) if (!int(l[f], MAX_MANIFEST_CLASS)) throw bad(f, l[f], `a class index (an integer from 0 to ${MAX_MANIFEST_CLASS})`);
+    if (l.target !== undefined && !int(l.target, MAX_MANIFEST_CLASS)) throw bad('target', l.target, 'a class index');
+    for (const f of ['success', 'successQuantized'] as const) if (typeof l[f] !== 'boolean') throw bad(f, l[f], 'true or false');
+    for (const f of ['linf', 'l2'] as const) if (!(typeof l[f] === 'number' && Number.isFinite(l[f]) && (l[f] as number) >= 0)) throw bad(f, l[f], 'a finite number >= 0');
+    for (const f of ['source', 'className'] as const) if (l[f] !== undefined && typeof l[f] !== 'string') throw bad(f, l[f], 'a string');
+    return l as unknown as ManifestLine;
+  });
+}
+
+/** Class indices in a manifest above this are refused (MAX_CLASSES of data/index.ts). */
+const MAX_MANIFEST_CLASS = 100_000;
 
 const WRITE_KEYS = ['out', 'flag', 'format', 'batchSize', 'target', 'shard', 'modelDigest', 'force', 'pool', 'onStart', 'onProgress'];
 const stateFile = (stateDir: string, start: number, ext: string) => path.join(stateDir, `batch-${start}.${ext}`);
@@ -310,10 +350,18 @@ export async function mergeExampleSets(dirs: string[], out: string): Promise<Exa
   const shards = checkShards(runs.map(({ dir, run }) => ({ dir, shard: run.shard, complete: run.complete, identity: JSON.stringify({ config: run.config, provenance: run.provenance }), schema: run.schema })), EXAMPLE_SET_SCHEMA, 'example set');
   const resolvedOut = path.resolve(out);
   const release = await lockDirectory(resolvedOut, '--out');
+  const marker = path.join(resolvedOut, MERGE_MARKER);
   try {
-    if ((await fsp.readdir(resolvedOut)).some((e) => e !== LOCK_FILE)) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in --out: ${out} is not empty; merge writes into a new or empty directory.`, 2);
+    const entries = (await fsp.readdir(resolvedOut)).filter((e) => e !== LOCK_FILE);
+    // A merge killed before it finished (kill -9) left its marker: its files are advkit's, replaced.
+    const unfinished = entries.includes(MERGE_MARKER) && (await fsp.readFile(marker, 'utf8').then((t) => (JSON.parse(t) as { schema?: unknown }).schema === MERGE_MARKER_SCHEMA, () => false));
+    if (entries.length && !unfinished) throw new AdvkitError('E_OUTPUT_EXISTS', `Error in --out: ${out} is not empty; merge writes into a new or empty directory.`, 2);
+    if (unfinished) await replaceDirectory(resolvedOut, '--out', true);
+    await writeFileAtomic(marker, JSON.stringify({ schema: MERGE_MARKER_SCHEMA, shards: dirs.map((d) => path.resolve(d)) }));
     try {
-      return await mergeInto(runs, shards.map((s) => s.dir), resolvedOut);
+      const summary = await mergeInto(runs, shards.map((s) => s.dir), resolvedOut);
+      await fsp.rm(marker, { force: true });
+      return summary;
     } catch (err) {
       await replaceDirectory(resolvedOut, '--out', true); // it was empty: leave no half-merged set
       throw err;
@@ -329,7 +377,8 @@ async function mergeInto(runs: Array<{ dir: string; run: RunFile }>, ordered: st
   const lines: ManifestLine[] = [];
   const from: string[] = [];
   for (const d of ordered) {
-    const own = (await fsp.readFile(path.join(d, 'manifest.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ManifestLine);
+    const manifest = path.join(d, 'manifest.jsonl');
+    const own = parseManifest((await readRegularFile(manifest, `Error in ${fn}: ${manifest}`, MAX_MANIFEST_BYTES)).toString('utf8'), manifest, fn);
     lines.push(...own);
     from.push(...own.map(() => d));
   }
@@ -394,18 +443,27 @@ export interface ExampleSet {
 export async function readExampleSet(dir: string, options: { flag?: string; npyOnly?: boolean; classNames?: readonly string[] } = {}): Promise<ExampleSet> {
   const flag = options.flag ?? 'readExampleSet';
   if (!(await isExampleSet(dir))) throw new DataError(`Error in ${flag}: ${dir} holds no manifest.jsonl; it is not an advkit example set.`);
-  const lines = (await fsp.readFile(path.join(dir, 'manifest.jsonl'), 'utf8')).trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as ManifestLine);
+  const manifest = path.join(dir, 'manifest.jsonl');
+  const lines = parseManifest((await readRegularFile(manifest, `Error in ${flag}: ${manifest}`, MAX_MANIFEST_BYTES)).toString('utf8'), manifest, flag);
+  if (lines.length === 0) throw new DataError(`Error in ${flag}: ${manifest} holds no examples.`);
+  if (options.classNames) {
+    const k = options.classNames.length;
+    const i = lines.findIndex((l) => l.label >= k);
+    if (i >= 0) throw new DataError(`Error in ${flag}: line ${i + 1} of ${manifest}: label ${lines[i]!.label} is not one of the ${k} classes.`);
+  }
   let images: Float32Array;
   let shape: [number, number, number];
   if (await exists(path.join(dir, 'x_adv.npy'))) {
     const x = await readNpy(path.join(dir, 'x_adv.npy'));
+    if (x.shape[0] !== lines.length || x.shape.length < 3 || x.shape.length > 4) throw new DataError(`Error in ${flag}: ${path.join(dir, 'x_adv.npy')} has shape (${x.shape.join(', ')}) but the manifest has ${lines.length} examples; the set is corrupt.`);
     images = Float32Array.from(x.data);
     shape = [x.shape[1]!, x.shape[2]!, x.shape[3] ?? 1];
   } else {
     if (options.npyOnly) throw new DataError(`Error in ${flag}: ${dir} holds an example set without x_adv.npy; write it with advkit attack --format png,npy.`);
     const decoded = await Promise.all(lines.map(async (l) => {
       if (!l.file) throw new DataError(`Error in ${flag}: ${dir} has neither x_adv.npy nor PNG files; write it with advkit attack --format png or npy.`);
-      return sharp(path.join(dir, l.file)).raw().toBuffer({ resolveWithObject: true });
+      const file = path.join(dir, l.file);
+      return sharp(await readRegularFile(file, `Error in ${flag}: ${file}`, MAX_IMAGE_FILE_BYTES), { limitInputPixels: MAX_IMAGE_PIXELS }).raw().toBuffer({ resolveWithObject: true });
     }));
     const first = decoded[0]!.info;
     shape = [first.height, first.width, first.channels];

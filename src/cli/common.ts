@@ -15,6 +15,7 @@ import type { Classifier } from '../models/classifier.js';
 import { progressBar } from '../util/progress.js';
 import { SHARD_INDEX_VARIABLES } from '../util/shard.js';
 import { AdvkitError } from '../util/errors.js';
+import { escTerm } from '../util/text.js';
 
 export function intOption(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
@@ -68,8 +69,9 @@ export function withCommonOptions(cmd: Command): Command {
     .option('--json', 'print the result as JSON on stdout');
 }
 
+/** A line on stderr, with no terminal escape sequence or control character (a folder name may carry some). */
 export function log(message: string): void {
-  process.stderr.write(`${message}\n`);
+  process.stderr.write(`${escTerm(message)}\n`);
 }
 
 export async function startBackend(requested?: string): Promise<BackendStatus> {

@@ -32,10 +32,15 @@ async function readInput(dir: string, target: [number, number, number] | undefin
   }
   const folder = await readImageFolder(dir, target ? { resize: [target[0], target[1]], fit: mode, channels: target[2] === 1 || target[2] === 3 ? target[2] : undefined } : {});
   if (folder.resized) log(`advkit: note: data: ${folder.resized} of ${folder.files.length} images resized to ${target![0]}x${target![1]} (--resize ${mode})`);
-  return {
-    ds: makeDataset(dir, folder.images, folder.labels, folder.shape, folder.classNames),
-    names: folder.files.map((f) => path.join(path.relative(dir, path.dirname(f)), `${path.basename(f, path.extname(f))}.png`)),
-  };
+  const names = folder.files.map((f) => path.join(path.relative(dir, path.dirname(f)), `${path.basename(f, path.extname(f))}.png`));
+  // a.png, a.jpg and a.webp would all be written as a.png: one would silently replace the others.
+  const first = new Map<string, string>();
+  for (const [i, n] of names.entries()) {
+    const prev = first.get(n);
+    if (prev !== undefined) throw new DataError(`Error in --input: ${prev} and ${folder.files[i]} would both be written as ${n}; rename one of them.`);
+    first.set(n, folder.files[i]!);
+  }
+  return { ds: makeDataset(dir, folder.images, folder.labels, folder.shape, folder.classNames), names };
 }
 
 export function defendCommand(): Command {

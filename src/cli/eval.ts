@@ -11,16 +11,16 @@ import { ATTACK_NAMES } from '../attacks/registry.js';
 import { datasetDigest, parseDataSpec } from '../data/index.js';
 import { evaluateRobustness, resolveAttacks, validateEvaluateOptions, type EvaluateOptions, type EvaluationCheckpoint } from '../eval/evaluate.js';
 import { PRESET_NAMES } from '../eval/presets.js';
-import { parseAssertion } from '../eval/gate.js';
+import { checkAssertionsFit, checkBaselineFits, parseAssertion } from '../eval/gate.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { jsonCheckpoint, lockDirectory } from '../util/fs.js';
+import { checkWritableFile, jsonCheckpoint, lockDirectory } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { action, checkedModelDigest, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { withAttackFlags } from './attack_options.js';
 import { withDefenseOptions } from './defense_spec.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
-import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
 import { checkEpsRange, configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
 
 export function evalCommand(): Command {
@@ -71,7 +71,9 @@ export function evalCommand(): Command {
       if (changed) log(`advkit: the attack flags change the ${resolved.preset} preset; the report will call it a partial evaluation`);
       const evalOptions: EvaluateOptions = { ...choice, epsilons, norm: o.norm ?? 'linf', seed: o.seed, batchSize: o.batchSize, cascade: o.cascade, checks: o.checks, checksLimit: o.checksLimit, squareQueries: o.squareQueries, keepExamples: o.out ? 8 : 0, modelName: path.basename(path.resolve(o.model)) };
       validateEvaluateOptions('advkit eval', evalOptions);
+      checkAssertionsFit(assertions, { attacks: attacks.map((a) => a.name), epsilons });
       const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
+      if (baseline) checkBaselineFits(baseline, { norm: o.norm ?? 'linf', epsilons }, o.baseline);
       const shard = resolveShard(o.shard, o.shardCount);
       if (shard && !o.out) throw new InvalidArgumentError(`Error in --shard: a shard's report is for advkit merge; give --out DIR to write it.`);
       if (shard && (assertions.length || o.baseline || o.junit)) throw new InvalidArgumentError('Error in --shard: gates (--assert, --baseline, --junit) judge the whole set; give them to advkit merge instead.');
@@ -80,11 +82,14 @@ export function evalCommand(): Command {
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
       const { classifier, data } = await loadEvalSource(source);
       checkEpsRange(epsilons, o.norm ?? 'linf', classifier, o.allowLargeEps);
+      if (baseline) checkBaselineFits(baseline, { norm: o.norm ?? 'linf', epsilons, dataSha256: datasetDigest(data) }, o.baseline);
       if (shard) {
         const { start, end } = shardRange(data.labels.length, shard);
         log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${data.labels.length}; the sanity checks run at the merge`);
       }
-      // One writer per output directory, found writable before any computation.
+      // One writer per output directory, found writable before any computation, and only advkit's own.
+      if (o.out) await checkReportOut(path.resolve(o.out));
+      if (o.junit) await checkWritableFile(o.junit, '--junit');
       const release = o.out ? await lockDirectory(path.resolve(o.out), '--out') : undefined;
       // With --out, progress is saved after each attack at each eps: a killed run resumes.
       const runKey = JSON.stringify({ evalOptions, shard, model: digest.sha256, data: datasetDigest(data), source: { ...source, model: undefined } });

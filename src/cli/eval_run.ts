@@ -9,7 +9,7 @@ import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import type { Bounds, Classifier, Normalization } from '../models/classifier.js';
 import { loadDataFor, loadModel } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { writeFileAtomic } from '../util/fs.js';
+import { checkOwnOutput, LOCK_FILE, writeFileAtomic } from '../util/fs.js';
 import { log, printJson } from './common.js';
 import { withDefense } from './defense_spec.js';
 import { writeReportFiles } from './report_files.js';
@@ -23,6 +23,11 @@ export async function readBaseline(file: string): Promise<RobustnessReport> {
     throw new InvalidArgumentError(`Error in --baseline: cannot read ${file} as JSON (${(err as Error).message}).`);
   }
   if (baseline?.schema !== REPORT_SCHEMA_ID) throw new InvalidArgumentError(`Error in --baseline: ${file} is not an advkit robustness report (schema ${JSON.stringify(baseline?.schema)}).`);
+  // The fields a comparison reads, of their types: a malformed baseline is bad input, not a crash.
+  const acc = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+  const ok = acc(baseline.cleanAccuracy) && typeof baseline.config?.norm === 'string' && Array.isArray(baseline.results)
+    && baseline.results.every((r) => typeof r?.eps === 'number' && Number.isFinite(r.eps) && acc(r.worstCase?.robustAccuracy));
+  if (!ok) throw new InvalidArgumentError(`Error in --baseline: ${file} is malformed (cleanAccuracy, config.norm and each result's eps and worstCase.robustAccuracy must be numbers); regenerate it with advkit eval --out.`);
   return baseline;
 }
 
@@ -50,6 +55,27 @@ export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Class
   let data = await loadDataFor(s.data, classifier, s.resize ?? undefined, { split: 'test', dataDir: s.dataDir ?? undefined, classNames: metadata?.classNames });
   if (s.limit !== null) data = take(data, s.limit);
   return { classifier, data };
+}
+
+/** What `eval --out` and a report `merge --out` write into their directory. */
+const REPORT_OUT_FILES = ['report.json', 'report.md', 'report.html', 'examples.png', '.state'];
+
+/**
+ * Refuses a report --out that holds anything but advkit's own report files (a directory with
+ * the user's report.md is not overwritten): it must be new, empty, hold an advkit report.json,
+ * or an unfinished run's .state/eval.json; .state holds nothing else. Checked before computing.
+ */
+export async function checkReportOut(dir: string): Promise<void> {
+  const entries = (await fsp.readdir(dir).catch(() => [] as string[])).filter((e) => e !== LOCK_FILE && !e.includes('.tmp-'));
+  if (entries.length === 0) return;
+  await checkOwnOutput(dir, '--out', REPORT_OUT_FILES);
+  const state = await fsp.readdir(path.join(dir, '.state')).catch(() => [] as string[]);
+  const extra = state.filter((e) => e !== 'eval.json' && !e.includes('.tmp-'));
+  const schema = await fsp.readFile(path.join(dir, 'report.json'), 'utf8').then((t) => (JSON.parse(t) as { schema?: unknown }).schema, () => undefined);
+  if (extra.length || (schema !== REPORT_SCHEMA_ID && !state.includes('eval.json'))) {
+    const what = extra.length ? `.state/${extra[0]}` : entries.includes('report.json') ? 'a report.json advkit did not write' : entries.slice(0, 3).join(', ');
+    throw new InvalidArgumentError(`Error in --out: ${dir} holds files advkit did not write (${what}); advkit replaces only its own output; choose a new or empty directory.`);
+  }
 }
 
 /** Writes the report files, runs the gates, prints the table or JSON; exit code 1 on a failed gate. */

@@ -12,12 +12,13 @@ import { Command } from 'commander';
 import { EXAMPLE_SET_SCHEMA, mergeExampleSets } from '../attacks/example_set.js';
 import { CERTIFICATION_SCHEMA, mergeCertifications } from '../defenses/certification.js';
 import { printCertified } from './certify.js';
-import { parseAssertion } from '../eval/gate.js';
+import { checkAssertionsFit, checkBaselineFits, parseAssertion } from '../eval/gate.js';
 import { mergeReports } from '../eval/merge.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { action, checkedModelDigest, floatOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
-import { loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { checkWritableFile } from '../util/fs.js';
 
 interface MergeCliOptions {
   out: string;
@@ -83,9 +84,13 @@ export function mergeCommand(): Command {
       }
       const assertions = o.assert.map(parseAssertion);
       const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
+      await checkReportOut(path.resolve(o.out));
+      if (o.junit) await checkWritableFile(o.junit, '--junit');
       const reports = await Promise.all(dirs.map(async (d) => (await readJson(path.join(d, 'report.json'))) as RobustnessReport));
       const status = await startBackend(o.backend);
       const first = reports[0]!;
+      checkAssertionsFit(assertions, { attacks: (first.config?.attacks ?? []).map((a) => a.name), epsilons: (first.results ?? []).map((r) => r.eps) });
+      if (baseline) checkBaselineFits(baseline, { norm: first.config?.norm, epsilons: (first.results ?? []).map((r) => r.eps), dataSha256: first.provenance?.data?.sha256 }, o.baseline);
       let inputs;
       let pool;
       if (o.checks && first.config?.checks && first.shard?.source) {

@@ -101,6 +101,11 @@ export async function loadDataFor(spec: string, model: Classifier, resize: Resiz
     if (r.note) log(`advkit: note: data: ${r.note} (--resize ${mode})`);
   }
   checkShapes('--model/--data', model.inputShape, ds);
+  if (ds.labels.length === 0) throw new InvalidArgumentError(`Error in --data: ${spec} holds no examples; an evaluation of nothing would pass every gate.`);
+  // advkit's data is always pixels in [0, 1]; a model saying other bounds would be attacked outside them.
+  if (model.bounds[0] !== 0 || model.bounds[1] !== 1) {
+    throw new InvalidArgumentError(`Error in --model: the model's bounds [${model.bounds.join(', ')}] are not the data's pixel range [0, 1]; advkit's data is always in [0, 1]: give the range the model expects as its input range (--input-range ${model.bounds.join(',')}, or "inputRange" in advkit.json) instead of bounds.`);
+  }
   return ds;
 }
 

@@ -9,8 +9,17 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { DataError } from '../util/errors.js';
+import { readRegularFile } from '../util/fs.js';
 
 const IMAGE_EXT = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif', '.tif', '.tiff']);
+/** The formats sharp may decode here (an SVG or a PDF named .png is refused: it renders at any size). */
+const IMAGE_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff']);
+/** An image file larger than this is refused before reading. */
+export const MAX_IMAGE_FILE_BYTES = 256 * 1024 ** 2;
+/** An image with more pixels than this (a 8000x8000 photo) is refused from its header, before decoding. */
+export const MAX_IMAGE_PIXELS = 64_000_000;
+/** The decoded images of one folder, in bytes, at most (the data set is four times this as float32). */
+export const MAX_FOLDER_DECODED_BYTES = 1024 ** 3;
 
 export interface ImageFolderOptions {
   /** 1 (greyscale) or 3 (RGB); default: 3 if any image has colour, else 1. */
@@ -86,14 +95,28 @@ export async function readImageFolder(dir: string, options: ImageFolderOptions =
   if (files.length === 0) throw new DataError(`Error reading image folder ${dir}: the class folders hold no images.`);
   const decoded: Array<{ data: Buffer; width: number; height: number; channels: number }> = [];
   let resized = 0;
+  let decodedBytes = 0;
   for (const file of files) {
+    // A regular file of bounded size (a FIFO would hang the read), then its header: the format
+    // and the pixel count are checked before a pixel is decoded.
+    const bytes = await readRegularFile(file, `Error reading image folder ${dir}: ${file}`, MAX_IMAGE_FILE_BYTES);
+    let meta: sharp.Metadata;
     try {
-      let img = sharp(file).removeAlpha();
-      if (options.resize) {
-        const meta = await sharp(file).metadata();
-        const [th, tw] = options.resize;
-        if (meta.height !== th || meta.width !== tw) resized++;
-        if (meta.height !== th || meta.width !== tw) img = img.resize(tw, th, { fit: options.fit === 'crop' ? 'cover' : 'fill', position: 'centre' });
+      meta = await sharp(bytes).metadata();
+    } catch (err) {
+      throw new DataError(`Error reading image folder ${dir}: ${file} could not be decoded as an image (${(err as Error).message.split('\n')[0]}).`);
+    }
+    if (!IMAGE_FORMATS.has(String(meta.format))) throw new DataError(`Error reading image folder ${dir}: ${file} is ${meta.format ?? 'of an unknown format'}, not a PNG, JPEG, WebP, GIF or TIFF image; remove it.`);
+    const [w0, h0] = [meta.width ?? 0, meta.height ?? 0];
+    if (!(w0 > 0 && h0 > 0) || w0 * h0 > MAX_IMAGE_PIXELS) throw new DataError(`Error reading image folder ${dir}: ${file} is ${w0}x${h0} pixels, more than the ${MAX_IMAGE_PIXELS} allowed per image (or none); downscale it first.`);
+    const [th, tw] = options.resize ?? [h0, w0];
+    decodedBytes += th * tw * 3;
+    if (decodedBytes > MAX_FOLDER_DECODED_BYTES) throw new DataError(`Error reading image folder ${dir}: its images decode to more than ${MAX_FOLDER_DECODED_BYTES / 1024 ** 3} GiB (at ${file}); resize them (--resize H,W) or split the folder.`);
+    try {
+      let img = sharp(bytes, { limitInputPixels: MAX_IMAGE_PIXELS }).removeAlpha();
+      if (options.resize && (h0 !== th || w0 !== tw)) {
+        resized++;
+        img = img.resize(tw, th, { fit: options.fit === 'crop' ? 'cover' : 'fill', position: 'centre' });
       }
       const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
       decoded.push({ data, width: info.width, height: info.height, channels: info.channels });

@@ -55,6 +55,30 @@ export function checkAssertions(report: RobustnessReport, assertions: Assertion[
   });
 }
 
+/**
+ * Refuses, before anything runs, an assertion a run cannot answer: an attack it does not run or
+ * an eps it does not evaluate (otherwise found only after the whole evaluation).
+ */
+export function checkAssertionsFit(assertions: readonly Assertion[], run: { attacks: readonly string[]; epsilons: readonly number[] }): void {
+  for (const a of assertions) {
+    if (a.metric !== 'clean' && a.metric !== 'worst' && !run.attacks.includes(a.metric)) throw new InvalidArgumentError(`Error in --assert: ${JSON.stringify(a.text)} names attack ${a.metric}, but the run has ${run.attacks.join(', ')} (and worst, clean).`);
+    if (a.eps !== undefined && !run.epsilons.some((e) => Math.abs(e - a.eps!) < 1e-9)) throw new InvalidArgumentError(`Error in --assert: ${JSON.stringify(a.text)} names eps ${a.eps}, but the run evaluates eps ${run.epsilons.join(', ')}.`);
+  }
+}
+
+/**
+ * Refuses a baseline that cannot be compared with this run: another threat model (norm), no
+ * epsilon in common, or other data (the examples' digest). Its model is expected to differ: it is
+ * the previous release. Checked before the run where the data digest is known.
+ */
+export function checkBaselineFits(baseline: RobustnessReport, run: { norm: string; epsilons: readonly number[]; dataSha256?: string }, file = 'the baseline'): void {
+  const bad = (why: string) => new InvalidArgumentError(`Error in --baseline: ${file} ${why}; a baseline is the same evaluation of an earlier model.`);
+  if (baseline.config.norm !== run.norm) throw bad(`is an evaluation under ${baseline.config.norm}, this run under ${run.norm}`);
+  if (!baseline.results.some((b) => run.epsilons.some((e) => Math.abs(e - b.eps) < 1e-9))) throw bad(`has eps ${baseline.results.map((b) => b.eps).join(', ')}, none of this run's (${run.epsilons.join(', ')})`);
+  const theirs = baseline.provenance?.data?.sha256;
+  if (run.dataSha256 && theirs && theirs !== run.dataSha256) throw bad(`was computed on other data (${baseline.data.name}, ${baseline.data.examples} examples, SHA-256 ${theirs.slice(0, 12)}…; this run's ${run.dataSha256.slice(0, 12)}…)`);
+}
+
 /** Every accuracy in the baseline that the report also has may drop by at most maxDrop. */
 export function checkBaseline(report: RobustnessReport, baseline: RobustnessReport, maxDrop: number): GateResult[] {
   const out: GateResult[] = [];
@@ -72,7 +96,9 @@ export function checkBaseline(report: RobustnessReport, baseline: RobustnessRepo
   return out;
 }
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+// XML 1.0 allows no control character but tab, newline and return, even escaped: they are dropped.
+// eslint-disable-next-line no-control-regex
+const esc = (s: string) => String(s).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udfff]/g, '').replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/\n/g, '&#10;').replace(/\r/g, '&#13;').replace(/\t/g, '&#9;');
 
 export function junitXml(results: GateResult[], suite = 'advkit robustness'): string {
   const failures = results.filter((r) => !r.passed).length;

@@ -5,6 +5,7 @@
  * strings and bytes; the CLI decides where they go.
  */
 import sharp from 'sharp';
+import { escTerm } from '../util/text.js';
 import type { KeptExample } from './evaluate.js';
 import { robustAtDistance, type AttackOutcome, type RobustnessReport } from './report.js';
 
@@ -22,8 +23,6 @@ export const escHtml = (s: string) => String(s).replace(CONTROL, '').replace(/&/
 export const escXml = (s: string) => escHtml(String(s).replace(/[\ud800-\udfff\ufffe\uffff]/g, '')).replace(/[\t\n\r]/g, ' ');
 /** A Markdown table cell or inline text: no line break, pipe, HTML or emphasis it does not mean. */
 export const escMd = (s: string) => String(s).replace(CONTROL, '').replace(/[\r\n\t]+/g, ' ').replace(/\\/g, '\\\\').replace(/([|*_`[\]#])/g, '\\$1').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-/** Terminal output: no escape sequence or control character. */
-export const escTerm = (s: string) => String(s).replace(/\u001b\[[0-9;?]*[ -/]*[@-~]/g, '').replace(CONTROL, '').replace(/[\r\n]+/g, ' ');
 
 function columnTitle(report: RobustnessReport, k: number): string {
   const names = report.config.attacks.map((a) => a.name.toUpperCase());

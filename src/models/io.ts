@@ -13,6 +13,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { AdvkitError, ModelError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { checkModelJson } from './topology.js';
 import { fromGraphModel, fromLayersModel, type Bounds, type Classifier, type ClassifierOptions, type Normalization } from './classifier.js';
 
 export const MODEL_JSON = 'model.json';
@@ -45,6 +46,30 @@ function specBytes(spec: tf.io.WeightsManifestEntry): number {
   const bytes = DTYPE_BYTES[dtype];
   if (bytes === undefined) throw new ModelError(`weight ${spec.name} has unsupported dtype ${dtype}`);
   return count * bytes;
+}
+
+/** Why a weight's values are not all finite once dequantized ("holds NaN at flat index 3"), or undefined. */
+function nonFinite(spec: tf.io.WeightsManifestEntry, raw: Uint8Array): string | undefined {
+  const q = spec.quantization;
+  if (spec.dtype !== 'float32') return undefined;
+  if (!q) {
+    const values = new Float32Array(raw.slice().buffer);
+    const i = values.findIndex((v) => !Number.isFinite(v));
+    return i >= 0 ? `holds ${values[i]} at flat index ${i}` : undefined;
+  }
+  if (q.dtype === 'float16') {
+    const h = new Uint16Array(raw.slice().buffer);
+    const i = h.findIndex((v) => (v & 0x7c00) === 0x7c00); // exponent all ones: infinity or NaN
+    return i >= 0 ? `holds ${(h[i]! & 0x3ff) ? 'NaN' : 'Infinity'} (float16 bits 0x${h[i]!.toString(16)}) at flat index ${i}` : undefined;
+  }
+  for (const k of ['scale', 'min'] as const) {
+    const v = (q as Record<string, unknown>)[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v))) return `has quantization ${k} ${JSON.stringify(v) ?? String(v)}, which is not a finite number`;
+  }
+  const scale = q.scale ?? 1;
+  const min = q.min ?? 0;
+  const top = (q.dtype === 'uint8' ? 255 : 65535) * Math.abs(scale) + Math.abs(min);
+  return Number.isFinite(top) && Math.abs(Math.fround(top)) !== Infinity ? undefined : `dequantizes beyond float32 (scale ${scale}, min ${min})`;
 }
 
 /** Resolves a weight path inside `dir`, refusing anything that escapes it. */
@@ -120,6 +145,8 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
   }
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Uint8Array[] = [];
+  // The topology and every weight's shape, before a byte of weights is read or allocated.
+  checkModelJson(`Error loading model ${location}`, isGraph ? null : topology, (manifest as tf.io.WeightsManifestConfig).flatMap((g) => (Array.isArray(g?.weights) ? g.weights : [])));
   for (const group of manifest as tf.io.WeightsManifestConfig) {
     if (!group || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw new ModelError(`Error loading model ${location}: a weightsManifest entry lacks paths or weights.`);
@@ -153,15 +180,13 @@ export async function readModelFiles(location: string): Promise<ModelFiles> {
     weightData.set(b, at);
     at += b.length;
   }
-  // A NaN or infinite weight makes every logit garbage (and every attack "succeed"): refuse it.
+  // A NaN or infinite weight makes every logit garbage (and every attack "succeed"): refuse it,
+  // quantized ones as they dequantize (float16 bits, or min + q * scale).
   let offset = 0;
   for (const spec of weightSpecs) {
     const bytes = specBytes(spec);
-    if (spec.dtype === 'float32' && !spec.quantization) {
-      const values = new Float32Array(weightData.buffer.slice(offset, offset + bytes));
-      const bad = values.findIndex((v) => !Number.isFinite(v));
-      if (bad >= 0) throw new ModelError(`Error loading model ${location}: weight ${spec.name} holds ${values[bad]} at flat index ${bad}; a model with non-finite weights gives meaningless results. Retrain or re-export it.`);
-    }
+    const bad = nonFinite(spec, weightData.subarray(offset, offset + bytes));
+    if (bad) throw new ModelError(`Error loading model ${location}: weight ${spec.name} ${bad}; a model with non-finite weights gives meaningless results. Retrain or re-export it.`);
     offset += bytes;
   }
   let metadata: ModelMetadata | undefined;
