@@ -61,6 +61,20 @@ for (const w of init.wrappers) {
   model = wrap(model, w.args);
 }
 
+// The model's forward passes, reported to the main thread at most every 200 ms while a job runs
+// (`{ progress: n }`), so a progress bar moves within a batch of a slow model.
+{
+  const inner = model;
+  let pending = 0;
+  let last = 0;
+  model = { ...inner, logits: (x) => {
+    pending++;
+    const now = Date.now();
+    if (now - last >= 200) { parentPort!.postMessage({ progress: pending }); pending = 0; last = now; }
+    return inner.logits(x);
+  } };
+}
+
 parentPort!.on('message', (job: WorkerJob) => {
   void (async () => {
     const x = tf.tensor4d(job.images, job.shape);

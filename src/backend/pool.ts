@@ -88,7 +88,12 @@ export class ThreadPool<J extends { id: number }, R extends PoolReply> {
     }
   }
 
+  /** Told of work a worker reports while a job runs (`{ progress: n }` messages, not replies). */
+  onWorkerProgress?: (n: number) => void;
+
   private onReply(w: Worker, reply: R): void {
+    const progress = (reply as { progress?: unknown }).progress;
+    if (typeof progress === 'number') { this.onWorkerProgress?.(progress); return; }
     const p = this.inFlight.get(w);
     if (!p) return;
     this.inFlight.delete(w);

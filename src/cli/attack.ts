@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { ATTACK_NAMES } from '../attacks/registry.js';
+import { ATTACK_NAMES, ATTACK_REGISTRY } from '../attacks/registry.js';
 import { writeExampleSet, type ExampleSetSummary } from '../attacks/example_set.js';
 import { parseDataSpec, size, take } from '../data/index.js';
 import { checkEpsRange, loadDataFor, loadModel, withModelOptions, withResizeOption } from './model_options.js';
@@ -51,15 +51,33 @@ export function attackCommand(): Command {
       }
       const { start, end } = shardRange(size(ds), shard);
       if (shard) log(`advkit: shard ${shardName(shard)}: examples ${start}..${end - 1} of ${size(ds)}`);
-      const bar = progressBar('attack [{bar}] {value}/{total} | success {success} | ETA {eta_formatted}');
+      // The bar counts examples and moves within a batch: each forward pass of the model (in this
+      // thread or reported by the workers) is a share of a batch's expected passes.
+      const bar = progressBar('attack [{bar}] {value}/{total} examples | success {success} | ETA {eta_formatted}');
       bar.start(end - start, { success: '-' });
+      const options = attackOptions(o);
+      const passes = expectedPasses(o.attack, options as unknown as Record<string, unknown>);
+      let done = 0;
+      let calls = 0;
+      let success = '-';
+      const onPass = (n: number) => {
+        calls += n;
+        bar.update(Math.min(end - start - 1, done + Math.floor((o.batchSize * calls) / passes)), { success });
+      };
       const pool = await startPool(model, o.workers, end - start, o.batchSize, status.name);
+      if (pool) pool.onWorkerProgress = onPass;
+      const counted = pool ? model : { ...model, logits: (x: Parameters<typeof model.logits>[0]) => { onPass(1); return model.logits(x); } };
       let written;
       try {
-        written = await writeExampleSet(model, ds, { name: o.attack, options: attackOptions(o) as never }, {
+        written = await writeExampleSet(counted, ds, { name: o.attack, options: options as never }, {
           out: o.out, flag: '--out', format: o.format, batchSize: o.batchSize, target: o.targeted, shard, modelDigest: digest, force: o.force, pool,
-          onStart: (from) => { if (from > 0) log(`advkit: resuming at example ${start + from} of ${size(ds)}`); },
-          onProgress: (done, _total, fooled) => bar.update(done, { success: done > 0 ? `${((100 * fooled) / done).toFixed(1)}%` : '-' }),
+          onStart: (from) => { done = from; if (from > 0) log(`advkit: resuming at example ${start + from} of ${size(ds)}`); },
+          onProgress: (d, _total, fooled) => {
+            done = d;
+            calls = 0;
+            success = d > 0 ? `${((100 * fooled) / d).toFixed(1)}%` : '-';
+            bar.update(d, { success });
+          },
         });
       } finally {
         bar.stop();
@@ -68,6 +86,13 @@ export function attackCommand(): Command {
       if (written.alreadyComplete) log(`advkit: ${o.out} already holds this finished run; nothing to do`);
       report(written.summary, o, written.alreadyComplete ? 0 : (performance.now() - t0) / 1000, status.name);
     }));
+}
+
+/** About how many forward passes one batch of `attack` makes (steps x restarts x targets, or queries), for the progress bar. */
+function expectedPasses(attack: string, options: Record<string, unknown>): number {
+  const entry = (ATTACK_REGISTRY as Record<string, { defaults: Record<string, unknown> }>)[attack]!;
+  const get = (k: string) => Number(options[k] ?? entry.defaults[k] ?? 1) || 1;
+  return Math.max(1, attack === 'square' ? get('queries') : get('steps') * get('restarts') * (attack === 'apgd-t' || attack === 'fab-t' ? get('targets') : 1) * get('eot'));
 }
 
 function report(summary: ExampleSetSummary, o: AttackCliOptions, seconds: number, backend: string): void {

@@ -13,7 +13,7 @@ export interface Progress {
 export function progressBar(format: string, enabled = Boolean(process.stderr.isTTY)): Progress {
   if (!enabled) return { start() {}, update() {}, stop() {} };
   const bar = new cliProgress.SingleBar({
-    format: format.replace('{eta_formatted}', '{eta}'),
+    format: format.replace('{eta_formatted}', '{eta_left}'),
     stream: process.stderr,
     hideCursor: true,
     clearOnComplete: true,
@@ -29,8 +29,8 @@ export function progressBar(format: string, enabled = Boolean(process.stderr.isT
     return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
   };
   return {
-    start: (n, payload) => { t0 = performance.now(); total = n; bar.start(n, 0, { ...payload, eta: '--' }); },
-    update: (value, payload) => bar.update(value, { ...payload, eta: eta(value) }),
+    start: (n, payload) => { t0 = performance.now(); total = n; bar.start(n, 0, { ...payload, eta_left: '--' }); },
+    update: (value, payload) => bar.update(value, { ...payload, eta_left: eta(value) }),
     stop: () => bar.stop(),
   };
 }

@@ -60,6 +60,25 @@ describe('AttackPool', () => {
     }
   });
 
+  it('workers report the forward passes of a running job (a progress bar moves within a batch), and the job gives the same result', async () => {
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mlp', 1);
+    const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
+    try {
+      const reports: number[] = [];
+      pool.onWorkerProgress = (n) => reports.push(n);
+      const job = () => ({ attack: 'pgd' as const, options: { eps: 0.1, steps: 30 }, images: new Float32Array(4 * 784).fill(0.5), shape: [4, 28, 28, 1] as [number, number, number, number], labels: Int32Array.from([0, 1, 2, 3]), seeds: Int32Array.from([1, 2, 3, 4]) });
+      const r = await pool.run(job());
+      expect(reports.length).toBeGreaterThanOrEqual(1);
+      expect(reports.every((n) => Number.isInteger(n) && n >= 1)).toBe(true);
+      // At most one report per forward pass: 30 steps and the final check.
+      expect(reports.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(31 + 1);
+      pool.onWorkerProgress = undefined;
+      expect(Array.from((await pool.run(job())).adversarial!)).toEqual(Array.from(r.adversarial!));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('reports an attack error from a worker as an error of the run', async () => {
     const { model: dir } = await tempDirWithModel('advkit-pool-', 'mlp', 1);
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });
