@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sameSource, type Classifier, type ClassifierOptions, type ClassifierSource } from '../models/classifier.js';
-import { classifierOptionsFor, modelDirectory, readModelFiles } from '../models/io.js';
+import { classifierOptionsFor, modelDirectory, onnxFile, readModelFiles } from '../models/io.js';
 import { backendStatus } from '../backend/index.js';
 import { defaultWorkers, ThreadPool, workerFile } from '../backend/pool.js';
 import { check, checkFiniteNumber, InvalidArgumentError } from '../util/errors.js';
@@ -23,19 +23,22 @@ export class AttackPool extends ThreadPool<WorkerJob, WorkerReply> {
     const n = checkFiniteNumber('AttackPool.create', 'workers', options.workers ?? defaultWorkers(), { integer: true, min: 1 });
     let source: ClassifierSource;
     if (typeof from === 'string') {
-      source = { location: modelDirectory(from) };
+      source = { location: from.toLowerCase().endsWith('.onnx') ? path.resolve(from) : modelDirectory(from) };
     } else {
       check(from.source !== undefined, 'AttackPool.create', () => 'this classifier has no source to build it from in a worker (it was built in code, or wrapped in a way that cannot be described, such as a surrogate gradient); attack it without a pool.');
       check(options.classifierOptions === undefined, 'AttackPool.create', () => 'classifierOptions apply to a model directory; a classifier brings its own.');
       source = from.source!;
     }
-    const files = await readModelFiles(source.location);
-    const md = files.metadata;
+    // An ONNX model is read again by each worker from its file; a TensorFlow.js one is sent as artifacts.
+    const onnx = await onnxFile(source.location);
+    const files = onnx ? undefined : await readModelFiles(source.location);
+    const md = files?.metadata;
     const init: WorkerInit = {
       backend: options.backend ?? backendStatus()?.name ?? 'wasm',
-      format: files.format,
-      artifacts: files.artifacts,
-      classifierOptions: classifierOptionsFor(md, { ...source.options, ...options.classifierOptions }, source.location),
+      format: files?.format ?? 'onnx',
+      artifacts: files?.artifacts ?? {},
+      location: source.location,
+      classifierOptions: onnx ? { ...source.options, ...options.classifierOptions } : classifierOptionsFor(md, { ...source.options, ...options.classifierOptions }, source.location),
       // Wrappers run as compiled JS in the workers, as the worker itself does.
       wrappers: (source.wrappers ?? []).map((w) => {
         const file = fileURLToPath(w.module);

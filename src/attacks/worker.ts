@@ -9,12 +9,15 @@ import * as tf from '@tensorflow/tfjs';
 import { ATTACKS, type AttackName } from './registry.js';
 import { checkedPredictions, fromGraphModel, fromLayersModel, type Classifier, type ClassifierOptions } from '../models/classifier.js';
 import { initBackend } from '../backend/index.js';
+import { loadClassifier } from '../models/io.js';
 import { errorPayload, type ErrorPayload } from '../util/errors.js';
 
 export interface WorkerInit {
   backend: string;
-  format: 'layers-model' | 'graph-model';
+  format: 'layers-model' | 'graph-model' | 'onnx';
   artifacts: tf.io.ModelArtifacts;
+  /** The model's location (an ONNX model is read from it in the worker). */
+  location?: string;
   classifierOptions: ClassifierOptions;
   /** Applied in order to the loaded model: a compiled module's export `(classifier, args) => Classifier`. */
   wrappers: Array<{ file: string; export: string; args: unknown }>;
@@ -52,9 +55,11 @@ export interface WorkerReply {
 
 const init = workerData as WorkerInit;
 await initBackend(init.backend);
-let model: Classifier = init.format === 'graph-model'
-  ? fromGraphModel(await tf.loadGraphModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions)
-  : fromLayersModel(await tf.loadLayersModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions);
+let model: Classifier = init.format === 'onnx'
+  ? (await loadClassifier(init.location!, init.classifierOptions)).classifier
+  : init.format === 'graph-model'
+    ? fromGraphModel(await tf.loadGraphModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions)
+    : fromLayersModel(await tf.loadLayersModel(tf.io.fromMemory(init.artifacts)), init.classifierOptions);
 for (const w of init.wrappers) {
   const wrap = (await import(pathToFileURL(w.file).href) as Record<string, (m: Classifier, args: unknown) => Classifier>)[w.export];
   if (typeof wrap !== 'function') throw new Error(`${w.file} has no export ${w.export}`);

@@ -20,7 +20,7 @@ import { withDefense, withDefenseOptions } from './defense_spec.js';
 
 export function attackCommand(): Command {
   return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack'))
-    .requiredOption('--model <dir>', 'model directory (model.json + weights)')
+    .requiredOption('--model <dir>', 'model: a TensorFlow.js model directory (model.json + weights) or an ONNX file (model.onnx)')
     .requiredOption('--data <spec>', 'data: mnist[:test], fashion-mnist[:test], idx:..., npy:..., folder:DIR')
     .requiredOption('--out <dir>', 'output directory for the example set')
     .addOption(new Option('--attack <name>', 'attack').choices([...ATTACK_NAMES]).default('pgd'))

@@ -25,7 +25,7 @@ async function adversarialSet(spec: string, classNames: readonly string[], model
 
 export function detectCommand(): Command {
   return withResizeOption(withModelOptions(withCommonOptions(new Command('detect'))
-    .requiredOption('--model <dir>', 'model directory')
+    .requiredOption('--model <dir>', 'model: a TensorFlow.js model directory or an ONNX file')
     .requiredOption('--adversarial <dir|spec>', 'an advkit attack example set written with --format npy, or a data spec')
     .option('--clean <spec>', 'clean data to calibrate the threshold on', 'mnist:train')
     .option('--fpr <f>', 'false-positive rate on clean data, in [0, 1)', floatOption(0, { max: 0.999999 }), 0.05)

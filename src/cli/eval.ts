@@ -25,7 +25,7 @@ import { checkEpsRange, configuredModelOptions, withModelOptions, withResizeOpti
 
 export function evalCommand(): Command {
   return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval'))
-    .option('--model <dir>', 'model directory')
+    .option('--model <dir>', 'model: a TensorFlow.js model directory (model.json + weights) or an ONNX file (model.onnx)')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
     .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI)').choices([...PRESET_NAMES]))

@@ -5,22 +5,29 @@
  */
 import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { compileModel, graphEndpoints, graphHeads, layersHeads, type Head } from '../models/compiler/index.js';
+import { compileGraph, compileModel, graphEndpoints, graphHeads, layersHeads, type Head } from '../models/compiler/index.js';
+import { lowerOnnx, type OnnxModel } from '../models/compiler/onnx.js';
 import { action, printJson, startBackend, withCommonOptions } from './common.js';
 import { loadModel, withModelOptions, type ModelCliOptions } from './model_options.js';
 
 export function inspectCommand(): Command {
   return withModelOptions(withCommonOptions(new Command('inspect'))
-    .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json)'))
+    .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json) or ONNX file (model.onnx)'))
     .action(action(async (o: ModelCliOptions & { backend?: string; json?: boolean }) => {
       await startBackend(o.backend);
       const { classifier, model } = await loadModel(o);
-      const heads: Head[] = model instanceof tf.GraphModel ? graphHeads(model) : layersHeads(model);
+      const tfjs = model instanceof tf.GraphModel || model instanceof tf.LayersModel;
+      const onnxGraph = tfjs ? undefined : (model as OnnxModel).graph;
+      const heads: Head[] = model instanceof tf.GraphModel ? graphHeads(model) : model instanceof tf.LayersModel ? layersHeads(model)
+        : (onnxGraph?.output ?? []).map((v) => ({ name: v.name, ref: v.name, aliases: [v.name], shape: (v.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimValue ? Number(d.dimValue) : -1)) }));
       const chosen = heads.find((h) => h.name === classifier.output?.head) ?? heads[0]!;
-      const report = compileModel(model, heads.length > 1 || o.head !== undefined ? { head: chosen.ref } : {}).report;
+      const report = tfjs
+        ? compileModel(model as tf.LayersModel | tf.GraphModel, heads.length > 1 || o.head !== undefined ? { head: chosen.ref } : {}).report
+        : compileGraph(lowerOnnx(model as OnnxModel, { head: String(chosen.ref), inputShape: classifier.inputShape }).graph, 'onnx').report;
       const inputs = model instanceof tf.GraphModel
         ? graphEndpoints(model).inputs.map((e) => ({ name: e.key, tensor: `${e.node}:${e.slot}`, shape: e.shape }))
-        : model.inputs.map((t) => ({ name: t.sourceLayer.name, tensor: t.name, shape: t.shape.map((d) => d ?? -1) }));
+        : model instanceof tf.LayersModel ? model.inputs.map((t) => ({ name: t.sourceLayer.name, tensor: t.name, shape: t.shape.map((d) => d ?? -1) }))
+          : [{ name: (onnxGraph?.input ?? []).find((i) => !(onnxGraph?.initializer ?? []).some((t) => t.name === i.name))?.name ?? 'input', tensor: undefined, shape: [-1, classifier.inputShape[2], classifier.inputShape[0], classifier.inputShape[1]] }];
       const summary = {
         ...report, inputs, heads: heads.map((h) => ({ name: h.name, tensor: typeof h.ref === 'string' ? h.ref : undefined, shape: h.shape, attacked: h === chosen })),
         numClasses: classifier.numClasses, inputShape: [...classifier.inputShape], bounds: [...classifier.bounds], output: classifier.output,

@@ -8,7 +8,6 @@ import { InvalidArgumentError as CommanderArgError, type Command } from 'command
 import { checkShapes, loadDataset, parseDataSpec, parseResize, resizeDataset, RESIZE_HELP, type Dataset, type LoadOptions, type ResizeSpec } from '../data/index.js';
 import { IMAGENET_NORMALIZATION, type Bounds, type Classifier, type Normalization } from '../models/classifier.js';
 import { loadClassifier, type ModelMetadata } from '../models/io.js';
-import type * as tf from '@tensorflow/tfjs';
 import { InvalidArgumentError } from '../util/errors.js';
 import { log } from './common.js';
 
@@ -67,7 +66,7 @@ export function withResizeOption(cmd: Command): Command {
 }
 
 /** Loads --model with --head, --normalize and --input-range; logs what advkit does to its inputs and output. */
-export async function loadModel(o: ModelCliOptions): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel }> {
+export async function loadModel(o: ModelCliOptions): Promise<Awaited<ReturnType<typeof loadClassifier>>> {
   const loaded = await loadClassifier(o.model, { head: o.head, normalization: o.normalize, inputRange: o.inputRange });
   const c = loaded.classifier;
   if (c.output?.head) log(`advkit: note: attacking head '${c.output.head}' of ${o.model}`);

@@ -9,7 +9,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { check, ModelError, show } from '../util/errors.js';
-import { chooseHead, compileModel, graphEndpoints, graphHeads, layersHeads, type CompiledModel, type CompileReport, type Head } from './compiler/index.js';
+import { chooseHead, compileGraph, compileModel, graphEndpoints, graphHeads, layersHeads, type CompiledModel, type CompileReport, type Head } from './compiler/index.js';
+import { lowerOnnx, type OnnxModel } from './compiler/onnx.js';
 
 export type Bounds = readonly [number, number];
 export type ImageShape = readonly [number, number, number];
@@ -327,6 +328,21 @@ export function fromGraphModel(model: tf.GraphModel, options: ClassifierOptions 
   }
   const compiled = compileOrThrow(fn, model, options.output, head);
   return fromCompiled(fn, compiled, outShape[1]!, shape as unknown as ImageShape, options, head);
+}
+
+/**
+ * Builds a Classifier from an ONNX model (a decoded ModelProto; `loadClassifier` reads the file):
+ * its NCHW graph lowered to advkit's NHWC compiler graph (compiler/onnx.ts), so the classifier
+ * takes images [N, H, W, C] in pixel space like every other, with the same softmax cut and
+ * sigmoid handling. `external` reads tensors kept in external data files.
+ */
+export function fromOnnx(model: OnnxModel, options: ClassifierOptions & { numClasses?: number; external?: (location: string, offset: number, length: number) => Uint8Array } = {}): Classifier {
+  const fn = 'fromOnnx';
+  const lowered = lowerOnnx(model, { head: options.head, inputShape: options.inputShape, external: options.external });
+  const mode = options.output;
+  const compiled = compileGraph(lowered.graph, 'onnx', { cutOutput: mode !== 'logits' && mode !== 'probabilities' });
+  const head = lowered.outputs.length > 1 || options.head !== undefined ? { name: lowered.head, ref: lowered.head, aliases: [lowered.head] } : undefined;
+  return fromCompiled(fn, compiled, lowered.units, lowered.inputShape as unknown as ImageShape, options, head);
 }
 
 /** Predicted classes for a batch (argmax of logits). */

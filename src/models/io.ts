@@ -8,17 +8,24 @@
  * give clear errors. Saves are atomic: weights first, model.json last, each by rename.
  */
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, openSync, promises as fsp, readSync, realpathSync, statSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { AdvkitError, ModelError } from '../util/errors.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { checkModelJson } from './topology.js';
-import { fromGraphModel, fromLayersModel, type Bounds, type Classifier, type ClassifierOptions, type Normalization } from './classifier.js';
+import type { OnnxModel } from './compiler/onnx.js';
+
+const { onnx } = onnxProto;
+import { fromGraphModel, fromLayersModel, fromOnnx, type Bounds, type Classifier, type ClassifierOptions, type Normalization } from './classifier.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
 export const METADATA_JSON = 'advkit.json';
+export const ONNX_FILE = 'model.onnx';
+/** An ONNX file larger than this is refused (protobuf messages cannot exceed 2 GiB). */
+export const MAX_ONNX_BYTES = 2 * 1024 ** 3;
 
 /** advkit's record of how a model was made, saved beside model.json. */
 export interface ModelMetadata {
@@ -223,6 +230,8 @@ export interface ModelDigest {
 
 /** Hashes model.json and the weight files it names (confined to its directory, as loading is). */
 export async function modelDigest(location: string): Promise<ModelDigest> {
+  const onnxPath = await onnxFile(location);
+  if (onnxPath) return onnxDigest(onnxPath);
   const file = location.endsWith('.json') ? location : path.join(location, MODEL_JSON);
   const dir = path.dirname(file);
   const all = createHash('sha256');
@@ -236,6 +245,27 @@ export async function modelDigest(location: string): Promise<ModelDigest> {
   const json = JSON.parse((await add(path.basename(file), file)).toString('utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
   for (const group of json.weightsManifest ?? []) for (const p of group.paths ?? []) await add(p, confinedPath(dir, p));
   // advkit.json sets bounds and normalization, which change every result.
+  if (await fsp.stat(path.join(dir, METADATA_JSON)).then((st) => st.isFile(), () => false)) await add(METADATA_JSON, path.join(dir, METADATA_JSON));
+  return { sha256: all.digest('hex'), files };
+}
+
+/** An ONNX model's digest: model.onnx, its external data files in the order its tensors name them, then advkit.json. */
+async function onnxDigest(file: string): Promise<ModelDigest> {
+  const dir = path.dirname(file);
+  const all = createHash('sha256');
+  const files: Record<string, string> = {};
+  const add = async (name: string, full: string) => {
+    const bytes = await readModelFile(full, `ONNX model ${file}`, dir, { maxBytes: MAX_ONNX_BYTES, name });
+    all.update(bytes);
+    files[name] = createHash('sha256').update(bytes).digest('hex');
+    return bytes;
+  };
+  const model = onnx.ModelProto.decode(await add(path.basename(file), file)) as unknown as OnnxModel;
+  const seen = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) {
+    const loc = (t.externalData ?? []).find((e) => e.key === 'location')?.value;
+    if (t.dataLocation === 1 && loc && !seen.has(loc)) { seen.add(loc); await add(loc, confinedPath(dir, loc)); }
+  }
   if (await fsp.stat(path.join(dir, METADATA_JSON)).then((st) => st.isFile(), () => false)) await add(METADATA_JSON, path.join(dir, METADATA_JSON));
   return { sha256: all.digest('hex'), files };
 }
@@ -299,7 +329,14 @@ export function modelDirectory(location: string): string {
  * model's own range and its only output. The classifier's source records the options, so a
  * worker pool builds the same classifier.
  */
-export async function loadClassifier(location: string, options: ClassifierOptions = {}): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel }> {
+export async function loadClassifier(location: string, options: ClassifierOptions = {}): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel | OnnxModel }> {
+  const onnxPath = await onnxFile(location);
+  if (onnxPath) {
+    const { model, external, metadata } = await readOnnxModel(onnxPath);
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
+    const source = { location: path.resolve(onnxPath), ...(Object.keys(given).length ? { options: JSON.parse(JSON.stringify(given)) as ClassifierOptions } : {}) };
+    return { classifier: { ...fromOnnx(model, { ...classifierOptionsFor(metadata, options, location), external }), source }, metadata, model };
+  }
   const files = await readModelFiles(location);
   const md = files.metadata;
   const opts = classifierOptionsFor(md, options, location);
@@ -316,6 +353,52 @@ export async function loadClassifier(location: string, options: ClassifierOption
     if (err instanceof AdvkitError) throw err;
     throw new ModelError(`Error loading model ${location}: TensorFlow.js could not build it (${(err as Error).message.split('\n')[0]}).`, { cause: err });
   }
+}
+
+/** The ONNX model file at a location: a path to a .onnx file, or a directory holding model.onnx and no model.json. */
+export async function onnxFile(location: string): Promise<string | undefined> {
+  if (location.toLowerCase().endsWith('.onnx')) return location;
+  const isFile = (p: string) => fsp.stat(p).then((st) => st.isFile(), () => false);
+  if (!(await isFile(path.join(location, MODEL_JSON))) && (await isFile(path.join(location, ONNX_FILE)))) return path.join(location, ONNX_FILE);
+  return undefined;
+}
+
+/**
+ * Reads an ONNX model (protobuf, decoded with onnx-proto) as untrusted input: a regular file of
+ * at most 2 GiB (protobuf's own limit) inside its directory; tensors in external data files are
+ * read from paths confined to that directory, as regular files, only the bytes they name.
+ */
+export async function readOnnxModel(file: string): Promise<{ model: OnnxModel; external: (location: string, offset: number, length: number) => Uint8Array; metadata?: ModelMetadata }> {
+  const dir = path.dirname(file);
+  const bytes = await readModelFile(file, `ONNX model ${file}`, dir, { maxBytes: MAX_ONNX_BYTES });
+  let model: OnnxModel;
+  try {
+    model = onnx.ModelProto.decode(bytes) as unknown as OnnxModel;
+  } catch (err) {
+    throw new ModelError(`Error loading ONNX model ${file}: it is not an ONNX ModelProto (${(err as Error).message}); the file is truncated or not a model.`);
+  }
+  if (!model.graph) throw new ModelError(`Error loading ONNX model ${file}: it holds no graph; it is not an ONNX model.`);
+  const external = (location: string, offset: number, length: number): Uint8Array => {
+    const full = confinedPath(dir, location);
+    const real = realpathSync(full);
+    const root = realpathSync(dir);
+    if (!real.startsWith(root + path.sep)) throw new ModelError(`Error loading ONNX model ${file}: external data ${JSON.stringify(location)} is a link outside the model directory; refusing to read it.`);
+    const st = statSync(real);
+    if (!st.isFile()) throw new ModelError(`Error loading ONNX model ${file}: external data ${JSON.stringify(location)} is not a regular file; refusing to read it.`);
+    const end = length < 0 ? st.size : offset + length;
+    if (!(offset >= 0 && end <= st.size)) throw new ModelError(`Error loading ONNX model ${file}: external data ${JSON.stringify(location)} has ${st.size} bytes, not the ${offset}..${end} a tensor names; the files are truncated.`);
+    const fd = openSync(real, 'r');
+    try {
+      const out = new Uint8Array(end - offset);
+      readSync(fd, out, 0, out.length, offset);
+      return out;
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const metaFile = path.join(dir, METADATA_JSON);
+  const metadata = (await fsp.stat(metaFile).then((st) => st.isFile(), () => false)) ? (await readJson(metaFile, `model metadata ${file}`)) as ModelMetadata : undefined;
+  return { model, external, metadata };
 }
 
 /** Saves a LayersModel as model.json + weights.bin (+ advkit.json when metadata is given). */

@@ -31,7 +31,7 @@ export interface CompiledNode {
 }
 
 export interface CompileReport {
-  format: 'layers-model' | 'graph-model';
+  format: 'layers-model' | 'graph-model' | 'onnx';
   nodes: CompiledNode[];
   /** Layers and ops merged into others (folded batch norms, fused activations, cut softmax). */
   merged: string[];
@@ -127,6 +127,11 @@ function cached(model: object, key: string, make: () => CompiledModel): Compiled
 
 function build(graph: Graph, cut: boolean): Graph {
   return optimize(graph, { cutOutput: cut });
+}
+
+/** Compiles a graph a frontend lowered (an ONNX model's): the same passes and execution as compileModel's. */
+export function compileGraph(graph: Graph, format: CompileReport['format'], options: CompileOptions = {}): CompiledModel {
+  return wrap(build(graph, options.cutOutput ?? true), format);
 }
 
 /**

@@ -1,0 +1,40 @@
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { writeNpy } from '../../src/data/npy.js';
+import { uniform } from '../helpers.js';
+import { advkit } from './run.js';
+
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../models/onnx/fixtures');
+let dir: string;
+let data: string;
+
+beforeAll(async () => {
+  dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-onnx-cli-'));
+  await writeNpy(path.join(dir, 'x.npy'), uniform(12 * 16 * 16 * 3, 8, 0, 1), [12, 16, 16, 3]);
+  await writeNpy(path.join(dir, 'y.npy'), Int32Array.from({ length: 12 }, (_, i) => i % 4), [12]);
+  data = `npy:${path.join(dir, 'x.npy')},${path.join(dir, 'y.npy')}`;
+});
+
+describe('ONNX models on the CLI', () => {
+  it('inspect, eval and attack take --model model.onnx; the attack on 2 worker threads writes the bytes of one', async () => {
+    const model = path.join(FIXTURES, 'residual', 'model.onnx');
+    const inspect = advkit(['inspect', '--model', model]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+    expect(inspect.stdout).toMatch(/onnx, \d+ of \d+ nodes compiled/);
+    expect(inspect.stdout).toMatch(/heads: logits \[-1,4\]/);
+    const ev = advkit(['eval', '--model', model, '--data', data, '--attacks', 'fgsm,pgd', '--eps', '0,4/255', '--steps', '3', '--no-checks', '--json']);
+    expect(ev.code, ev.stderr).toBe(0);
+    const { report } = JSON.parse(ev.stdout);
+    expect(report.model.inputShape).toEqual([16, 16, 3]);
+    expect(Object.keys(report.provenance.model.files)).toEqual(['model.onnx']);
+    const one = advkit(['attack', '--model', model, '--data', data, '--eps', '0.05', '--steps', '3', '--format', 'npy', '--workers', '1', '--out', path.join(dir, 'a1')]);
+    const two = advkit(['attack', '--model', model, '--data', data, '--eps', '0.05', '--steps', '3', '--format', 'npy', '--workers', '2', '--batch-size', '4', '--out', path.join(dir, 'a2')]);
+    expect(one.code, one.stderr).toBe(0);
+    expect(two.code, two.stderr).toBe(0);
+    expect(two.stderr).toMatch(/attacking on 2 worker threads/);
+    expect((await fsp.readFile(path.join(dir, 'a1', 'x_adv.npy'))).equals(await fsp.readFile(path.join(dir, 'a2', 'x_adv.npy')))).toBe(true);
+  });
+});
