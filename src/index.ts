@@ -41,7 +41,7 @@ export { parseAssertion, checkAssertions, checkBaseline, junitXml, type Assertio
 export { REPORT_JSON_SCHEMA, REPORT_SCHEMA_ID, type RobustnessReport, type SanityCheck, type EpsilonResult, type AttackOutcome } from './eval/report.js';
 
 // Models.
-export { fromFunction, fromLayersModel, fromGraphModel, IMAGENET_NORMALIZATION, type Classifier, type ClassifierOptions, type ClassifierSource, type Bounds, type Normalization, type Preprocessing } from './models/classifier.js';
+export { fromFunction, fromLayersModel, fromGraphModel, fromOnnx, IMAGENET_NORMALIZATION, type Classifier, type ClassifierOptions, type ClassifierSource, type Bounds, type Normalization, type Preprocessing } from './models/classifier.js';
 export { loadClassifier, saveLayersModel, modelDigest, type ModelDigest, type ModelMetadata } from './models/io.js';
 export { buildArchitecture, ARCHITECTURES } from './models/architectures.js';
 export { compileModel, type CompiledModel, type CompileReport, type Head } from './models/compiler/index.js';
@@ -56,3 +56,4 @@ export { defaultWorkers } from './backend/pool.js';
 export { parseShard, resolveShard, shardRange, type Shard } from './util/shard.js';
 export { AdvkitError, InvalidArgumentError, DataError, ModelError, BackendError } from './util/errors.js';
 export { ADVKIT_VERSION } from './util/version.js';
+export { attest, verifyAttestation, cycloneDxBom, ATTESTATION_FILE, ROBUSTNESS_PREDICATE, type Statement, type Envelope, type Verification } from './eval/attest.js';

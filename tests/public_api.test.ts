@@ -6,7 +6,7 @@ import * as api from '../src/index.js';
  * on: change this list in the same commit, and say why.
  */
 const PUBLIC_RUNTIME_NAMES = [
-   'ABSTAIN', 'ADVKIT_VERSION', 'APGDT_DEFAULTS', 'APGD_DEFAULTS', 'ARCHITECTURES', 'ATTACKS',
+   'ABSTAIN', 'ADVKIT_VERSION', 'ATTESTATION_FILE', 'ROBUSTNESS_PREDICATE', 'attest', 'verifyAttestation', 'cycloneDxBom', 'fromOnnx', 'APGDT_DEFAULTS', 'APGD_DEFAULTS', 'ARCHITECTURES', 'ATTACKS',
    'ATTACK_NAMES', 'ATTACK_REGISTRY', 'AdvkitError', 'AttackPool', 'BIM_DEFAULTS', 'BackendError', 'DataError',
    'EVALUATE_DEFAULTS', 'EXAMPLE_SET_SCHEMA', 'FAB_DEFAULTS', 'FGSM_DEFAULTS',
    'IMAGENET_NORMALIZATION', 'InvalidArgumentError', 'LOSSES', 'MIFGSM_DEFAULTS', 'ModelError', 'PGD_DEFAULTS', 'PRESETS',
@@ -27,9 +27,10 @@ const PUBLIC_RUNTIME_NAMES = [
 ];
 
 describe('public API', () => {
-  it('exports exactly the curated names, about a hundred, and nothing internal', () => {
+  it('exports exactly the curated names, about a hundred and ten, and nothing internal', () => {
     expect(Object.keys(api).sort()).toEqual([...PUBLIC_RUNTIME_NAMES].sort());
-    expect(PUBLIC_RUNTIME_NAMES.length).toBeLessThanOrEqual(110);
+    // ONNX models and attestations (this round) brought it past 110.
+    expect(PUBLIC_RUNTIME_NAMES.length).toBeLessThanOrEqual(120);
     for (const internal of ['show', 'check', 'incompleteBeta', 'jpegQuantTable', 'setWasmKernelMode', 'validateAttack', 'confinedPath']) expect(api).not.toHaveProperty(internal);
   });
 });

@@ -20,6 +20,8 @@ export const COMMANDS: Record<string, CommandEntry> = {
   defend: { description: 'apply a preprocessing defense to an image folder or an advkit example set', load: async () => (await import('./defend.js')).defendCommand() },
   certify: { description: 'certify L2 robustness by randomized smoothing (Cohen et al. 2019)', load: async () => (await import('./certify.js')).certifyCommand() },
   detect: { description: 'feature-squeezing detector: calibrate on clean data, report the detection rate on adversarial examples', load: async () => (await import('./detect.js')).detectCommand() },
+  attest: { description: 'sign in-toto statements (DSSE) of a report\'s verdict and figures about the model files; optionally a CycloneDX ML-BOM', load: async () => (await import('./attest.js')).attestCommand() },
+  verify: { description: 'check an attestation before deploying: signature, the model files\' digests, the verdict and gates', load: async () => (await import('./verify.js')).verifyCommand() },
   unlock: { description: 'break the lock a run on another host (or a killed one) left in an output directory, so it can resume', load: async () => (await import('./unlock.js')).unlockCommand() },
   bench: { description: 'benchmark the gradient loops (PGD, FGSM, training steps, evaluation) against the plain loop, in one run', load: async () => (await import('./bench.js')).benchCommand() },
 };

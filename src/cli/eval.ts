@@ -20,7 +20,7 @@ import { action, checkedModelDigest, floatOption, intOption, log, startBackend, 
 import { withAttackFlags } from './attack_options.js';
 import { withDefenseOptions } from './defense_spec.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
-import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, readSigningKey, type EvalSource } from './eval_run.js';
 import { checkEpsRange, configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
 
 export function evalCommand(): Command {
@@ -43,6 +43,8 @@ export function evalCommand(): Command {
     .option('--baseline <report.json>', 'fail when an accuracy drops more than --max-drop below this report')
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
     .option('--junit <file>', 'write the gate results as JUnit XML')
+    .option('--attest <key.pem>', 'sign in-toto statements of the verdict and the figures about the model files (Ed25519 or ECDSA P-256 private key); written as attestation.intoto.jsonl in --out')
+    .option('--bom <file>', 'write a CycloneDX 1.6 ML-BOM of the model (hashes, robust accuracies), the data and advkit')
     .option('--config <file>', 'robustness.json with any of the options above (flags win)')
     .option('--data-dir <dir>', 'folder holding the Fashion-MNIST IDX files'))))), { targeted: false }))
     .addHelpText('after', '\nThe attack flags (--steps, --step-size, ...) apply to the attacks that read them; on a preset they make a partial evaluation.')
@@ -76,7 +78,10 @@ export function evalCommand(): Command {
       if (baseline) checkBaselineFits(baseline, { norm: o.norm ?? 'linf', epsilons }, o.baseline);
       const shard = resolveShard(o.shard, o.shardCount);
       if (shard && !o.out) throw new InvalidArgumentError(`Error in --shard: a shard's report is for advkit merge; give --out DIR to write it.`);
-      if (shard && (assertions.length || o.baseline || o.junit)) throw new InvalidArgumentError('Error in --shard: gates (--assert, --baseline, --junit) judge the whole set; give them to advkit merge instead.');
+      if (shard && (assertions.length || o.baseline || o.junit || o.attest || o.bom)) throw new InvalidArgumentError('Error in --shard: gates, attestations and BOMs (--assert, --baseline, --junit, --attest, --bom) judge the whole set; give them to advkit merge instead.');
+      if (o.attest && !o.out) throw new InvalidArgumentError('Error in --attest: give --out DIR; the attestation is written beside the report.');
+      const attestKey = o.attest ? await readSigningKey(o.attest) : undefined;
+      if (o.bom) await checkWritableFile(o.bom, '--bom');
       const status = await startBackend(o.backend);
       const source: EvalSource = { model: path.resolve(o.model), data: o.data, limit: o.limit ?? null, dataDir: o.dataDir ?? null, defense: o.defense ?? null, defenseGradient: o.defenseGradient ?? null, eot: o.eot ?? null, seed: o.seed ?? 0, head: o.head ?? null, normalize: o.normalize ?? null, inputRange: o.inputRange ?? null, resize: o.resize ?? null };
       const digest = await checkedModelDigest(o.model, o.expectModelSha256);
@@ -108,7 +113,7 @@ export function evalCommand(): Command {
           bar.stop();
           await pool?.close();
         }
-        await presentEvaluation(evaluation, data, { ...o, assertions, baseline, backend: status.name });
+        await presentEvaluation(evaluation, data, { ...o, assertions, baseline, backend: status.name, attestKey });
         if (o.out) await fsp.rm(path.join(path.resolve(o.out), '.state'), { recursive: true, force: true });
       } finally {
         await release?.();

@@ -39,6 +39,8 @@ export interface EvalCliOptions extends AttackFlagValues {
   shardCount?: number;
   expectModelSha256?: string;
   allowLargeEps?: boolean;
+  attest?: string;
+  bom?: string;
   head?: string;
   normalize?: Normalization;
   inputRange?: Bounds;

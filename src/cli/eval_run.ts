@@ -9,7 +9,9 @@ import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import type { Bounds, Classifier, Normalization } from '../models/classifier.js';
 import { loadDataFor, loadModel } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
-import { checkOwnOutput, LOCK_FILE, writeFileAtomic } from '../util/fs.js';
+import { createPrivateKey } from 'node:crypto';
+import { checkOwnOutput, LOCK_FILE, readRegularFile, writeFileAtomic } from '../util/fs.js';
+import { attest, ATTESTATION_FILE, cycloneDxBom } from '../eval/attest.js';
 import { log, printJson } from './common.js';
 import { withDefense } from './defense_spec.js';
 import { writeReportFiles } from './report_files.js';
@@ -58,7 +60,33 @@ export async function loadEvalSource(s: EvalSource): Promise<{ classifier: Class
 }
 
 /** What `eval --out` and a report `merge --out` write into their directory. */
-const REPORT_OUT_FILES = ['report.json', 'report.md', 'report.html', 'examples.png', '.state'];
+const REPORT_OUT_FILES = ['report.json', 'report.md', 'report.html', 'examples.png', '.state', ATTESTATION_FILE];
+
+/** Reads a --attest signing key (before any computation: a bad key is exit 2 at once). */
+export async function readSigningKey(file: string, flag = '--attest'): Promise<string> {
+  const pem = (await readRegularFile(file, `Error in ${flag}: ${file}`, 64 * 1024)).toString('utf8');
+  try {
+    createPrivateKey(pem);
+  } catch (err) {
+    throw new InvalidArgumentError(`Error in ${flag}: ${file} is not a PEM private key (${(err as Error).message.split('\n')[0]}); give an Ed25519 or ECDSA P-256 key (openssl genpkey -algorithm ed25519 -out key.pem).`);
+  }
+  return pem;
+}
+
+/** Writes attestation.intoto.jsonl beside the report (with a key) and the CycloneDX BOM (with --bom). */
+export async function writeAttestation(report: RobustnessReport, gates: GateResult[], o: { key?: string; bom?: string; out?: string }): Promise<void> {
+  let attestationFile: string | undefined;
+  if (o.key) {
+    if (!o.out) throw new InvalidArgumentError('Error in --attest: give --out DIR; the attestation is written beside the report.');
+    attestationFile = path.join(path.resolve(o.out), ATTESTATION_FILE);
+    await writeFileAtomic(attestationFile, attest(report, { key: o.key, gates, reportFile: 'report.json' }).jsonl);
+    log(`advkit: wrote ${attestationFile} (in-toto test-result and robustness statements, DSSE-signed)`);
+  }
+  if (o.bom) {
+    await writeFileAtomic(o.bom, `${JSON.stringify(cycloneDxBom(report, attestationFile ? { attestation: path.relative(path.dirname(path.resolve(o.bom)), attestationFile) || ATTESTATION_FILE } : {}), null, 2)}\n`);
+    log(`advkit: wrote the CycloneDX 1.6 BOM ${o.bom}`);
+  }
+}
 
 /**
  * Refuses a report --out that holds anything but advkit's own report files (a directory with
@@ -79,7 +107,7 @@ export async function checkReportOut(dir: string): Promise<void> {
 }
 
 /** Writes the report files, runs the gates, prints the table or JSON; exit code 1 on a failed gate. */
-export async function presentEvaluation(evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>, o: { out?: string; junit?: string; json?: boolean; maxDrop: number; assertions: Assertion[]; baseline?: RobustnessReport; backend: string }): Promise<void> {
+export async function presentEvaluation(evaluation: Evaluation, data: Pick<Dataset, 'shape' | 'classNames'>, o: { out?: string; junit?: string; json?: boolean; maxDrop: number; assertions: Assertion[]; baseline?: RobustnessReport; backend: string; attestKey?: string; bom?: string }): Promise<void> {
   const { report } = evaluation;
   if (o.out) {
     const files = await writeReportFiles(path.resolve(o.out), evaluation, data);
@@ -87,6 +115,7 @@ export async function presentEvaluation(evaluation: Evaluation, data: Pick<Datas
   }
   const gates: GateResult[] = [...checkAssertions(report, o.assertions), ...(o.baseline ? checkBaseline(report, o.baseline, o.maxDrop) : [])];
   if (o.junit) await writeFileAtomic(o.junit, junitXml(gates));
+  await writeAttestation(report, gates, { key: o.attestKey, bom: o.bom, out: o.out });
   if (o.json) printJson({ report: report.shard ? { ...report, shard: { index: report.shard.index, count: report.shard.count, start: report.shard.start, end: report.shard.end } } : report, gates });
   else {
     process.stdout.write(renderTable(report));

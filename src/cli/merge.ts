@@ -17,7 +17,7 @@ import { mergeReports } from '../eval/merge.js';
 import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { action, checkedModelDigest, floatOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
-import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, type EvalSource } from './eval_run.js';
+import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, readSigningKey, type EvalSource } from './eval_run.js';
 import { checkWritableFile } from '../util/fs.js';
 
 interface MergeCliOptions {
@@ -29,6 +29,8 @@ interface MergeCliOptions {
   baseline?: string;
   maxDrop: number;
   junit?: string;
+  attest?: string;
+  bom?: string;
   workers?: number;
   backend?: string;
   json?: boolean;
@@ -65,13 +67,15 @@ export function mergeCommand(): Command {
     .option('--assert <gate>', 'reports: gate on the merged report, as in advkit eval (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option('--baseline <report.json>', 'reports: fail when an accuracy drops more than --max-drop below this report')
     .option('--max-drop <f>', 'allowed drop against the baseline', floatOption(0, { max: 1 }), 0.02)
-    .option('--junit <file>', 'reports: write the gate results as JUnit XML'))
+    .option('--junit <file>', 'reports: write the gate results as JUnit XML')
+    .option('--attest <key.pem>', 'reports: sign in-toto statements of the merged verdict and figures (attestation.intoto.jsonl in --out)')
+    .option('--bom <file>', 'reports: write a CycloneDX 1.6 ML-BOM of the merged report'))
     .action(action(async (dirs: string[], o: MergeCliOptions) => {
       const kinds = await Promise.all(dirs.map(kindOf));
       if (new Set(kinds).size > 1) throw new InvalidArgumentError(`Error in merge: the directories mix example sets and reports (${dirs.map((d, i) => `${d}: ${kinds[i]}`).join(', ')}).`);
       if (dirs.some((d) => path.resolve(d) === path.resolve(o.out))) throw new InvalidArgumentError(`Error in --out: ${o.out} is one of the shards; write the merge elsewhere.`);
       if (kinds[0] === 'example-set') {
-        if (o.assert.length || o.baseline || o.junit || o.model) throw new InvalidArgumentError('Error in merge: --assert, --baseline, --junit and --model apply to reports; these are example sets.');
+        if (o.assert.length || o.baseline || o.junit || o.model || o.attest || o.bom) throw new InvalidArgumentError('Error in merge: --assert, --baseline, --junit, --attest, --bom and --model apply to reports; these are example sets.');
         const summary = await mergeExampleSets(dirs, o.out);
         log(`advkit: merged ${dirs.length} shards (${summary.examples} examples) into ${path.resolve(o.out)}`);
         return o.json ? printJson({ ...summary, out: path.resolve(o.out) }) : void process.stdout.write(`${summary.attack} (${summary.norm}, eps ${summary.eps}) on ${summary.examples} examples: robust accuracy ${(100 * summary.robustAccuracy).toFixed(2)}%, attack success ${(100 * summary.successRate).toFixed(2)}%; written to ${path.resolve(o.out)}\n`);
@@ -86,6 +90,8 @@ export function mergeCommand(): Command {
       const baseline = o.baseline ? await readBaseline(o.baseline) : undefined;
       await checkReportOut(path.resolve(o.out));
       if (o.junit) await checkWritableFile(o.junit, '--junit');
+      const attestKey = o.attest ? await readSigningKey(o.attest) : undefined;
+      if (o.bom) await checkWritableFile(o.bom, '--bom');
       const reports = await Promise.all(dirs.map(async (d) => (await readJson(path.join(d, 'report.json'))) as RobustnessReport));
       const status = await startBackend(o.backend);
       const first = reports[0]!;
@@ -107,6 +113,6 @@ export function mergeCommand(): Command {
       } finally {
         await pool?.close();
       }
-      await presentEvaluation(evaluation, { shape: first.model.inputShape as [number, number, number], classNames: first.data.classNames }, { out: o.out, junit: o.junit, json: o.json, maxDrop: o.maxDrop, assertions, baseline, backend: status.name });
+      await presentEvaluation(evaluation, { shape: first.model.inputShape as [number, number, number], classNames: first.data.classNames }, { out: o.out, junit: o.junit, json: o.json, maxDrop: o.maxDrop, assertions, baseline, backend: status.name, attestKey, bom: o.bom });
     }));
 }
