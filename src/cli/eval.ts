@@ -102,13 +102,19 @@ export function evalCommand(): Command {
       try {
         const resumed = await checkpoint?.load();
         if (resumed) log(`advkit: resuming the evaluation after ${resumed.steps} of ${epsilons.length * attacks.length} steps`);
-        const bar = progressBar('eval [{bar}] {value}/{total} {step} | ETA {eta_formatted}');
-        bar.start(epsilons.length * attacks.length, { step: '' });
+        // The bar counts attack x eps steps; within one, the model's forward passes (in this thread,
+        // or reported by the workers) tick, so a slow model shows it is working.
+        const bar = progressBar('eval [{bar}] {value}/{total} {step} | {passes} forward passes | ETA {eta_formatted}');
+        let progress = { done: 0, step: '', passes: 0 };
+        const tick = (n: number) => { progress = { ...progress, passes: progress.passes + n }; bar.update(progress.done, { step: progress.step, passes: progress.passes }); };
+        bar.start(epsilons.length * attacks.length, { step: '', passes: 0 });
         // The workers build the classifier itself, defense included.
         const pool = await startPool(classifier, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
+        if (pool) pool.onWorkerProgress = tick;
+        const counted = pool ? classifier : { ...classifier, logits: (x: Parameters<typeof classifier.logits>[0]) => { tick(1); return classifier.logits(x); } };
         let evaluation;
         try {
-          evaluation = await evaluateRobustness(classifier, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, checkpoint, onProgress: (msg, done) => bar.update(done, { step: msg }) });
+          evaluation = await evaluateRobustness(counted, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, checkpoint, onProgress: (msg, done) => { progress = { ...progress, done, step: msg }; bar.update(done, { step: msg, passes: progress.passes }); } });
         } finally {
           bar.stop();
           await pool?.close();

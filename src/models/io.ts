@@ -330,18 +330,18 @@ export function modelDirectory(location: string): string {
  * worker pool builds the same classifier.
  */
 export async function loadClassifier(location: string, options: ClassifierOptions = {}): Promise<{ classifier: Classifier; metadata?: ModelMetadata; model: tf.LayersModel | tf.GraphModel | OnnxModel }> {
+  // The source records the options given, so a worker pool builds the same classifier.
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
+  const sourceAt = (where: string) => ({ source: { location: where, ...(Object.keys(given).length ? { options: JSON.parse(JSON.stringify(given)) as ClassifierOptions } : {}) } });
   const onnxPath = await onnxFile(location);
   if (onnxPath) {
     const { model, external, metadata } = await readOnnxModel(onnxPath);
-    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
-    const source = { location: path.resolve(onnxPath), ...(Object.keys(given).length ? { options: JSON.parse(JSON.stringify(given)) as ClassifierOptions } : {}) };
-    return { classifier: { ...fromOnnx(model, { ...classifierOptionsFor(metadata, options, location), external }), source }, metadata, model };
+    return { classifier: { ...fromOnnx(model, { ...classifierOptionsFor(metadata, options, location), external }), ...sourceAt(path.resolve(onnxPath)) }, metadata, model };
   }
   const files = await readModelFiles(location);
   const md = files.metadata;
   const opts = classifierOptionsFor(md, options, location);
-  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as ClassifierOptions;
-  const source = { source: { location: modelDirectory(location), ...(Object.keys(given).length ? { options: JSON.parse(JSON.stringify(given)) as ClassifierOptions } : {}) } };
+  const source = sourceAt(modelDirectory(location));
   try {
     if (files.format === 'graph-model') {
       const model = await tf.loadGraphModel(tf.io.fromMemory(files.artifacts));

@@ -119,6 +119,18 @@ describe('attestations and verify', () => {
     expectUsageError(evalArgs(at('badkey'), at('x.npy')), /Error in --attest: .* is not a PEM private key/);
   });
 
+  it('merged shards are attested as one report (merge --attest), and verify accepts them', async () => {
+    const shards = [0, 1].map((i) => at(`shard${i}`));
+    for (const [i, d] of shards.entries()) expect(advkit(['eval', '--model', model, '--data', data, '--attacks', 'fgsm', '--eps', '0.1', '--shard', `${i}/2`, '--out', d, '--no-checks']).code).toBe(0);
+    const m = advkit(['merge', ...shards, '--out', at('merged'), '--no-checks', '--attest', at('ed25519.pem'), '--assert', 'clean>=0']);
+    expect(m.code, m.stderr).toBe(0);
+    const v = verify(at('merged', 'attestation.intoto.jsonl'), model, at('ed25519.pub.pem'));
+    expect(v.code, v.stderr).toBe(0);
+    const robustness = JSON.parse(Buffer.from(JSON.parse((await fsp.readFile(at('merged', 'attestation.intoto.jsonl'), 'utf8')).trim().split('\n')[1]!).payload, 'base64').toString('utf8'));
+    expect(robustness.predicate.report.data.examples).toBe(8);
+    expect(robustness.predicate.report.shard).toBeUndefined();
+  });
+
   it('advkit attest signs a finished report directory', async () => {
     const out = at('later');
     expect(advkit(['eval', '--model', model, '--data', data, '--attacks', 'fgsm', '--eps', '0.1', '--no-checks', '--out', out]).code).toBe(0);

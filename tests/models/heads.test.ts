@@ -12,7 +12,7 @@ import { pgd } from '../../src/attacks/pgd.js';
 import { AttackPool } from '../../src/attacks/pool.js';
 import { makeDataset } from '../../src/data/dataset.js';
 import { evaluateRobustness } from '../../src/eval/evaluate.js';
-import { renderMarkdown, renderTable } from '../../src/eval/render.js';
+import { renderHtml, renderMarkdown, renderTable } from '../../src/eval/render.js';
 import { IMAGENET_NORMALIZATION, type Classifier } from '../../src/models/classifier.js';
 import { compileModel } from '../../src/models/compiler/index.js';
 import { loadClassifier, saveLayersModel } from '../../src/models/io.js';
@@ -259,6 +259,11 @@ describe("the model's preprocessing as data", () => {
     // Markdown escapes brackets (no link can be injected); unescaped, it reads as the table does.
     expect(renderMarkdown(report).replace(/\\([[\]|*_`#])/g, '$1')).toContain('**Preprocessing.** inputs pixels in [0, 1] mapped onto [-1, 1], then normalized as (x - mean) / std with mean 0.485,0.456,0.406 and std 0.229,0.224,0.225');
     expect(renderTable(report)).toContain('(preprocessing: inputs pixels in [0, 1] mapped onto [-1, 1]');
+    // The evaluation's label is said once (it was 'Partial evaluation. Partial evaluation: ...').
+    const html = await renderHtml(report);
+    expect(html).toMatch(/<b>Partial evaluation\.<\/b> This run used/);
+    expect(html).not.toMatch(/Partial evaluation\.<\/b> Partial evaluation/);
+    expect(html).toContain('<h2>Perturbations of successful examples</h2>');
     tf.dispose(x);
     net.dispose();
   });
