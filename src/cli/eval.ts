@@ -78,7 +78,7 @@ export function evalCommand(): Command {
       if (baseline) checkBaselineFits(baseline, { norm: o.norm ?? 'linf', epsilons }, o.baseline);
       const shard = resolveShard(o.shard, o.shardCount);
       if (shard && !o.out) throw new InvalidArgumentError(`Error in --shard: a shard's report is for advkit merge; give --out DIR to write it.`);
-      if (shard && (assertions.length || o.baseline || o.junit || o.attest || o.bom)) throw new InvalidArgumentError('Error in --shard: gates, attestations and BOMs (--assert, --baseline, --junit, --attest, --bom) judge the whole set; give them to advkit merge instead.');
+      if (shard && (assertions.length || o.baseline || o.junit || o.attest || o.bom)) throw new InvalidArgumentError('Error in --shard: gates (--assert, --baseline, --junit), attestations (--attest) and BOMs (--bom) judge the whole set; give them to advkit merge instead.');
       if (o.attest && !o.out) throw new InvalidArgumentError('Error in --attest: give --out DIR; the attestation is written beside the report.');
       const attestKey = o.attest ? await readSigningKey(o.attest) : undefined;
       if (o.bom) await checkWritableFile(o.bom, '--bom');

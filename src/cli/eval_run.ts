@@ -5,7 +5,8 @@ import { take, type Dataset, type ResizeSpec } from '../data/index.js';
 import type { Evaluation } from '../eval/evaluate.js';
 import { checkAssertions, checkBaseline, junitXml, type Assertion, type GateResult } from '../eval/gate.js';
 import { renderTable } from '../eval/render.js';
-import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { REPORT_JSON_SCHEMA, REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { schemaProblem } from '../eval/schema_check.js';
 import type { Bounds, Classifier, Normalization } from '../models/classifier.js';
 import { loadDataFor, loadModel } from './model_options.js';
 import { InvalidArgumentError } from '../util/errors.js';
@@ -30,6 +31,8 @@ export async function readBaseline(file: string): Promise<RobustnessReport> {
   const ok = acc(baseline.cleanAccuracy) && typeof baseline.config?.norm === 'string' && Array.isArray(baseline.results)
     && baseline.results.every((r) => typeof r?.eps === 'number' && Number.isFinite(r.eps) && acc(r.worstCase?.robustAccuracy));
   if (!ok) throw new InvalidArgumentError(`Error in --baseline: ${file} is malformed (cleanAccuracy, config.norm and each result's eps and worstCase.robustAccuracy must be numbers); regenerate it with advkit eval --out.`);
+  const problem = schemaProblem(baseline, REPORT_JSON_SCHEMA as Record<string, unknown>);
+  if (problem) throw new InvalidArgumentError(`Error in --baseline: ${file} is malformed (${problem}); regenerate it with advkit eval --out.`);
   return baseline;
 }
 

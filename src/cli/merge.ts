@@ -14,7 +14,8 @@ import { CERTIFICATION_SCHEMA, mergeCertifications } from '../defenses/certifica
 import { printCertified } from './certify.js';
 import { checkAssertionsFit, checkBaselineFits, parseAssertion } from '../eval/gate.js';
 import { mergeReports } from '../eval/merge.js';
-import { REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { REPORT_JSON_SCHEMA, REPORT_SCHEMA_ID, type RobustnessReport } from '../eval/report.js';
+import { schemaProblem } from '../eval/schema_check.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { action, checkedModelDigest, floatOption, log, printJson, startBackend, startPool, withCommonOptions, withWorkersOption } from './common.js';
 import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, readSigningKey, type EvalSource } from './eval_run.js';
@@ -93,6 +94,11 @@ export function mergeCommand(): Command {
       const attestKey = o.attest ? await readSigningKey(o.attest) : undefined;
       if (o.bom) await checkWritableFile(o.bom, '--bom');
       const reports = await Promise.all(dirs.map(async (d) => (await readJson(path.join(d, 'report.json'))) as RobustnessReport));
+      // A shard may come from another machine: its report must be an advkit report before any field is used.
+      for (const [i, r] of reports.entries()) {
+        const problem = schemaProblem(r, REPORT_JSON_SCHEMA as Record<string, unknown>);
+        if (problem) throw new InvalidArgumentError(`Error in merge: ${path.join(dirs[i]!, 'report.json')} is not a valid advkit report (${problem}); the shard is corrupt or was edited.`);
+      }
       const status = await startBackend(o.backend);
       const first = reports[0]!;
       checkAssertionsFit(assertions, { attacks: (first.config?.attacks ?? []).map((a) => a.name), epsilons: (first.results ?? []).map((r) => r.eps) });

@@ -166,11 +166,12 @@ export async function lockDirectory(dir: string, flag: string): Promise<() => Pr
   }
   const file = path.join(dir, LOCK_FILE);
   const me: LockRecord = { pid: process.pid, host: os.hostname(), started: new Date().toISOString() };
+  // The handlers first: a signal between taking the lock and recording it would leave it behind.
+  releaseOnSignals();
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       await fsp.writeFile(file, JSON.stringify(me), { flag: 'wx' });
       held.add(file);
-      releaseOnSignals();
       return async () => {
         held.delete(file);
         const holder = await fsp.readFile(file, 'utf8').then((t) => JSON.parse(t) as LockRecord, () => undefined);

@@ -115,7 +115,7 @@ describe('attestations and verify', () => {
     const strict = verify(at('report-ed25519', 'attestation.intoto.jsonl'), model, at('ed25519.pub.pem'), ['--assert', 'fgsm@0.1>=1']);
     expect(strict.code, strict.stderr).toBe(1);
     expect(strict.stdout).toMatch(/FAIL fgsm@0.1>=1/);
-    expectUsageError(['eval', '--model', model, '--data', data, '--attacks', 'fgsm', '--eps', '0.1', '--shard', '0/2', '--out', at('s0'), '--attest', at('ed25519.pem')], /Error in --shard: gates, attestations and BOMs/);
+    expectUsageError(['eval', '--model', model, '--data', data, '--attacks', 'fgsm', '--eps', '0.1', '--shard', '0/2', '--out', at('s0'), '--attest', at('ed25519.pem')], /Error in --shard: gates .*, attestations \(--attest\) and BOMs/);
     expectUsageError(evalArgs(at('badkey'), at('x.npy')), /Error in --attest: .* is not a PEM private key/);
   });
 

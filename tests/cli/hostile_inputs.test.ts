@@ -303,9 +303,12 @@ describe('9. locks', () => {
   it('SIGTERM releases the lock; a lock from another host is refused naming advkit unlock, which breaks it, and the run resumes', async () => {
     const out = inDir('locked');
     const child = spawn(process.execPath, [CLI, 'attack', '--model', model, '--data', 'mnist', '--limit', '600', '--eps', '0.1', '--steps', '20', '--batch-size', '8', '--workers', '1', '--out', out], { stdio: 'ignore' });
-    for (let i = 0; i < 200 && !(await fsp.stat(path.join(out, '.advkit-lock')).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
+    // Interrupted mid-run: once its run.json is written (after the lock is taken), as a user would.
+    for (let i = 0; i < 400 && !(await fsp.stat(path.join(out, 'run.json')).catch(() => undefined)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await fsp.stat(path.join(out, '.advkit-lock')).then(() => true, () => false)).toBe(true);
     child.kill('SIGTERM');
-    await new Promise((r) => child.on('exit', r));
+    const signal = await new Promise((r) => child.on('exit', (_code, sig) => r(sig)));
+    expect(signal).toBe('SIGTERM'); // killed mid-run, not finished
     await expect(fsp.stat(path.join(out, '.advkit-lock'))).rejects.toThrow();
     await fsp.writeFile(path.join(out, '.advkit-lock'), JSON.stringify({ pid: 4242, host: 'node-7.cluster', started: '2026-12-01T00:00:00Z' }));
     const args = ['attack', '--model', model, '--data', 'mnist', '--limit', '600', '--eps', '0.1', '--steps', '20', '--batch-size', '8', '--workers', '1', '--out', out];
