@@ -105,12 +105,32 @@ export function attest(report: RobustnessReport, o: AttestOptions): { jsonl: str
       failedTests: failed,
     },
   };
+  const n = report.data.examples;
   const robustness: Statement = {
     _type: STATEMENT_TYPE, subject, predicateType: ROBUSTNESS_PREDICATE,
-    predicate: { attestedBy: `advkit ${ADVKIT_VERSION}`, report },
+    predicate: {
+      attestedBy: `advkit ${ADVKIT_VERSION}`,
+      // 95% Wilson intervals of the accuracies over the n examples, beside the report's figures.
+      confidence: {
+        level: 0.95, examples: n,
+        clean: wilson(report.cleanAccuracy, n),
+        worstCase: report.results.map((r) => ({ eps: r.eps, robustAccuracy: r.worstCase.robustAccuracy, interval: wilson(r.worstCase.robustAccuracy, n) })),
+      },
+      gates: gates.map((g) => ({ name: g.name, passed: g.passed, message: g.message })),
+      report,
+    },
   };
   const statements = [testResult, robustness];
   return { jsonl: `${statements.map((s) => JSON.stringify(envelope(s, key))).join('\n')}\n`, statements };
+}
+
+/** The 95% Wilson score interval of a proportion p over n trials. */
+export function wilson(p: number, n: number, z = 1.959963984540054): [number, number] {
+  if (!(n > 0)) return [0, 1];
+  const d = 1 + (z * z) / n;
+  const centre = (p + (z * z) / (2 * n)) / d;
+  const half = (z / d) * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
 /** Every regular file under `dir`, relative, '/'-separated, with its SHA-256 (links and special files refused). */

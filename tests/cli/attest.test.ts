@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as CDX from '@cyclonedx/cyclonedx-library';
-import { ROBUSTNESS_PREDICATE, STATEMENT_TYPE, TEST_RESULT_PREDICATE } from '../../src/eval/attest.js';
+import { ROBUSTNESS_PREDICATE, STATEMENT_TYPE, TEST_RESULT_PREDICATE, wilson } from '../../src/eval/attest.js';
 import { writeNpy } from '../../src/data/npy.js';
 import { uniform } from '../helpers.js';
 import { advkit, expectUsageError, tempDirWithModel } from './run.js';
@@ -38,6 +38,16 @@ const evalArgs = (out: string, key: string, extra: string[] = []) => ['eval', '-
 const verify = (attestation: string, m: string, key: string, extra: string[] = []) => advkit(['verify', '--attestation', attestation, '--model', m, '--key', key, ...extra]);
 
 describe('attestations and verify', () => {
+  it('the Wilson interval matches its closed form', () => {
+    // p = 0.5, n = 100: 0.5 ± 1.96·sqrt(0.25/100 + 1.96²/40000) / (1 + 1.96²/100).
+    const [lo, hi] = wilson(0.5, 100);
+    expect(lo).toBeCloseTo(0.4038, 4);
+    expect(hi).toBeCloseTo(0.5962, 4);
+    expect(wilson(0, 10)[0]).toBe(0);
+    expect(wilson(1, 10)[1]).toBeCloseTo(1, 12);
+    expect(wilson(0.5, 0)).toEqual([0, 1]);
+  });
+
   it('eval --attest signs statements whose subjects are the model files; verify accepts that model (Ed25519 and P-256)', async () => {
     for (const k of ['ed25519', 'p256'] as const) {
       const out = at(`report-${k}`);
@@ -56,6 +66,14 @@ describe('attestations and verify', () => {
       expect(statements.map((s) => s.predicateType)).toEqual([TEST_RESULT_PREDICATE, ROBUSTNESS_PREDICATE]);
       expect(statements[0].predicate.result).toBe('PASSED');
       expect(statements[0].predicate.passedTests).toEqual(['clean>=0']);
+      // The figures with 95% Wilson intervals over the 8 examples, and the gates judged.
+      const conf = statements[1].predicate.confidence;
+      expect(conf.examples).toBe(8);
+      const [lo, hi] = conf.clean;
+      expect(lo).toBeLessThanOrEqual(statements[1].predicate.report.cleanAccuracy);
+      expect(hi).toBeGreaterThanOrEqual(statements[1].predicate.report.cleanAccuracy);
+      expect(hi - lo).toBeGreaterThan(0.2);
+      expect(statements[1].predicate.gates).toEqual([expect.objectContaining({ name: 'clean>=0', passed: true })]);
       const v = verify(path.join(out, 'attestation.intoto.jsonl'), model, at(`${k}.pub.pem`), ['--assert', 'fgsm@0.1>=0']);
       expect(v.code, v.stderr).toBe(0);
       expect(v.stdout).toMatch(/verified: 3 files of .* are the attested .*; attested verdict PASSED/);

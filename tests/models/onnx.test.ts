@@ -42,6 +42,51 @@ describe('ONNX models exported from PyTorch', () => {
     x.dispose();
   });
 
+  it('weights in an external data file load as inline ones; an external path leaving the directory is refused; the digest covers the data file', async () => {
+    await useBackend('wasm');
+    const { onnx } = (await import('onnx-proto')).default;
+    const src = path.join(FIXTURES, 'tiny_cnn');
+    const m = onnx.ModelProto.decode(await fsp.readFile(path.join(src, 'model.onnx')));
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-onnx-ext-'));
+    // Every initializer's bytes moved into weights.data, as torch.onnx.export does for large models.
+    const chunks: Buffer[] = [];
+    let offset = 0;
+    for (const t of m.graph!.initializer!) {
+      const raw = Buffer.from(t.rawData!);
+      t.externalData = [{ key: 'location', value: 'weights.data' }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(raw.length) }];
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      t.rawData = new Uint8Array(0);
+      chunks.push(raw);
+      offset += raw.length;
+    }
+    await fsp.writeFile(path.join(dir, 'weights.data'), Buffer.concat(chunks));
+    await fsp.writeFile(path.join(dir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+    await fsp.copyFile(path.join(src, 'x.npy'), path.join(dir, 'x.npy'));
+    for (const f of ['logits', 'r', 'grad']) await fsp.copyFile(path.join(src, `${f}.npy`), path.join(dir, `${f}.npy`));
+    const r = await againstTorch(dir, 'wasm');
+    expect(r.logitsError).toBeLessThanOrEqual(1e-5);
+    expect(Object.keys((await modelDigest(dir)).files)).toEqual(['model.onnx', 'weights.data']);
+    m.graph!.initializer![0]!.externalData![0]!.value = '../../etc/passwd';
+    await fsp.writeFile(path.join(dir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+    await expect(loadClassifier(dir)).rejects.toThrow(/points outside the model directory/);
+  });
+
+  it('a model with two outputs is refused without a head, listing them, and attacked through the one named', async () => {
+    await useBackend('wasm');
+    const { onnx } = (await import('onnx-proto')).default;
+    const m = onnx.ModelProto.decode(await fsp.readFile(path.join(FIXTURES, 'tiny_cnn', 'model.onnx')));
+    const features = m.graph!.node!.find((n) => n.opType === 'Flatten')!.output![0]!;
+    m.graph!.output!.push(onnx.ValueInfoProto.create({ name: features }));
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'advkit-onnx-heads-'));
+    await fsp.writeFile(path.join(dir, 'model.onnx'), onnx.ModelProto.encode(m).finish());
+    await expect(loadClassifier(dir)).rejects.toThrow(new RegExp(`2 outputs \\(logits, ${features.replace(/[/]/g, '\\/')}\\); choose the one to attack with head`));
+    const { classifier } = await loadClassifier(dir, { head: 'logits' });
+    expect(classifier.numClasses).toBe(5);
+    expect(classifier.output?.head).toBe('logits');
+    const embedding = (await loadClassifier(dir, { head: features })).classifier;
+    expect(embedding.numClasses).toBe(12);
+  });
+
   it('an ONNX model has a digest over model.onnx (and advkit.json), and a truncated or foreign file is a ModelError', async () => {
     const d = await modelDigest(path.join(FIXTURES, 'tiny_cnn'));
     expect(Object.keys(d.files)).toEqual(['model.onnx']);
