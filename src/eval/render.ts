@@ -187,7 +187,8 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
     y: { field: 'accuracy', type: 'quantitative', title: 'robust accuracy', axis: { format: '%' }, scale: { domain: [0, 1] } },
     color: { field: 'series', type: 'nominal', title: null, sort: order, scale: { domain: order }, legend: { labelLimit: 0, orient: 'bottom', columns: 2 } },
   };
-  const byOrder = (range: unknown[]) => ({ field: 'series', type: 'nominal', sort: order, scale: { domain: order, range }, legend: null });
+  // Color, dash and shape of one field share one legend (vega-lite merges them).
+  const byOrder = (range: unknown[]) => ({ field: 'series', type: 'nominal', sort: order, scale: { domain: order, range }, title: null });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 480,
@@ -208,7 +209,9 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
 export async function renderChartSvg(report: RobustnessReport): Promise<string> {
   const vl = await import('vega-lite');
   const vega = await import('vega');
-  const spec = vl.compile(chartSpec(report) as never).spec;
+  // vega-lite reports spec warnings on the console; the library never prints: they are dropped.
+  const quiet = { level: () => quiet, error: () => quiet, warn: () => quiet, info: () => quiet, debug: () => quiet };
+  const spec = vl.compile(chartSpec(report) as never, { logger: quiet as never }).spec;
   const view = new vega.View(vega.parse(spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();

@@ -128,6 +128,20 @@ describe('2. no script in reports', () => {
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
   });
 
+  it('rendering the chart prints nothing (vega-lite\'s warnings are dropped: the library never prints)', async () => {
+    const { renderChartSvg } = await import('../../src/eval/render.js');
+    const report = JSON.parse(await fsp.readFile(inDir('emerged', 'report.json'), 'utf8'));
+    const writes: unknown[] = [];
+    const saved = [console.warn, console.log, console.error];
+    console.warn = console.log = console.error = (...a: unknown[]) => { writes.push(a); };
+    try {
+      expect((await renderChartSvg(report)).length).toBeGreaterThan(1000);
+    } finally {
+      [console.warn, console.log, console.error] = saved;
+    }
+    expect(writes).toEqual([]);
+  });
+
   it('JUnit XML carries no control character XML forbids', () => {
     const xml = junitXml([{ name: 'baseline worst@0.1\u000b', passed: false, message: 'eps 0.1\u000b\u0000 dropped' }]);
     // eslint-disable-next-line no-control-regex
@@ -273,6 +287,22 @@ describe('8. early, named failures', () => {
     expect(a.stderr).toMatch(/names attack pgd, but the run has fgsm/);
     expect(a.stderr).not.toMatch(/evaluated/);
     expectUsageError(['eval', '--model', model, '--data', data, '--attacks', 'fgsm', '--eps', '0.1', '--assert', 'fgsm@0.3>=0.5'], /names eps 0.3, but the run evaluates eps 0.1/);
+  });
+
+  it('a full disk is one line naming the file, exit 1, not an internal error (a 48 KiB tmpfs, mounted as root)', async () => {
+    const small = inDir('tiny-fs');
+    await fsp.mkdir(small, { recursive: true });
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=48k', 'tmpfs', small], { encoding: 'utf8' });
+    expect(m.status, `this test mounts a tmpfs and needs root: ${m.stderr}`).toBe(0);
+    try {
+      const r = advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '16', '--attacks', 'fgsm', '--eps', '0,0.1', '--no-checks', '--out', path.join(small, 'rep')]);
+      expect(r.code, r.stderr).toBe(1);
+      const lines = r.stderr.split('\n').filter((l) => l.startsWith('advkit:') && !l.startsWith('advkit: note:'));
+      expect(lines.at(-1)).toMatch(/^advkit: Error writing .*tiny-fs\/rep\/.*: the disk is full \(ENOSPC\); nothing was replaced\.$/);
+      expect(r.stderr).not.toMatch(/internal error|WARN/);
+    } finally {
+      spawnSync('umount', [small]);
+    }
   });
 
   it('a fractional weight shape is a named error, not an internal one', async () => {
