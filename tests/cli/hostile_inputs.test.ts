@@ -132,12 +132,12 @@ describe('2. no script in reports', () => {
     const { renderChartSvg } = await import('../../src/eval/render.js');
     const report = JSON.parse(await fsp.readFile(inDir('emerged', 'report.json'), 'utf8'));
     const writes: unknown[] = [];
-    const saved = [console.warn, console.log, console.error];
+    const { warn, log, error } = console;
     console.warn = console.log = console.error = (...a: unknown[]) => { writes.push(a); };
     try {
       expect((await renderChartSvg(report)).length).toBeGreaterThan(1000);
     } finally {
-      [console.warn, console.log, console.error] = saved;
+      Object.assign(console, { warn, log, error });
     }
     expect(writes).toEqual([]);
   });
