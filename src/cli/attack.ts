@@ -15,7 +15,7 @@ import { AdvkitError } from '../util/errors.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { attackOptions, checkCompatible, formatOption, withAttackFlags, type AttackCliOptions } from './attack_options.js';
-import { action, checkedModelDigest, epsOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { action, checkedModelDigest, countingForwardPasses, epsOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { withDefense, withDefenseOptions } from './defense_spec.js';
 
 export function attackCommand(): Command {
@@ -65,8 +65,7 @@ export function attackCommand(): Command {
         bar.update(Math.min(end - start - 1, done + Math.floor((o.batchSize * calls) / passes)), { success });
       };
       const pool = await startPool(model, o.workers, end - start, o.batchSize, status.name);
-      if (pool) pool.onWorkerProgress = onPass;
-      const counted = pool ? model : { ...model, logits: (x: Parameters<typeof model.logits>[0]) => { onPass(1); return model.logits(x); } };
+      const counted = countingForwardPasses(model, pool, onPass);
       let written;
       try {
         written = await writeExampleSet(counted, ds, { name: o.attack, options: options as never }, {

@@ -159,6 +159,19 @@ export async function startPool(from: string | Classifier, workers: number | und
 }
 
 /**
+ * The classifier to attack with while `onPass` hears of each forward pass of the model (for a
+ * progress bar): the pool's workers report theirs; without a pool, the classifier's own calls are
+ * counted. Results are unchanged.
+ */
+export function countingForwardPasses(model: Classifier, pool: AttackPool | undefined, onPass: (n: number) => void): Classifier {
+  if (pool) {
+    pool.onWorkerProgress = onPass;
+    return model;
+  }
+  return { ...model, logits: (x) => { onPass(1); return model.logits(x); } };
+}
+
+/**
  * Starts a training pool when it can help: more than one worker, shards and examples per batch,
  * and a model without non-trainable state. The caller closes it.
  */

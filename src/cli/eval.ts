@@ -16,7 +16,7 @@ import { InvalidArgumentError } from '../util/errors.js';
 import { checkWritableFile, jsonCheckpoint, lockDirectory } from '../util/fs.js';
 import { progressBar } from '../util/progress.js';
 import { resolveShard, shardName, shardRange } from '../util/shard.js';
-import { action, checkedModelDigest, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
+import { action, checkedModelDigest, countingForwardPasses, floatOption, intOption, log, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { withAttackFlags } from './attack_options.js';
 import { withDefenseOptions } from './defense_spec.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
@@ -110,8 +110,7 @@ export function evalCommand(): Command {
         bar.start(epsilons.length * attacks.length, { step: '', passes: 0 });
         // The workers build the classifier itself, defense included.
         const pool = await startPool(classifier, o.workers, data.labels.length, o.batchSize ?? 128, status.name);
-        if (pool) pool.onWorkerProgress = tick;
-        const counted = pool ? classifier : { ...classifier, logits: (x: Parameters<typeof classifier.logits>[0]) => { tick(1); return classifier.logits(x); } };
+        const counted = countingForwardPasses(classifier, pool, tick);
         let evaluation;
         try {
           evaluation = await evaluateRobustness(counted, data, { ...evalOptions, pool, shard, modelDigest: digest, shardSource: shard ? { ...source } : undefined, checkpoint, onProgress: (msg, done) => { progress = { ...progress, done, step: msg }; bar.update(done, { step: msg, passes: progress.passes }); } });

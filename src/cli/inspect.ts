@@ -7,6 +7,7 @@ import { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { compileGraph, compileModel, graphEndpoints, graphHeads, layersHeads, type Head } from '../models/compiler/index.js';
 import { lowerOnnx, type OnnxModel } from '../models/compiler/onnx.js';
+import { describePreprocessing } from '../models/classifier.js';
 import { action, printJson, startBackend, withCommonOptions } from './common.js';
 import { loadModel, withModelOptions, type ModelCliOptions } from './model_options.js';
 
@@ -38,13 +39,12 @@ export function inspectCommand(): Command {
       const width = Math.min(40, Math.max(4, ...report.nodes.map((n) => n.name.length)));
       const shape = (s: number[] | undefined) => (s ? ` [${s.join(',')}]` : '');
       const named = (name: string, tensor: string | undefined) => (tensor && tensor !== name && tensor !== `${name}:0` ? `${name} (tensor ${tensor})` : name);
-      const p = classifier.preprocessing;
       const lines = [
         `${o.model}: ${report.format}, ${compiled} of ${report.nodes.length} nodes compiled${report.fallbacks ? `, ${report.fallbacks} run through tfjs` : ''}`,
         `inputs: ${inputs.map((i) => `${named(i.name, i.tensor)}${shape(i.shape)}`).join(', ')}`,
         `heads: ${summary.heads.map((h) => `${heads.length > 1 && h.attacked ? '*' : ''}${named(h.name, h.tensor)}${shape(h.shape)}`).join(', ')}${heads.length > 1 ? ' (* attacked; choose with --head)' : ''}`,
         `logits: ${classifier.output?.detail ?? 'the model output'} (${classifier.numClasses} classes, input ${classifier.inputShape.join('x')})`,
-        `preprocessing: ${p ? [p.inputRange ? `pixels [${classifier.bounds.join(', ')}] mapped onto [${p.inputRange.join(', ')}]` : '', p.normalization ? `(x - ${JSON.stringify(p.normalization.mean)}) / ${JSON.stringify(p.normalization.std)}` : ''].filter(Boolean).join(', then ') : `none (pixels in [${classifier.bounds.join(', ')}] go to the model as they are)`}`,
+        `preprocessing: ${classifier.preprocessing ? describePreprocessing(classifier.bounds, classifier.preprocessing) : `none (pixels in [${classifier.bounds.join(', ')}] go to the model as they are)`}`,
         '',
         ...report.nodes.map((n) => `${n.compiled ? ' ' : '!'} ${n.name.padEnd(width)}  ${n.source.padEnd(26)} ${n.compiled ? `${n.op}${n.fused ? ` (${n.fused})` : ''}` : `tfjs: ${n.reason}`}`),
         ...(report.merged.length ? ['', 'merged:', ...report.merged.map((m) => `  ${m}`)] : []),

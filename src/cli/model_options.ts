@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError as CommanderArgError, type Command } from 'commander';
 import { checkShapes, loadDataset, parseDataSpec, parseResize, resizeDataset, RESIZE_HELP, type Dataset, type LoadOptions, type ResizeSpec } from '../data/index.js';
-import { IMAGENET_NORMALIZATION, type Bounds, type Classifier, type Normalization } from '../models/classifier.js';
+import { describePreprocessing, IMAGENET_NORMALIZATION, type Bounds, type Classifier, type Normalization } from '../models/classifier.js';
 import { loadClassifier, type ModelMetadata } from '../models/io.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { log } from './common.js';
@@ -70,11 +70,7 @@ export async function loadModel(o: ModelCliOptions): Promise<Awaited<ReturnType<
   const loaded = await loadClassifier(o.model, { head: o.head, normalization: o.normalize, inputRange: o.inputRange });
   const c = loaded.classifier;
   if (c.output?.head) log(`advkit: note: attacking head '${c.output.head}' of ${o.model}`);
-  const p = c.preprocessing;
-  if (p) {
-    const norm = p.normalization ? `(x - ${JSON.stringify(p.normalization.mean)}) / ${JSON.stringify(p.normalization.std)}` : '';
-    log(`advkit: note: the model's inputs: pixels in [${c.bounds.join(', ')}]${p.inputRange ? ` mapped onto [${p.inputRange.join(', ')}]` : ''}${norm ? `${p.inputRange ? ', then' : ''} ${norm}` : ''}; epsilons stay in pixel units`);
-  }
+  if (c.preprocessing) log(`advkit: note: the model's inputs: ${describePreprocessing(c.bounds, c.preprocessing)}; epsilons stay in pixel units`);
   for (const w of c.warnings) log(`advkit: warning: ${w}`);
   return loaded;
 }

@@ -6,6 +6,7 @@
  */
 import sharp from 'sharp';
 import { escTerm } from '../util/text.js';
+import { describePreprocessing } from '../models/classifier.js';
 import type { KeptExample } from './evaluate.js';
 import { robustAtDistance, type AttackOutcome, type RobustnessReport } from './report.js';
 
@@ -61,12 +62,7 @@ function tableRows(report: RobustnessReport): { header: string[]; rows: string[]
 /** "inputs mapped from [0, 1] to [-1, 1], then (x - mean) / std with mean 0.485,0.456,0.406, std ...", or ''. */
 function preprocessingLine(report: RobustnessReport): string {
   const p = report.model.preprocessing;
-  if (!p) return '';
-  const parts = [
-    p.inputRange ? `pixels in [${report.model.bounds.join(', ')}] mapped onto [${p.inputRange.join(', ')}]` : '',
-    p.normalization ? `normalized as (x - mean) / std with mean ${p.normalization.mean.join(',')} and std ${p.normalization.std.join(',')}` : '',
-  ].filter(Boolean);
-  return `inputs ${parts.join(', then ')} inside the classifier; epsilons are in pixel units`;
+  return p ? `inputs ${describePreprocessing(report.model.bounds, p)} inside the classifier; epsilons are in pixel units` : '';
 }
 
 /** The evaluation note split into its label and its text ("Partial evaluation", "this run used ..."), so no renderer says the label twice. */

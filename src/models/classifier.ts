@@ -91,6 +91,19 @@ export interface Preprocessing {
   normalization?: Normalization;
 }
 
+/**
+ * What a classifier does to its inputs, in one phrase ("pixels in [0, 1] mapped onto [-1, 1], then
+ * normalized as (x - mean) / std with mean 0.485,0.456,0.406 and std 0.229,0.224,0.225"), for
+ * reports, `advkit inspect` and the CLI's log.
+ */
+export function describePreprocessing(bounds: readonly number[], p: Preprocessing): string {
+  const list = (v: number | readonly number[]) => (typeof v === 'number' ? [v] : [...v]).join(',');
+  return [
+    p.inputRange ? `pixels in [${bounds.join(', ')}] mapped onto [${p.inputRange.join(', ')}]` : '',
+    p.normalization ? `normalized as (x - mean) / std with mean ${list(p.normalization.mean)} and std ${list(p.normalization.std)}` : '',
+  ].filter(Boolean).join(', then ');
+}
+
 /** torchvision's ImageNet statistics (`--normalize imagenet`), for inputs in [0, 1]. */
 export const IMAGENET_NORMALIZATION: Normalization = Object.freeze({ mean: Object.freeze([0.485, 0.456, 0.406]), std: Object.freeze([0.229, 0.224, 0.225]) });
 

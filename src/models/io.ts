@@ -233,39 +233,40 @@ export async function modelDigest(location: string): Promise<ModelDigest> {
   const onnxPath = await onnxFile(location);
   if (onnxPath) return onnxDigest(onnxPath);
   const file = location.endsWith('.json') ? location : path.join(location, MODEL_JSON);
-  const dir = path.dirname(file);
-  const all = createHash('sha256');
-  const files: Record<string, string> = {};
-  const add = async (name: string, full: string) => {
-    const bytes = await readModelFile(full, `model ${location}`, dir, { maxBytes: MAX_WEIGHT_BYTES, name });
-    all.update(bytes);
-    files[name] = createHash('sha256').update(bytes).digest('hex');
-    return bytes;
-  };
-  const json = JSON.parse((await add(path.basename(file), file)).toString('utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
-  for (const group of json.weightsManifest ?? []) for (const p of group.paths ?? []) await add(p, confinedPath(dir, p));
-  // advkit.json sets bounds and normalization, which change every result.
-  if (await fsp.stat(path.join(dir, METADATA_JSON)).then((st) => st.isFile(), () => false)) await add(METADATA_JSON, path.join(dir, METADATA_JSON));
-  return { sha256: all.digest('hex'), files };
+  return digestFiles(path.dirname(file), `model ${location}`, MAX_WEIGHT_BYTES, async (add) => {
+    const json = JSON.parse((await add(path.basename(file), file)).toString('utf8')) as { weightsManifest?: Array<{ paths?: string[] }> };
+    for (const group of json.weightsManifest ?? []) for (const p of group.paths ?? []) await add(p, confinedPath(path.dirname(file), p));
+  });
 }
 
 /** An ONNX model's digest: model.onnx, its external data files in the order its tensors name them, then advkit.json. */
 async function onnxDigest(file: string): Promise<ModelDigest> {
   const dir = path.dirname(file);
+  return digestFiles(dir, `ONNX model ${file}`, MAX_ONNX_BYTES, async (add) => {
+    const model = onnx.ModelProto.decode(await add(path.basename(file), file)) as unknown as OnnxModel;
+    const seen = new Set<string>();
+    for (const t of model.graph?.initializer ?? []) {
+      const loc = (t.externalData ?? []).find((e) => e.key === 'location')?.value;
+      if (t.dataLocation === 1 && loc && !seen.has(loc)) { seen.add(loc); await add(loc, confinedPath(dir, loc)); }
+    }
+  });
+}
+
+/**
+ * The digest of the files `list` adds (each read as an untrusted model file inside `dir`, its
+ * bytes returned), then of advkit.json when present: it sets bounds, normalization and head, which
+ * change every result.
+ */
+async function digestFiles(dir: string, what: string, maxBytes: number, list: (add: (name: string, full: string) => Promise<Buffer>) => Promise<void>): Promise<ModelDigest> {
   const all = createHash('sha256');
   const files: Record<string, string> = {};
   const add = async (name: string, full: string) => {
-    const bytes = await readModelFile(full, `ONNX model ${file}`, dir, { maxBytes: MAX_ONNX_BYTES, name });
+    const bytes = await readModelFile(full, what, dir, { maxBytes, name });
     all.update(bytes);
     files[name] = createHash('sha256').update(bytes).digest('hex');
     return bytes;
   };
-  const model = onnx.ModelProto.decode(await add(path.basename(file), file)) as unknown as OnnxModel;
-  const seen = new Set<string>();
-  for (const t of model.graph?.initializer ?? []) {
-    const loc = (t.externalData ?? []).find((e) => e.key === 'location')?.value;
-    if (t.dataLocation === 1 && loc && !seen.has(loc)) { seen.add(loc); await add(loc, confinedPath(dir, loc)); }
-  }
+  await list(add);
   if (await fsp.stat(path.join(dir, METADATA_JSON)).then((st) => st.isFile(), () => false)) await add(METADATA_JSON, path.join(dir, METADATA_JSON));
   return { sha256: all.digest('hex'), files };
 }
