@@ -16,6 +16,7 @@ export type { Attack, AttackResult, GradientAttackOptions } from './attacks/grad
 // Goals, targets, losses, norms.
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, type Goal, type Labels } from './attacks/targets.js';
 export { objective, LOSSES, type LossName } from './attacks/losses.js';
+export { inputGradient, type InputGradientOptions } from './attacks/input_gradient.js';
 export { linf, l2, type Norm, type NormName } from './attacks/lp.js';
 // Over many examples: sweeps, data sets, worker threads, example sets on disk.
 export { sweep, type SweepResult } from './attacks/sweep.js';

@@ -131,11 +131,13 @@ export async function apgdT(model: Classifier, x: tf.Tensor4D, y: Labels, option
     const rank = Math.floor(run / r.restarts);
     const restart = run % r.restarts;
     const xs = gatherRows(x, idx);
-    const tT = tf.tensor1d(rows(targets[rank]!, idx), 'int32');
+    const tRows = rows(targets[rank]!, idx);
+    const tT = tf.tensor1d(tRows, 'int32');
     // Untargeted success, reached through the targeted loss towards this run's class.
-    const toTarget = (z: tf.Tensor2D, yT: tf.Tensor1D) => (fourPlus
-      ? objective('dlr', z, tT, true, yT)
-      : logitGap(z, tT, yT));
+    const toTarget = {
+      fn: (z: tf.Tensor2D, yT: tf.Tensor1D) => (fourPlus ? objective('dlr', z, tT, true, yT) : logitGap(z, tT, yT)),
+      spec: { kind: fourPlus ? 'dlr-targeted' : 'gap', labels: tRows, other: rows(labels, idx) } as const,
+    };
     const hooks = attackHooks(model, xs, labels, r, restart, idx, apgdRule(r, model.bounds, xs.shape[0], rho), 'strongest', toTarget);
     try {
       return await descend(model, xs, hooks);

@@ -94,13 +94,16 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
     const rank = Math.floor(run / r.restarts);
     const restart = run % r.restarts;
     const xs = gatherRows(x, idx);
-    const yT = tf.tensor1d(rows(labels, idx), 'int32');
-    const tT = tf.tensor1d(rows(targets[rank]!, idx), 'int32');
+    const yRows = rows(labels, idx);
+    const tRows = rows(targets[rank]!, idx);
+    const yT = tf.tensor1d(yRows, 'int32');
+    const tT = tf.tensor1d(tRows, 'int32');
     const seeds = rows(r.seeds, idx);
     try {
       return await descend(model, xs, {
       // f = z_y − z_t: the target's boundary is f = 0.
       objective: (z) => logitGap(z, yT, tT),
+      spec: { kind: 'gap', labels: yRows, other: tRows },
       met: (z) => goalMet(z, yT, false),
       rule: fabRule(model, r.norm, model.bounds, yT, { alphaMax, eta, beta }),
       start: () => (restart === 0 ? tf.clone(xs) : tf.tidy(() => r.norm.project(tf.add(xs, r.norm.randomStart(xs.shape, r.eps / 2, seeds.map((s) => seedFor(s, restart)))) as tf.Tensor4D, xs, r.eps / 2, model.bounds))),

@@ -15,6 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
+import type { ObjectiveSpec } from '../models/native.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
 import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
@@ -211,6 +212,11 @@ export interface LoopHooks {
   norm: Norm;
   /** Gradient and objective averaged over this many model calls (EOT). Default 1. */
   eot?: number;
+  /**
+   * The objective as the native path knows it (models/native.ts), when it is one it computes
+   * in-graph: the loop then takes logits and gradient from `model.native` where it answers.
+   */
+  spec?: ObjectiveSpec;
 }
 
 /** A run's result: the iterate kept per sample, whether it meets the goal, its score. */
@@ -288,14 +294,17 @@ export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, s
       await pause();
       const cur: tf.Tensor4D = adv;
       const curState: RuleState = state;
+      // The native path (onnxruntime): logits and gradient of the objective in one run.
+      const draws = h.eot ?? 1;
+      const nat = h.spec && model.native && draws === 1 ? await model.native.gradient(cur, h.spec) : undefined;
+      if (nat) kept.push(nat.logits, nat.grad);
       const out: { next: tf.Tensor4D; state: RuleState; done?: tf.Tensor1D; best?: RunOutcome } = tf.tidy(() => {
-        let logits: tf.Tensor2D | undefined;
+        let logits: tf.Tensor2D | undefined = nat?.logits;
         let loss: tf.Tensor1D | undefined;
         // With EOT, the mean gradient and objective over draws, and the logits of the last draw.
-        const draws = h.eot ?? 1;
-        const grads: tf.Tensor4D[] = [];
-        const losses: tf.Tensor1D[] = [];
-        for (let d = 0; d < draws; d++) {
+        const grads: tf.Tensor4D[] = nat ? [tf.clone(nat.grad)] : [];
+        const losses: tf.Tensor1D[] = nat ? [keep(h.objective(nat.logits))] : [];
+        for (let d = 0; d < (nat ? 0 : draws); d++) {
           logits?.dispose();
           grads.push(tf.grad((a: tf.Tensor) => {
             const z = model.logits(a as tf.Tensor4D);
@@ -336,10 +345,12 @@ export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, s
     state = undefined;
     done = undefined;
     if (h.keep === 'last' && !scored) return { adv: finalAdv, success: tf.zeros([n], 'bool') as tf.Tensor1D, score: tf.zeros([n]) as tf.Tensor1D };
+    const zNative = await model.native?.logits(finalAdv);
     const last = tf.tidy(() => {
-      const z = model.logits(finalAdv);
+      const z = zNative ?? model.logits(finalAdv);
       return score(finalAdv, z, h.objective(z));
     });
+    zNative?.dispose();
     finalAdv.dispose();
     adv = undefined;
     const final = track(best, last);
@@ -414,14 +425,19 @@ export function fixedStep(norm: Norm, eps: number, stepSize: number, bounds: Bou
 }
 
 /** Hook set of a validated attack: its objective, goal, rule and start, for run k on rows idx. */
-export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, k: number, idx: Int32Array | undefined, rule: StepRule, keep: Keep, objectiveOf?: (z: tf.Tensor2D, yT: tf.Tensor1D, goalT: tf.Tensor1D) => tf.Tensor1D): LoopHooks & { dispose(): void } {
-  const yT = tf.tensor1d(rows(labels, idx), 'int32');
+export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: Resolved, k: number, idx: Int32Array | undefined, rule: StepRule, keep: Keep, objectiveOf?: { fn: (z: tf.Tensor2D, yT: tf.Tensor1D, goalT: tf.Tensor1D) => tf.Tensor1D; spec?: ObjectiveSpec }): LoopHooks & { dispose(): void } {
+  const yRows = rows(labels, idx);
+  const yT = tf.tensor1d(yRows, 'int32');
   const isTargeted = r.targets !== undefined;
-  const goalT = r.targets ? tf.tensor1d(rows(r.targets, idx), 'int32') : yT;
+  const goalRows = r.targets ? rows(r.targets, idx) : yRows;
+  const goalT = r.targets ? tf.tensor1d(goalRows, 'int32') : yT;
+  const spec: ObjectiveSpec | undefined = objectiveOf ? objectiveOf.spec
+    : { kind: isTargeted ? `${r.loss}-targeted` : r.loss, labels: goalRows, ...(isTargeted && r.loss === 'dlr' ? { other: yRows } : {}) };
   const seeds = rows(r.seeds, idx);
   const runSeeds = k === 0 ? seeds : seeds.map((s) => seedFor(s, k));
   return {
-    objective: (z) => (objectiveOf ? objectiveOf(z, yT, goalT) : objective(r.loss, z, goalT, isTargeted, yT)),
+    objective: (z) => (objectiveOf ? objectiveOf.fn(z, yT, goalT) : objective(r.loss, z, goalT, isTargeted, yT)),
+    ...(spec ? { spec } : {}),
     met: (z) => goalMet(z, goalT, isTargeted),
     rule,
     start: () => (r.randomStart

@@ -1,7 +1,9 @@
 /**
- * Backend selection. `auto` tries `tensorflow` (native libtensorflow through
- * @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node), then `wasm` (XNNPACK + SIMD, with
- * advkit's backward kernels registered), then `cpu` (pure JS). `ADVKIT_BACKEND` or an
+ * Backend selection. `auto` tries `onnxruntime` (onnxruntime-node's native kernels for the
+ * compiled models' forward and input gradients, models/native.ts, with `wasm` for every other
+ * tensor), then `tensorflow` (native libtensorflow through @tensorflow/tfjs-node-gpu or
+ * @tensorflow/tfjs-node), then `wasm` (XNNPACK + SIMD, with advkit's backward kernels
+ * registered), then `cpu` (pure JS). `ADVKIT_BACKEND` or an
  * explicit name forces one; a forced backend that cannot load is an error that says why,
  * never a silent fallback. The library never prints: notes come back in the result.
  */
@@ -17,8 +19,9 @@ import { registerCpuKernels, registerWasmKernels, WASM_KERNELS } from './kernels
 export { setWasmKernelMode, type WasmKernelMode } from './kernels/register_all_kernels.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { registerThreadedWasm, wasmThreads } from './wasm_threads.js';
+import { loadOrt, ortBackendProblem, ORT_NOT_INSTALLED, ortProviders, ortThreads } from './onnxruntime.js';
 
-export const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['auto', 'onnxruntime', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
 export type BackendName = Exclude<BackendChoice, 'auto'>;
 
@@ -159,15 +162,16 @@ export async function initBackend(requested?: BackendChoice | string): Promise<B
 
 async function initBackendOnce(requested?: BackendChoice | string): Promise<BackendStatus> {
   const choice = parseBackend(requested ?? process.env.ADVKIT_BACKEND, requested === undefined && process.env.ADVKIT_BACKEND !== undefined ? 'ADVKIT_BACKEND' : 'backend');
-  if (current && current.requested === choice && tf.getBackend() === current.name) return current;
+  if (current && current.requested === choice && tf.getBackend() === tensorBackend(current.name)) return current;
   const notes: string[] = [];
   const skipped: Partial<Record<BackendName, string>> = {};
-  const order: BackendName[] = choice === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [choice];
+  const order: BackendName[] = choice === 'auto' ? ['onnxruntime', 'tensorflow', 'wasm', 'cpu'] : [choice];
   for (const name of order) {
     let why: string | undefined;
+    if (name === 'onnxruntime') why = ortBackendProblem();
     if (name === 'tensorflow') why = await loadNative();
-    else if (name === 'wasm') why = await loadWasm(notes);
-    if (!why) why = await activate(name);
+    else if (name === 'wasm' || (name === 'onnxruntime' && !why)) why = await loadWasm(notes);
+    if (!why) why = await activate(tensorBackend(name));
     if (!why) {
       current = { name, requested: choice, notes, skipped };
       return current;
@@ -176,7 +180,7 @@ async function initBackendOnce(requested?: BackendChoice | string): Promise<Back
       throw new BackendError(`Error in initBackend: the '${name}' backend was asked for but cannot be used: ${why}. Use --backend auto (or unset ADVKIT_BACKEND) to fall back.`);
     }
     // A native package that is simply not installed is the normal case, not worth a note.
-    if (!(name === 'tensorflow' && why === NOT_INSTALLED)) notes.push(`${name} backend not used: ${why}`);
+    if (!(name === 'tensorflow' && why === NOT_INSTALLED) && !(name === 'onnxruntime' && why === ORT_NOT_INSTALLED)) notes.push(`${name} backend not used: ${why}`);
     skipped[name] = why;
   }
   throw new BackendError(`Error in initBackend: no backend could be initialised: ${notes.join('; ')}`);
@@ -195,6 +199,11 @@ export function readInto(t: tf.Tensor, out: Float32Array, at: number): void {
   }
 }
 
+/** The tfjs backend that holds the tensors of advkit backend `name` (onnxruntime runs models only: wasm holds the rest). */
+export function tensorBackend(name: BackendName): Exclude<BackendName, 'onnxruntime'> {
+  return name === 'onnxruntime' ? 'wasm' : name;
+}
+
 /** The status of the last `initBackend`, or undefined before one. */
 export function backendStatus(): BackendStatus | undefined {
   return current;
@@ -211,6 +220,8 @@ export interface BackendInfo {
   simd: boolean | null;
   /** XNNPACK threads inside each wasm call (ADVKIT_WASM_THREADS; null off wasm). */
   threads: number | null;
+  /** On the onnxruntime backend: its execution providers (ADVKIT_ORT_PROVIDERS) and intra-op threads (ADVKIT_ORT_THREADS). */
+  onnxruntime: { providers: string[]; threads: number } | null;
   available: Record<BackendName, { available: boolean; reason?: string }>;
   wasmKernels: readonly string[];
   /** advkit's SIMD kernels (simd_kernels.wat) run on this wasm backend's heap (null off wasm). */
@@ -222,29 +233,33 @@ export async function backendInfo(): Promise<BackendInfo> {
   const status = current ?? (await initBackend());
   let simd: boolean | null = null;
   let threads: number | null = null;
-  if (status.name === 'wasm') {
+  const onWasm = tensorBackend(status.name) === 'wasm';
+  if (onWasm) {
     simd = Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'));
     threads = wasmThreads() ?? 1;
   }
   const nativeWhy = status.name === 'tensorflow' ? undefined : status.skipped.tensorflow ?? (NATIVE_PACKAGES.some(isInstalled) ? 'not tried (another backend was forced)' : NOT_INSTALLED);
   const wasmOk = isInstalled('@tensorflow/tfjs-backend-wasm');
+  const ort = loadOrt();
   return {
     backend: status.name,
     requested: status.requested,
     notes: status.notes,
-    versions: { ...(tf.version as Record<string, string>), advkit: ADVKIT_VERSION },
+    versions: { ...(tf.version as Record<string, string>), ...(ort.ort?.env.versions?.node ? { 'onnxruntime-node': ort.ort.env.versions.node } : {}), advkit: ADVKIT_VERSION },
     node: process.versions.node,
     platform: `${process.platform}-${process.arch}`,
     cores: os.availableParallelism?.() ?? os.cpus().length,
     simd,
     threads,
+    onnxruntime: status.name === 'onnxruntime' ? { providers: ortProviders(), threads: ortThreads() } : null,
     available: {
+      onnxruntime: ort.ort ? { available: true } : { available: false, reason: ort.why! },
       tensorflow: nativeWhy ? { available: false, reason: nativeWhy } : { available: true },
       wasm: wasmOk ? { available: true } : { available: false, reason: '@tensorflow/tfjs-backend-wasm is not installed' },
       cpu: { available: true },
     },
-    wasmKernels: status.name === 'wasm' ? [...WASM_KERNELS, ...FUSED_OPS] : [],
-    advkitSimd: status.name === 'wasm' ? simdKernels(tf.backend() as unknown as BackendWasm) !== null : null,
+    wasmKernels: onWasm ? [...WASM_KERNELS, ...FUSED_OPS] : [],
+    advkitSimd: onWasm ? simdKernels(tf.backend() as unknown as BackendWasm) !== null : null,
   };
 }
 

@@ -56,8 +56,8 @@ export class ThreadPool<J extends { id: number }, R extends PoolReply> {
   /** Starts n threads of `file` with `init` as workerData; each posts { ready: true } when set up. */
   protected static async startWorkers(label: string, file: string, init: unknown, n: number): Promise<Worker[]> {
     return Promise.all(Array.from({ length: n }, () => new Promise<Worker>((resolve, reject) => {
-      // One XNNPACK thread per worker: the pool itself spreads the work over the cores.
-      const w = new Worker(file, { workerData: init, env: { ...process.env, ADVKIT_WASM_THREADS: '1' } });
+      // One XNNPACK (and onnxruntime) thread per worker: the pool itself spreads the work over the cores.
+      const w = new Worker(file, { workerData: init, env: { ...process.env, ADVKIT_WASM_THREADS: '1', ADVKIT_ORT_THREADS: '1' } });
       const fail = (err: Error) => reject(new BackendError(`Error in ${label}: a worker failed to start: ${err.message}`));
       w.once('error', fail);
       w.once('message', (m: { ready?: boolean }) => {

@@ -18,8 +18,9 @@ export function infoCommand(): Command {
         `cores        ${info.cores}`,
         `wasm SIMD    ${yes(info.simd)}`,
         `wasm threads ${info.threads === null ? 'n/a' : info.threads}${info.threads === 1 ? ' (ADVKIT_WASM_THREADS=n runs XNNPACK on n threads per call)' : ''}`,
+        ...(info.onnxruntime ? [`onnxruntime  ${info.versions['onnxruntime-node']}, providers ${info.onnxruntime.providers.join(',')} (ADVKIT_ORT_PROVIDERS), ${info.onnxruntime.threads} threads (ADVKIT_ORT_THREADS); models run on it, other tensors on wasm`] : []),
         'available:',
-        ...Object.entries(info.available).map(([name, a]) => `  ${name.padEnd(11)}${a.available ? 'yes' : `no: ${a.reason}`}`),
+        ...Object.entries(info.available).map(([name, a]) => `  ${name.padEnd(12)}${a.available ? 'yes' : `no: ${a.reason}`}`),
       ];
       if (info.wasmKernels.length) lines.push(`advkit wasm kernels: ${info.wasmKernels.join(', ')}`);
       if (info.advkitSimd !== null) lines.push(`advkit SIMD kernels: ${info.advkitSimd ? 'yes' : 'no (JavaScript fallbacks)'}`);

@@ -80,6 +80,7 @@ export async function tradesAttack(view: Classifier, x: tf.Tensor4D, eps: number
   const pClean = tf.tidy(() => tf.softmax(view.logits(x)) as tf.Tensor2D);
   const out = await descend(view, x, {
     objective: (z) => klDivergence(pClean, z),
+    spec: { kind: 'kl', reference: pClean },
     met: (z) => tf.zeros([z.shape[0]], 'bool') as tf.Tensor1D,
     rule: fixedStep(linf, eps, (2.5 * eps) / steps, view.bounds),
     start: () => tf.tidy(() => tf.clipByValue(tf.add(x, tf.randomNormal(x.shape, 0, 0.001, 'float32', (seed % 2147483646) + 1)), lo, hi) as tf.Tensor4D),

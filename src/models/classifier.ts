@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { check, ModelError, show } from '../util/errors.js';
 import { chooseHead, compileGraph, compileModel, graphEndpoints, graphHeads, layersHeads, type CompiledModel, type CompileReport, type Head } from './compiler/index.js';
 import { lowerOnnx, type OnnxModel } from './compiler/onnx.js';
+import { nativeModel, type NativeModel } from './native.js';
 
 export type Bounds = readonly [number, number];
 export type ImageShape = readonly [number, number, number];
@@ -35,6 +36,12 @@ export interface Classifier {
    * preprocessor can be described). A worker pool attacks only a classifier that has one.
    */
   readonly source?: ClassifierSource;
+  /**
+   * The model on the onnxruntime backend (models/native.ts): logits and objective gradients by
+   * one asynchronous native run each; attacks use it where it answers, the tfjs path otherwise.
+   * Set on compiled models; a wrapper (a defense) has none.
+   */
+  readonly native?: NativeModel;
 }
 
 /**
@@ -165,6 +172,17 @@ function preprocessor(fn: string, p: Preprocessing, bounds: Bounds, channels: nu
   });
 }
 
+/** The preprocessing as one per-channel map x·scale + offset (for the ONNX emitter), or undefined for none. */
+function preprocessAffine(p: Preprocessing, bounds: Bounds, channels: number): { scale: number[]; offset: number[] } | undefined {
+  if (!p.inputRange && !p.normalization) return undefined;
+  const s = p.inputRange ? (p.inputRange[1] - p.inputRange[0]) / (bounds[1] - bounds[0]) : 1;
+  const o = p.inputRange ? p.inputRange[0] - bounds[0] * s : 0;
+  const norm = p.normalization ? checkedNormalization('preprocessing', p.normalization, channels) : { mean: [0], std: [1] };
+  const at = (v: number[], c: number) => v[v.length === 1 ? 0 : c]!;
+  const scale = Array.from({ length: channels }, (_, c) => s / at(norm.std, c));
+  return { scale, offset: Array.from({ length: channels }, (_, c) => (o - at(norm.mean, c)) / at(norm.std, c)) };
+}
+
 /** Builds a Classifier from a logits function. */
 export function fromFunction(fn: (x: tf.Tensor4D) => tf.Tensor2D, options: { numClasses: number; inputShape: ImageShape; bounds?: Bounds; randomized?: boolean; normalization?: Normalization; inputRange?: Bounds; warnings?: string[]; output?: OutputInfo }): Classifier {
   const name = 'fromFunction';
@@ -256,7 +274,10 @@ function fromCompiled(fn: string, compiled: CompiledModel, outUnits: number, inp
     throw new ModelError(`Error in ${fn}: ${which} has ${outUnits} unit${outUnits === 1 ? '' : 's'}, which is not a classifier's [batch, numClasses] with numClasses >= 2 (one unit compiles only as a sigmoid detector).`);
   }
   if (head) output = { ...output, head: head.name, detail: `head '${head.name}': ${output.detail}` };
-  return fromFunction(run, { numClasses, inputShape, bounds, normalization: options.normalization, inputRange: options.inputRange, warnings, output });
+  const classifier = fromFunction(run, { numClasses, inputShape, bounds, normalization: options.normalization, inputRange: options.inputRange, warnings, output });
+  const preprocess = preprocessAffine(classifier.preprocessing ?? {}, bounds, inputShape[2]);
+  const native = nativeModel(compiled.graph, inputShape, { ...(preprocess ? { preprocess } : {}), logOutput: output.kind === 'log-probabilities' });
+  return { ...classifier, native };
 }
 
 function compileOrThrow(fn: string, model: tf.LayersModel | tf.GraphModel, mode: ClassifierOptions['output'], head: Head | undefined): CompiledModel {
