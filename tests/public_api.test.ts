@@ -15,7 +15,7 @@ const PUBLIC_RUNTIME_NAMES = [
    'backendInfo', 'backendStatus', 'batches', 'bim', 'bitDepth', 'buildArchitecture', 'certify',
    'checkAssertions', 'checkBaseline', 'compileModel', 'datasetDigest', 'defaultWorkers', 'defend',
    'evaluateRobustness', 'examplesGridPng', 'fabT', 'featureSqueezing', 'fgsm', 'fixedTargets',
-   'fromFunction', 'fromGraphModel', 'fromLayersModel', 'gaussianNoise', 'initBackend', 'jpeg',
+   'fromFunction', 'fromGraphModel', 'fromLayersModel', 'gaussianNoise', 'initBackend', 'inputGradient', 'jpeg',
    'junitXml', 'l2', 'leastLikelyTargets', 'linf', 'loadClassifier', 'loadDataset', 'loadMnist',
    'makeDataset', 'medianSmoothing', 'mergeExampleSets', 'mergeReports', 'mifgsm',
    'minimumNormCurve', 'modelDigest', 'objective', 'parseAssertion', 'parseDataSpec', 'parseShard',

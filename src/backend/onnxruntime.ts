@@ -52,6 +52,7 @@ export function loadOrt(): { ort?: OrtModule; why?: string } {
 export function ortBackendProblem(): string | undefined {
   const { ort, why } = loadOrt();
   if (!ort) return why;
+  ortThreads();
   return providersProblem(ort);
 }
 

@@ -14,18 +14,38 @@ beforeAll(async () => {
 
 
 describe('advkit info', () => {
-  it('reports the wasm backend in use, SIMD, cores and available backends (--json)', () => {
+  it('reports the backend auto chose (onnxruntime where installed), SIMD, cores and available backends (--json)', () => {
     const r = advkit(['info', '--json'], { ADVKIT_BACKEND: 'auto' });
     expect(r.code).toBe(0);
     const info = JSON.parse(r.stdout);
-    expect(['wasm', 'tensorflow']).toContain(info.backend);
-    if (!info.available.tensorflow.available) expect(info.backend).toBe('wasm');
+    // auto prefers onnxruntime, then tensorflow, then wasm.
+    const expected = info.available.onnxruntime.available ? 'onnxruntime' : info.available.tensorflow.available ? 'tensorflow' : 'wasm';
+    expect(info.backend).toBe(expected);
     expect(info.cores).toBeGreaterThan(0);
-    expect(typeof info.simd).toBe(info.backend === 'wasm' ? 'boolean' : 'object');
+    const onWasm = info.backend === 'wasm' || info.backend === 'onnxruntime';
+    expect(typeof info.simd).toBe(onWasm ? 'boolean' : 'object');
     // Where wasm has SIMD, advkit's own SIMD kernels must load on its heap (else a silent slow path).
-    if (info.backend === 'wasm') expect(info.advkitSimd).toBe(info.simd);
-    if (info.backend === 'wasm') expect(info.wasmKernels).toContain('AdvkitConv2D');
+    if (onWasm) expect(info.advkitSimd).toBe(info.simd);
+    if (onWasm) expect(info.wasmKernels).toContain('AdvkitConv2D');
+    if (info.backend === 'onnxruntime') {
+      expect(info.onnxruntime).toEqual({ providers: ['cpu'], threads: Number(process.env.ADVKIT_ORT_THREADS ?? info.cores) });
+      expect(info.versions['onnxruntime-node']).toMatch(/^\d+\.\d+\.\d+$/);
+    } else expect(info.onnxruntime).toBeNull();
     expect(info.versions['tfjs-core']).toBe('4.22.0');
+  });
+
+  it('ADVKIT_ORT_PROVIDERS and ADVKIT_ORT_THREADS: bad values are one line naming the variable; a provider whose binaries are absent is refused, or skipped by auto with a note', () => {
+    expectUsageError(['info'], /ADVKIT_ORT_PROVIDERS: unknown execution provider "gpu"/, { ADVKIT_ORT_PROVIDERS: 'gpu' });
+    expectUsageError(['info', '--backend', 'onnxruntime'], /ADVKIT_ORT_THREADS: "0" is not a thread count/, { ADVKIT_ORT_THREADS: '0' });
+    const r = advkit(['info', '--json'], { ADVKIT_ORT_PROVIDERS: 'cuda,cpu' });
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    if (info.available.onnxruntime.available && info.backend !== 'onnxruntime') {
+      expect(info.notes.join('\n')).toMatch(/onnxruntime backend not used: ADVKIT_ORT_PROVIDERS asks for 'cuda', but its binaries \(libonnxruntime_providers_cuda.so\) are not installed/);
+      const forced = advkit(['info', '--backend', 'onnxruntime'], { ADVKIT_ORT_PROVIDERS: 'cuda,cpu' });
+      expect(forced.code).toBe(2);
+      expect(forced.stderr).toMatch(/the 'onnxruntime' backend was asked for but cannot be used: .*ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node/);
+    }
   });
 
   it('prints a readable summary without --json', () => {
@@ -45,7 +65,7 @@ describe('advkit info', () => {
   });
 
   it('rejects an unknown backend name', () => {
-    expectUsageError(['info', '--backend', 'gpu'], /unknown backend "gpu"; use one of auto, tensorflow, wasm, cpu/);
+    expectUsageError(['info', '--backend', 'gpu'], /unknown backend "gpu"; use one of auto, onnxruntime, tensorflow, wasm, cpu/);
     expectUsageError(['info'], /ADVKIT_BACKEND: unknown backend "webgl"/, { ADVKIT_BACKEND: 'webgl' });
   });
 });

@@ -19,10 +19,11 @@
  * Every kernel is tested for parity against the `cpu` backend's gradients; they change speed,
  * never results, but for the resize gradients, which both tables carry: they are tested as the
  * adjoints of the forward kernels, since the stock wasm and cpu ones are wrong in places.
- * - CPU_KERNELS: the same resize gradients for the `cpu` backend (tfjs' own are wrong there too;
+ * - CPU_KERNELS: the same resize and average-pool gradients (avg_pool_grad.ts) for the `cpu` backend (tfjs' own are wrong there too;
  *   the cpu backend is the parity tests' reference). Nothing here touches `tensorflow`.
  */
 import * as tf from '@tensorflow/tfjs';
+import { avgPoolGradConfig, avgPoolGradCpuConfig } from './avg_pool_grad.js';
 import { batchMatMulConfig } from './batch_mat_mul.js';
 import { castConfig } from './cast.js';
 import { conv2DBackpropFilterBaselineConfig, conv2DBackpropFilterConfig } from './conv2d_backprop_filter.js';
@@ -41,12 +42,12 @@ import { sumConfig } from './sum.js';
 export const ADVKIT_KERNELS: readonly tf.KernelConfig[] = [
   conv2DBackpropInputConfig, conv2DBackpropFilterConfig, depthwiseConv2dNativeBackpropInputConfig,
   depthwiseConv2dNativeBackpropFilterConfig, maxPoolGradConfig, batchMatMulConfig, identityConfig, castConfig, sumConfig,
-  sliceConfig, reverseConfig, maximumConfig, minimumConfig, resizeNearestNeighborGradConfig, resizeBilinearGradConfig,
+  sliceConfig, reverseConfig, maximumConfig, minimumConfig, resizeNearestNeighborGradConfig, resizeBilinearGradConfig, avgPoolGradConfig,
 ];
 
 /** The baseline set: a name advkit's table has and this one lacks runs the stock kernel (but for wrong ones). */
 export const BASELINE_KERNELS: readonly tf.KernelConfig[] = [
-  resizeNearestNeighborGradConfig, resizeBilinearGradConfig, conv2DBackpropFilterBaselineConfig, depthwiseConv2dNativeBackpropInputBaselineConfig,
+  resizeNearestNeighborGradConfig, resizeBilinearGradConfig, avgPoolGradConfig, conv2DBackpropFilterBaselineConfig, depthwiseConv2dNativeBackpropInputBaselineConfig,
   depthwiseConv2dNativeBackpropFilterBaselineConfig, maxPoolGradBaselineConfig,
 ];
 
@@ -96,8 +97,8 @@ export function getWasmKernelMode(): WasmKernelMode {
   return active ?? 'advkit';
 }
 
-/** advkit's kernels for the `cpu` backend: the resize gradients only. */
-export const CPU_KERNELS: readonly tf.KernelConfig[] = [resizeNearestNeighborGradCpuConfig, resizeBilinearGradCpuConfig];
+/** advkit's kernels for the `cpu` backend: the resize and average-pool gradients (tfjs' own are wrong). */
+export const CPU_KERNELS: readonly tf.KernelConfig[] = [resizeNearestNeighborGradCpuConfig, resizeBilinearGradCpuConfig, avgPoolGradCpuConfig];
 let cpuRegistered = false;
 
 /** Registers CPU_KERNELS over tfjs' own (idempotent); `initBackend('cpu')` does it for you. */

@@ -11,7 +11,7 @@ const SELU_ALPHA = 1.6732632423543772;
 const SELU_GAMMA = 1.0507009873554805;
 
 /** y = f(x) for activation `fn`; `slope` is a PReLU's slope tensor laid out like x. */
-export function emitActivation(b: OnnxBuilder, fn: ActivationFn, x: string, alpha: number | undefined, slope?: string): string {
+export function emitActivation(b: OnnxBuilder, fn: ActivationFn, x: string, alpha: number | undefined, slope?: string, beta?: number): string {
   const c = (v: number) => b.scalar(v);
   switch (fn) {
     case 'linear': return x;
@@ -25,13 +25,14 @@ export function emitActivation(b: OnnxBuilder, fn: ActivationFn, x: string, alph
     case 'softplus': return b.op('Softplus', [x]);
     case 'softsign': return b.op('Softsign', [x]);
     case 'swish': return b.op('Mul', [x, b.op('Sigmoid', [x])]);
-    case 'hard_sigmoid': return b.op('Clip', [b.op('Add', [b.op('Mul', [x, c(0.2)]), c(0.5)]), c(0), c(1)]);
+    case 'hard_sigmoid': return b.op('Clip', [b.op('Add', [b.op('Mul', [x, c(alpha ?? 0.2)]), c(beta ?? 0.5)]), c(0), c(1)]);
     case 'hard_swish': return b.op('Mul', [x, b.op('Div', [b.op('Clip', [b.op('Add', [x, c(3)]), c(0), c(6)]), c(6)])]);
     case 'leaky_relu': return b.op('LeakyRelu', [x], { alpha: { float: alpha ?? 0.3 } });
     case 'gelu': return b.op('Mul', [b.op('Mul', [x, c(0.5)]), b.op('Add', [c(1), b.op('Erf', [b.op('Mul', [x, c(Math.SQRT1_2)])])])]);
     case 'gelu_new': return b.op('Mul', [b.op('Mul', [x, c(0.5)]), b.op('Add', [c(1), b.op('Tanh', [geluInner(b, x)])])]);
     case 'mish': return b.op('Mul', [x, b.op('Tanh', [b.op('Softplus', [x])])]);
     case 'exp': return b.op('Exp', [x]);
+    case 'erf': return b.op('Erf', [x]);
     case 'prelu': return b.op('PRelu', [x, slope!]);
     case 'thresholded_relu': return b.op('Mul', [x, b.op('Cast', [b.op('Greater', [x, c(alpha ?? 1)])], { to: 1 })]);
   }
@@ -48,7 +49,7 @@ export function masked(b: OnnxBuilder, cond: string, g: string): string {
 }
 
 /** The VJP g·f'(x) of activation `fn` at x, whose output was y. */
-export function emitActivationGrad(b: OnnxBuilder, fn: ActivationFn, x: string, y: string, g: string, alpha: number | undefined, slope?: string): string {
+export function emitActivationGrad(b: OnnxBuilder, fn: ActivationFn, x: string, y: string, g: string, alpha: number | undefined, slope?: string, beta?: number): string {
   const c = (v: number) => b.scalar(v);
   const mul = (...xs: string[]) => xs.reduce((acc, t) => b.op('Mul', [acc, t]));
   const between = (lo: number, hi: number, loOp = 'Greater', hiOp = 'LessOrEqual') => b.op('And', [b.op(loOp, [x, c(lo)]), b.op(hiOp, [x, c(hi)])]);
@@ -70,7 +71,11 @@ export function emitActivationGrad(b: OnnxBuilder, fn: ActivationFn, x: string, 
       const s = b.op('Sigmoid', [x]);
       return mul(g, s, b.op('Add', [c(1), mul(x, b.op('Sub', [c(1), s]))]));
     }
-    case 'hard_sigmoid': return masked(b, between(-2.5, 2.5, 'GreaterOrEqual'), mul(g, c(0.2)));
+    case 'hard_sigmoid': {
+      // The clip's input a·x + b in [0, 1] (tfjs' clip gradient is inclusive).
+      const u = b.op('Add', [mul(x, c(alpha ?? 0.2)), c(beta ?? 0.5)]);
+      return masked(b, b.op('And', [b.op('GreaterOrEqual', [u, c(0)]), b.op('LessOrEqual', [u, c(1)])]), mul(g, c(alpha ?? 0.2)));
+    }
     case 'hard_swish': {
       const r = b.op('Div', [b.op('Clip', [b.op('Add', [x, c(3)]), c(0), c(6)]), c(6)]);
       const inner = b.op('Where', [between(-3, 3), b.op('Div', [x, c(6)]), c(0)]);
@@ -93,6 +98,7 @@ export function emitActivationGrad(b: OnnxBuilder, fn: ActivationFn, x: string, 
       return mul(g, b.op('Add', [t, mul(x, b.op('Sub', [c(1), mul(t, t)]), b.op('Sigmoid', [x]))]));
     }
     case 'exp': return mul(g, y);
+    case 'erf': return mul(g, mul(c(2 / Math.sqrt(Math.PI)), b.op('Exp', [b.op('Neg', [mul(x, x)])])));
     case 'prelu': return b.op('Where', [b.op('Greater', [x, c(0)]), g, mul(g, slope!)]);
     case 'thresholded_relu': return masked(b, b.op('Greater', [x, c(alpha ?? 1)]), g);
   }

@@ -186,9 +186,9 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
       case 'act': {
         const xin = op.fn === 'softmax' ? convert(h, false) : h;
         const slope = op.slopes ? constLike(values(op.slopes), op.slopes.read().shape, xin) : undefined;
-        const y = emitActivation(b, op.fn, xin.name, op.alpha, slope);
+        const y = emitActivation(b, op.fn, xin.name, op.alpha, slope, op.beta);
         res = { name: y, shape, nchw: xin.nchw };
-        bk = (gv) => [{ name: emitActivationGrad(b, op.fn, xin.name, y, convert(gv, xin.nchw).name, op.alpha, slope), shape, nchw: xin.nchw }];
+        bk = (gv) => [{ name: emitActivationGrad(b, op.fn, xin.name, y, convert(gv, xin.nchw).name, op.alpha, slope, op.beta), shape, nchw: xin.nchw }];
         break;
       }
       case 'affine':
@@ -248,9 +248,9 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
       case 'pad': case 'crop': {
         const xin = convert(h, true);
         const p = op.kind === 'pad' ? op.pads : op.crop;
-        const padIt = (name: string) => b.op('Pad', [name, b.ints([0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]])]);
+        const padIt = (name: string, value = 0) => b.op('Pad', [name, b.ints([0, 0, p[0][0], p[1][0], 0, 0, p[0][1], p[1][1]]), b.scalar(value)]);
         const cropIt = (name: string, big: Shape) => b.op('Slice', [name, b.ints([p[0][0], p[1][0]]), b.ints([big[1]! - p[0][1], big[2]! - p[1][1]]), b.ints([2, 3])]);
-        res = { name: op.kind === 'pad' ? padIt(xin.name) : cropIt(xin.name, h.shape), shape, nchw: true };
+        res = { name: op.kind === 'pad' ? padIt(xin.name, op.value ?? 0) : cropIt(xin.name, h.shape), shape, nchw: true };
         bk = (gv) => [{ name: op.kind === 'pad' ? cropIt(convert(gv, true).name, shape) : padIt(convert(gv, true).name), shape: h.shape, nchw: true }];
         break;
       }
@@ -306,9 +306,10 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
         break;
       }
       case 'reshape': {
-        const xin = convert(h, false);
+        // A channels-first reshape reads the NCHW order: the value goes NCHW first.
+        const xin = convert(h, op.channelsFirst === true);
         res = { name: b.op('Reshape', [xin.name, b.ints([0, ...op.shape])]), shape, nchw: false };
-        bk = (gv) => [{ name: b.op('Reshape', [convert(gv, false).name, b.ints([0, ...h.shape.slice(1)])]), shape: h.shape, nchw: false }];
+        bk = (gv) => [{ name: b.op('Reshape', [convert(gv, false).name, b.ints([0, ...phys(xin).slice(1)])]), shape: h.shape, nchw: xin.nchw }];
         break;
       }
       case 'squeeze': {

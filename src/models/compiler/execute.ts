@@ -140,6 +140,7 @@ function activation(x: tf.Tensor, fn: ActivationFn, alpha: number | undefined, f
     case 'gelu_new': return tf.mul(tf.mul(x, 0.5), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.pow(x, 3)))))));
     case 'mish': return tf.mul(x, tf.tanh(tf.softplus(x)));
     case 'exp': return tf.exp(x);
+    case 'erf': return tf.erf(x);
     case 'prelu': return tf.prelu(x, slopes!.read());
     case 'thresholded_relu': return thresholdedRelu(x, alpha ?? 1);
   }
@@ -313,12 +314,12 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
       return tf.reshape(y, [...h.shape.slice(0, -1), y.shape[1]!]);
     }
     case 'batchnorm': return training && op.bn.training ? batchNormTraining(h, op.bn, fast) : batchNormAffine(h, op.bn);
-    case 'act': return activation(h, op.fn, op.alpha, fast, op.slopes);
+    case 'act': return op.fn === 'hard_sigmoid' && (op.alpha !== undefined || op.beta !== undefined) ? tf.clipByValue(tf.add(tf.mul(h, op.alpha ?? 0.2), op.beta ?? 0.5), 0, 1) : activation(h, op.fn, op.alpha, fast, op.slopes);
     case 'binary': return xs.slice(1).reduce((acc, b) => binary(op.fn, acc, b), h);
     case 'const-binary': return op.constFirst ? binary(op.fn, op.value.read(), h) : binary(op.fn, h, op.value.read());
     case 'affine': return tf.add(tf.mul(h, op.scale), op.offset);
     case 'concat': return tf.concat(xs, op.axis);
-    case 'pad': return tf.pad(h, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+    case 'pad': return tf.pad(h, [[0, 0], op.pads[0], op.pads[1], [0, 0]], op.value ?? 0);
     case 'crop': {
       const [, H, W] = h.shape as number[];
       return tf.slice(h, [0, op.crop[0][0], op.crop[1][0], 0], [-1, H! - op.crop[0][0] - op.crop[0][1], W! - op.crop[1][0] - op.crop[1][1], -1]);
@@ -328,7 +329,7 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
       if (fast) return runFused(FUSED_MAX_POOL, { x: h }, { filterSize: op.filterSize, strides: op.strides, pad: op.pad, reluInput: op.reluInput === true });
       return tf.maxPool(h as tf.Tensor4D, op.filterSize, op.strides, op.pad);
     case 'reduce': return op.type === 'mean' ? tf.mean(h, op.axes, op.keepDims) : tf.max(h, op.axes, op.keepDims);
-    case 'reshape': return tf.reshape(h, [h.shape[0]!, ...op.shape]);
+    case 'reshape': return tf.reshape(op.channelsFirst ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, ...op.shape]);
     case 'squeeze': return tf.squeeze(h, op.axes);
     case 'identity': return tf.clone(h);
     case 'dropout': return training ? op.train(h) : tf.clone(h);

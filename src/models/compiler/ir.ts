@@ -36,7 +36,7 @@ export type Padding = 'same' | 'valid' | [[number, number], [number, number]];
 
 /** Element-wise activations run as tfjs ops (relu and relu6 run as fused clamps). */
 export const ACTIVATIONS = ['linear', 'relu', 'relu6', 'sigmoid', 'tanh', 'softmax', 'elu', 'selu', 'softplus', 'softsign',
-  'swish', 'hard_sigmoid', 'hard_swish', 'leaky_relu', 'gelu', 'gelu_new', 'mish', 'exp'] as const;
+  'swish', 'hard_sigmoid', 'hard_swish', 'leaky_relu', 'gelu', 'gelu_new', 'mish', 'exp', 'erf'] as const;
 /**
  * The named activations, PReLU (its slopes a weight: the act op's `slopes`) and ThresholdedReLU
  * (x where x > theta, else 0; theta in the act op's `alpha`).
@@ -50,18 +50,19 @@ export type Op =
       maskedByPool?: boolean }
   | { kind: 'dense'; kernel: Param; bias?: Param; act: Activation; bn?: BatchNormParams }
   | { kind: 'batchnorm'; bn: BatchNormParams }
-  | { kind: 'act'; fn: ActivationFn; alpha?: number; slopes?: Param }
+  | { kind: 'act'; fn: ActivationFn; alpha?: number; slopes?: Param; /** hard_sigmoid's offset (default 0.5; alpha its slope, default 0.2). */ beta?: number }
   | { kind: 'binary'; fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min' }
   /** x op c or c op x (constFirst) with a constant c, broadcast. */
   | { kind: 'const-binary'; fn: 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min'; value: Param; constFirst: boolean }
   | { kind: 'affine'; scale: number; offset: number }
   | { kind: 'concat'; axis: number }
-  | { kind: 'pad'; pads: [[number, number], [number, number]] }
+  /** Spatial padding by `value` (default 0; a max pool's explicit padding pads by −3.4e38). */
+  | { kind: 'pad'; pads: [[number, number], [number, number]]; value?: number }
   | { kind: 'crop'; crop: [[number, number], [number, number]] }
   | { kind: 'pool'; type: 'max' | 'avg'; filterSize: [number, number]; strides: [number, number]; pad: 'same' | 'valid'; reluInput?: boolean }
   | { kind: 'reduce'; type: 'mean' | 'max'; axes: number[]; keepDims: boolean }
-  /** Reshape to [batch, ...shape]; shape may hold one -1. */
-  | { kind: 'reshape'; shape: number[] }
+  /** Reshape to [batch, ...shape]; shape may hold one -1. `channelsFirst`: of the NCHW order (PyTorch's flatten of a feature map). */
+  | { kind: 'reshape'; shape: number[]; channelsFirst?: boolean }
   | { kind: 'squeeze'; axes: number[] }
   | { kind: 'identity' }
   /** Identity in inference; in training mode `train` runs (a Dropout layer's own call). */

@@ -208,10 +208,11 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
           else set({ kind: 'act', node: push(name, n.opType, { kind: 'fallback', reason: 'LogSoftmax runs as tf.logSoftmax', run: ([t]) => tf.logSoftmax(t!) }, [x.node]), shape: x.shape });
           break;
         }
-        case 'Erf': fallback1((t) => tf.erf(t), 'Erf runs as tf.erf'); break;
+        case 'Erf': unary('erf'); break;
         case 'HardSigmoid': {
           const [alpha, beta] = [aFloat('alpha', 0.2), aFloat('beta', 0.5)];
-          fallback1((t) => tf.clipByValue(tf.add(tf.mul(t, alpha), beta), 0, 1), `HardSigmoid (alpha ${alpha.toPrecision(4)}, beta ${beta}) runs as tfjs ops`);
+          const x = act();
+          set({ kind: 'act', node: push(name, n.opType, { kind: 'act', fn: 'hard_sigmoid', alpha, beta }, [x.node]), shape: x.shape });
           break;
         }
         case 'Clip': {
@@ -427,18 +428,18 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
       const extraW = Math.max(0, (ow - 1) * s[1] + k[1] - (W + l + r));
       const includePad = aInt('count_include_pad', 0) === 1;
       const padding: Array<[number, number]> = [[0, 0], [t, b + extraH], [l, r + extraW], [0, 0]];
-      set({ kind: 'act', node: push(name, n.opType, {
-        kind: 'fallback', reason: `${n.opType} with explicit padding runs as tfjs ops`,
-        run: ([xt]) => {
-          if (max) return tf.maxPool(tf.pad(xt as tf.Tensor4D, padding, -3.4e38), k, s, 'valid');
-          const sum = tf.mul(tf.avgPool(tf.pad(xt as tf.Tensor4D, padding), k, s, 'valid'), k[0] * k[1]);
-          // The divisor: every window's cells (padding counted, ceil-mode overhang not), or its cells inside the image.
-          const ones = tf.ones([1, H, W, 1]);
-          const inside = (includePad ? tf.pad(tf.pad(ones, [[0, 0], [t, b], [l, r], [0, 0]], 1), [[0, 0], [0, extraH], [0, extraW], [0, 0]]) : tf.pad(ones, padding)) as tf.Tensor4D;
-          const count = tf.mul(tf.avgPool(inside as tf.Tensor4D, k, s, 'valid'), k[0] * k[1]);
-          return tf.div(sum, count);
-        },
-      }, [x.node]), shape: [x.shape[0]!, x.shape[1]!, oh, ow] });
+      // As compiler ops: the pad, a valid pool, and for an average the window sum over its count.
+      const padded = push(`${name}:pad`, n.opType, { kind: 'pad', pads: [padding[1]!, padding[2]!], ...(max ? { value: -3.4e38 } : {}) }, [x.node]);
+      const pooled = push(max ? name : `${name}:pool`, n.opType, { kind: 'pool', type: max ? 'max' : 'avg', filterSize: k, strides: s, pad: 'valid' }, [padded]);
+      if (max) { set({ kind: 'act', node: pooled, shape: [x.shape[0]!, x.shape[1]!, oh, ow] }); return; }
+      // The divisor: every window's cells (padding counted, ceil-mode overhang not), or its cells inside the image.
+      const scale = new Float32Array(oh * ow);
+      const cells = (o: number, ss: number, kk: number, lo: number, size: number) => Math.min(o * ss - lo + kk, size) - Math.max(o * ss - lo, 0);
+      for (let yy = 0; yy < oh; yy++) for (let xx = 0; xx < ow; xx++) {
+        const count = includePad ? cells(yy, s[0], k[0], 0, H + t + b) * cells(xx, s[1], k[1], 0, W + l + r) : cells(yy, s[0], k[0], t, H) * cells(xx, s[1], k[1], l, W);
+        scale[yy * ow + xx] = (k[0] * k[1]) / count;
+      }
+      set({ kind: 'act', node: push(name, n.opType, { kind: 'const-binary', fn: 'mul', value: keep(tf.tensor4d(scale, [1, oh, ow, 1])), constFirst: false }, [pooled]), shape: [x.shape[0]!, x.shape[1]!, oh, ow] });
     }
     function flattenTo(x: Extract<Value, { kind: 'act' }>, features: number): void {
       if (x.shape.length === 2) { set(x); return; }
@@ -446,7 +447,7 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
       // NHWC holds a feature map in another order than PyTorch's NCHW flatten: unless the map is
       // 1x1, the channels go first before the reshape, so the next layer's weights read what they were trained on.
       const op: Op = x.shape[2] === 1 && x.shape[3] === 1 ? { kind: 'reshape', shape: [features] }
-        : { kind: 'fallback', reason: 'a flatten of a feature map in NCHW order (transpose, then reshape)', run: ([t]) => tf.reshape(tf.transpose(t!, [0, 3, 1, 2]), [t!.shape[0]!, features]) };
+        : { kind: 'reshape', shape: [features], channelsFirst: true };
       set({ kind: 'act', node: push(name, n.opType, op, [x.node]), shape: [x.shape[0]!, features] });
     }
     function reshape(): void {

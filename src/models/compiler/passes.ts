@@ -92,7 +92,7 @@ function mergePadding(g: Graph): void {
     if (node.op.kind !== 'conv' || node.op.pad !== 'valid') continue;
     const pi = through(g, node.inputs[0]!);
     const pad = g.nodes[pi]!;
-    if (pad.op.kind !== 'pad' || uses[pi] !== 1) continue;
+    if (pad.op.kind !== 'pad' || pad.op.value || uses[pi] !== 1) continue;
     node.op.pad = pad.op.pads;
     node.inputs = [pad.inputs[0]!];
     g.merged.push(`${pad.source} '${pad.name}' merged into the padding of '${node.name}'`);
