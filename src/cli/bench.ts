@@ -11,7 +11,7 @@ const list = (v: string | undefined) => v?.split(',').map((s) => s.trim()).filte
 
 export function benchCommand(): Command {
   return new Command('bench')
-    .option('--backends <list>', 'comma list of wasm, cpu, tensorflow', 'wasm')
+    .option('--backends <list>', 'comma list of onnxruntime, wasm, cpu, tensorflow', 'wasm')
     .option('--models <list>', 'comma list of architectures (mobilenet-v2, resnet-18, mini-xception at their reference shapes)', 'mnist-cnn,madry-cnn')
     .option('--torch <torch_pgd.py>', 'run the PyTorch reference loop for mobilenet-v2 / resnet-18 in the same run (ratios over it)')
     .option('--batches <list>', 'comma list of batch sizes (default 1,32,128,256; cpu 32)')
@@ -20,8 +20,8 @@ export function benchCommand(): Command {
     .option('--json', 'print the rows as JSON')
     .action(action(async (o: { backends: string; models: string; batches?: string; steps: number; iterations: number; json?: boolean; torch?: string }) => {
       const backends = list(o.backends) as BackendName[];
-      const bad = backends.find((b) => !['wasm', 'cpu', 'tensorflow'].includes(b));
-      if (bad) throw new InvalidArgumentError(`Error in --backends: unknown backend ${JSON.stringify(bad)}; use wasm, cpu or tensorflow.`);
+      const bad = backends.find((b) => !['onnxruntime', 'wasm', 'cpu', 'tensorflow'].includes(b));
+      if (bad) throw new InvalidArgumentError(`Error in --backends: unknown backend ${JSON.stringify(bad)}; use onnxruntime, wasm, cpu or tensorflow.`);
       const batches = list(o.batches)?.map(Number);
       if (batches?.some((b) => !Number.isInteger(b) || b < 1 || b > 4096)) throw new InvalidArgumentError(`Error in --batches: ${JSON.stringify(o.batches)} must be a comma list of integers from 1 to 4096.`);
       const models = list(o.models) ?? [];
