@@ -14,7 +14,7 @@
  * batch, never carried over from inside the loop.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Bounds, Classifier } from '../models/classifier.js';
+import { logitsAsync, type Bounds, type Classifier } from '../models/classifier.js';
 import type { ObjectiveSpec } from '../models/native.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
@@ -345,12 +345,9 @@ export async function descend(model: Classifier, x: tf.Tensor4D, h: LoopHooks, s
     state = undefined;
     done = undefined;
     if (h.keep === 'last' && !scored) return { adv: finalAdv, success: tf.zeros([n], 'bool') as tf.Tensor1D, score: tf.zeros([n]) as tf.Tensor1D };
-    const zNative = await model.native?.logits(finalAdv);
-    const last = tf.tidy(() => {
-      const z = zNative ?? model.logits(finalAdv);
-      return score(finalAdv, z, h.objective(z));
-    });
-    zNative?.dispose();
+    const zFinal = await logitsAsync(model, finalAdv);
+    const last = tf.tidy(() => score(finalAdv, zFinal, h.objective(zFinal)));
+    zFinal.dispose();
     finalAdv.dispose();
     adv = undefined;
     const final = track(best, last);
@@ -512,8 +509,9 @@ async function search(model: Classifier, x: tf.Tensor4D, labels: Int32Array, r: 
 
 /** Re-checks a candidate adversarial batch: predictions, success, loss and norms from scratch. */
 async function finalize(model: Classifier, x: tf.Tensor4D, adversarial: tf.Tensor4D, yT: tf.Tensor1D, goalT: tf.Tensor1D, isTargeted: boolean, loss: LossName): Promise<Omit<AttackResult, 'steps' | 'restarts'>> {
+  const zAdv = await logitsAsync(model, adversarial);
   const t = tf.tidy(() => {
-    const z = model.logits(adversarial);
+    const z = zAdv;
     return {
       pred: tf.argMax(z, 1),
       success: goalMet(z, goalT, isTargeted).toInt(),
@@ -522,6 +520,7 @@ async function finalize(model: Classifier, x: tf.Tensor4D, adversarial: tf.Tenso
       l2: l2.distance(adversarial, x),
     };
   });
+  zAdv.dispose();
   const [pred, success, lossV, dLinf, dL2] = await Promise.all([t.pred.data(), t.success.data(), t.loss.data(), t.linf.data(), t.l2.data()]);
   tf.dispose([t.pred, t.success, t.loss, t.linf, t.l2]);
   return {

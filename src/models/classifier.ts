@@ -379,6 +379,11 @@ export function fromOnnx(model: OnnxModel, options: ClassifierOptions & { numCla
   return fromCompiled(fn, compiled, lowered.units, lowered.inputShape as unknown as ImageShape, options, head);
 }
 
+/** Logits through the native model where it answers (onnxruntime), else `logits`. The caller disposes them. */
+export async function logitsAsync(model: Classifier, x: tf.Tensor4D): Promise<tf.Tensor2D> {
+  return (await model.native?.logits(x)) ?? model.logits(x);
+}
+
 /** Predicted classes for a batch (argmax of logits). */
 export function predict(model: Classifier, x: tf.Tensor4D): tf.Tensor1D {
   return tf.tidy(() => tf.argMax(model.logits(x), 1) as tf.Tensor1D);
@@ -390,7 +395,7 @@ export function predict(model: Classifier, x: tf.Tensor4D): tf.Tensor1D {
  * pass of a run; the caller disposes the result.
  */
 export async function checkedPredictions(fn: string, model: Classifier, x: tf.Tensor4D): Promise<Int32Array> {
-  const logits = model.logits(x);
+  const logits = await logitsAsync(model, x);
   try {
     const [n] = x.shape;
     if (logits.rank !== 2 || logits.shape[0] !== n || logits.shape[1] !== model.numClasses) {
