@@ -23,7 +23,7 @@
  * const r = await square(model, x, y, { eps: 0.3, queries: 500 });
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Classifier } from '../models/classifier.js';
+import { logitsAsync, type Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, checkKnownOptions, defined } from '../util/errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import { ATTACK_OPTION_NAMES, validateAttack, yielder, type AttackResult } from './gradient_descent.js';
@@ -56,13 +56,21 @@ function pSelection(pInit: number, it: number, queries: number, rescale: boolean
 }
 
 async function margins(model: Classifier, xs: Float32Array, shape: [number, number, number, number], labels: Int32Array): Promise<{ margin: Float32Array; pred: Int32Array }> {
+  const xt = tf.tensor4d(xs, shape);
+  let zt: tf.Tensor2D;
+  try {
+    zt = await logitsAsync(model, xt);
+  } finally {
+    xt.dispose();
+  }
   const out = tf.tidy(() => {
-    const z = model.logits(tf.tensor4d(xs, shape));
+    const z = zt;
     const oh = tf.oneHot(tf.tensor1d(labels, 'int32'), z.shape[1]).toFloat();
     const zy = tf.sum(tf.mul(z, oh), 1);
     const other = tf.max(tf.sub(z, tf.mul(oh, 1e9)), 1);
     return { margin: tf.sub(zy, other), pred: tf.argMax(z, 1) };
   });
+  zt.dispose();
   const [m, p] = await Promise.all([out.margin.data(), out.pred.data()]);
   tf.dispose([out.margin, out.pred]);
   return { margin: Float32Array.from(m), pred: Int32Array.from(p) };

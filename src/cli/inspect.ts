@@ -15,7 +15,7 @@ export function inspectCommand(): Command {
   return withModelOptions(withCommonOptions(new Command('inspect'))
     .requiredOption('--model <dir>', 'model directory (LayersModel or GraphModel model.json) or ONNX file (model.onnx)'))
     .action(action(async (o: ModelCliOptions & { backend?: string; json?: boolean }) => {
-      await startBackend(o.backend);
+      const status = await startBackend(o.backend);
       const { classifier, model } = await loadModel(o);
       const tfjs = model instanceof tf.GraphModel || model instanceof tf.LayersModel;
       const onnxGraph = tfjs ? undefined : (model as OnnxModel).graph;
@@ -29,7 +29,16 @@ export function inspectCommand(): Command {
         ? graphEndpoints(model).inputs.map((e) => ({ name: e.key, tensor: `${e.node}:${e.slot}`, shape: e.shape }))
         : model instanceof tf.LayersModel ? model.inputs.map((t) => ({ name: t.sourceLayer.name, tensor: t.name, shape: t.shape.map((d) => d ?? -1) }))
           : [{ name: (onnxGraph?.input ?? []).find((i) => !(onnxGraph?.initializer ?? []).some((t) => t.name === i.name))?.name ?? 'input', tensor: undefined, shape: [-1, classifier.inputShape[2], classifier.inputShape[0], classifier.inputShape[1]] }];
+      // On the onnxruntime backend: does the model run there (one probe image), or why not.
+      let native: { runs: boolean; reason?: string } | null = null;
+      if (status.name === 'onnxruntime' && classifier.native) {
+        const probe = tf.zeros([1, ...classifier.inputShape]) as tf.Tensor4D;
+        const z = await classifier.native.logits(probe);
+        native = z ? { runs: true } : { runs: false, reason: classifier.native.unavailable };
+        tf.dispose([probe, ...(z ? [z] : [])]);
+      }
       const summary = {
+        onnxruntime: native,
         ...report, inputs, heads: heads.map((h) => ({ name: h.name, tensor: typeof h.ref === 'string' ? h.ref : undefined, shape: h.shape, attacked: h === chosen })),
         numClasses: classifier.numClasses, inputShape: [...classifier.inputShape], bounds: [...classifier.bounds], output: classifier.output,
         preprocessing: classifier.preprocessing ?? null, warnings: [...classifier.warnings],
@@ -45,6 +54,7 @@ export function inspectCommand(): Command {
         `heads: ${summary.heads.map((h) => `${heads.length > 1 && h.attacked ? '*' : ''}${named(h.name, h.tensor)}${shape(h.shape)}`).join(', ')}${heads.length > 1 ? ' (* attacked; choose with --head)' : ''}`,
         `logits: ${classifier.output?.detail ?? 'the model output'} (${classifier.numClasses} classes, input ${classifier.inputShape.join('x')})`,
         `preprocessing: ${classifier.preprocessing ? describePreprocessing(classifier.bounds, classifier.preprocessing) : `none (pixels in [${classifier.bounds.join(', ')}] go to the model as they are)`}`,
+        ...(native ? [`onnxruntime: ${native.runs ? 'runs the forward and the attack gradients natively' : `runs on wasm: ${native.reason}`}`] : []),
         '',
         ...report.nodes.map((n) => `${n.compiled ? ' ' : '!'} ${n.name.padEnd(width)}  ${n.source.padEnd(26)} ${n.compiled ? `${n.op}${n.fused ? ` (${n.fused})` : ''}` : `tfjs: ${n.reason}`}`),
         ...(report.merged.length ? ['', 'merged:', ...report.merged.map((m) => `  ${m}`)] : []),

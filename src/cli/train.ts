@@ -107,7 +107,7 @@ export function trainCommand(): Command {
       const model = buildArchitecture(o.arch, { inputShape: train.shape, numClasses: train.classNames.length, seed: o.seed });
       const shards = o.shards ?? (model.nonTrainableWeights.length > 0 ? 1 : TRAIN_DEFAULTS.shards);
       const nBatches = Math.ceil(size(train) / o.batchSize);
-      log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name} backend`);
+      log(`advkit: training ${o.arch} on ${train.name} (${size(train)} images, held out: ${heldOut.name}, ${size(heldOut)}) on the ${status.name === 'onnxruntime' ? 'wasm backend (onnxruntime runs inference and input gradients, not weight gradients)' : `${status.name} backend`}`);
       const t0 = performance.now();
       const pool = await startTrainPool(model, { ...o, shards }, status.name, train.shape, train.classNames.length);
       let result: Awaited<ReturnType<typeof trainClassifier>>;

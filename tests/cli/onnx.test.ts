@@ -19,6 +19,17 @@ beforeAll(async () => {
 });
 
 describe('ONNX models on the CLI', () => {
+  it('advkit inspect says whether the model runs on onnxruntime, or why it stays on wasm', () => {
+    const runs = advkit(['inspect', '--model', path.join(FIXTURES, 'residual', 'model.onnx'), '--backend', 'onnxruntime']);
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stdout).toMatch(/^onnxruntime: runs the forward and the attack gradients natively$/m);
+    const stays = advkit(['inspect', '--model', path.join(FIXTURES, 'shuffle', 'model.onnx'), '--backend', 'onnxruntime', '--json']);
+    expect(stays.code, stays.stderr).toBe(0);
+    expect(JSON.parse(stays.stdout).onnxruntime).toEqual({ runs: false, reason: expect.stringMatching(/^node '.+' \(\w+\) runs through tfjs: .+; the model runs on the tensor backend$/) });
+    const wasm = advkit(['inspect', '--model', path.join(FIXTURES, 'residual', 'model.onnx'), '--backend', 'wasm', '--json']);
+    expect(JSON.parse(wasm.stdout).onnxruntime).toBeNull();
+  });
+
   it('inspect, eval and attack take --model model.onnx; the attack on 2 worker threads writes the bytes of one', async () => {
     const model = path.join(FIXTURES, 'residual', 'model.onnx');
     const inspect = advkit(['inspect', '--model', model]);
