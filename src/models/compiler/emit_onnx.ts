@@ -147,7 +147,7 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
         const ya = emitActivation(b, op.act, y, undefined);
         res = { name: ya, shape, nchw: true };
         bk = (gv) => {
-          const gm = op.act === 'linear' ? gv.name : emitActivationGrad(b, op.act, y, ya, gv.name, undefined);
+          const gm = op.act === 'linear' ? gv.name : layerActivationGrad(b, op.act, ya, gv.name);
           const eff = [(kh - 1) * op.dilations[0] + 1, (kw - 1) * op.dilations[1] + 1] as const;
           const [H, W] = [h.shape[1]!, h.shape[2]!];
           const back = [eff[0] - 1 - pads[0]!, eff[1] - 1 - pads[1]!, eff[0] - 1 - pads[2]!, eff[1] - 1 - pads[3]!];
@@ -170,7 +170,7 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
         const ya = emitActivation(b, op.act, y, undefined);
         res = { name: ya, shape, nchw: false };
         bk = (gv) => {
-          const gm = op.act === 'linear' ? gv.name : emitActivationGrad(b, op.act, y, ya, gv.name, undefined);
+          const gm = op.act === 'linear' ? gv.name : layerActivationGrad(b, op.act, ya, gv.name);
           const dx = h.shape.length === 2 ? b.op('Gemm', [gm, kName], { transB: 1 }) : b.op('MatMul', [gm, b.op('Transpose', [kName], { perm: [1, 0] })]);
           return [{ name: dx, shape: h.shape, nchw: false }];
         };
@@ -363,6 +363,16 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
   if (pre) dxName = b.op('Mul', [dxName, b.floats(pre.scale, [pre.scale.length])]);
   const gradOut = b.op('Identity', [dxName]);
   return b.encode([{ name: 'x', shape: [-1, ...inputShape] }, ...objectiveInputs(kind, k)], [{ name: logitsOut, shape: [-1, k] }, { name: gradOut, shape: [-1, ...inputShape] }]);
+}
+
+/**
+ * A fused layer's ReLU / ReLU6 mask read from its output, 0 < out (< 6): the conv's output then
+ * has one reader, so onnxruntime fuses the clamp into the conv (the pre-activation is never
+ * written out). It equals the mask on the input but where the input is exactly 6.
+ */
+function layerActivationGrad(b: OnnxBuilder, act: 'relu' | 'relu6', out: string, g: string): string {
+  const pos = b.op('Greater', [out, b.scalar(0)]);
+  return masked(b, act === 'relu' ? pos : b.op('And', [pos, b.op('Less', [out, b.scalar(6)])]), g);
 }
 
 function add(b: OnnxBuilder, a: Value, c: Value, convert: (v: Value, nchw: boolean) => Value): Value {
