@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
 import { writeNpy } from '../../src/data/npy.js';
+import { saveLayersModel } from '../../src/models/io.js';
 import { uniform } from '../helpers.js';
 import { advkit } from './run.js';
 
@@ -19,11 +21,15 @@ beforeAll(async () => {
 });
 
 describe('ONNX models on the CLI', () => {
-  it('advkit inspect says whether the model runs on onnxruntime, or why it stays on wasm', () => {
+  it('advkit inspect says whether the model runs on onnxruntime, or why it stays on wasm', async () => {
     const runs = advkit(['inspect', '--model', path.join(FIXTURES, 'residual', 'model.onnx'), '--backend', 'onnxruntime']);
     expect(runs.code, runs.stderr).toBe(0);
     expect(runs.stdout).toMatch(/^onnxruntime: runs the forward and the attack gradients natively$/m);
-    const stays = advkit(['inspect', '--model', path.join(FIXTURES, 'shuffle', 'model.onnx'), '--backend', 'onnxruntime', '--json']);
+    // UpSampling2D runs through tfjs: such a model stays on wasm.
+    const up = tf.sequential({ layers: [tf.layers.upSampling2d({ inputShape: [4, 4, 1], size: [2, 2] }), tf.layers.flatten(), tf.layers.dense({ units: 3 })] });
+    const upDir = path.join(dir, 'upsampling');
+    await saveLayersModel(up, upDir);
+    const stays = advkit(['inspect', '--model', upDir, '--backend', 'onnxruntime', '--json']);
     expect(stays.code, stays.stderr).toBe(0);
     expect(JSON.parse(stays.stdout).onnxruntime).toEqual({ runs: false, reason: expect.stringMatching(/^node '.+' \(\w+\) runs through tfjs: .+; the model runs on the tensor backend$/) });
     const wasm = advkit(['inspect', '--model', path.join(FIXTURES, 'residual', 'model.onnx'), '--backend', 'wasm', '--json']);

@@ -319,6 +319,29 @@ export function emitOnnx(g: Graph, inputShape: readonly number[], options: EmitO
         bk = (gv) => [{ name: b.op('Unsqueeze', [gv.name, b.ints(axes)]), shape: h.shape, nchw: false }];
         break;
       }
+      case 'shuffle': {
+        // On NCHW [n, g, c/g, h, w] with the two channel axes swapped; its VJP is the shuffle by c/g.
+        const xin = convert(h, true);
+        const c = h.shape[3]!;
+        const shuffle = (t: string, groups: number) => b.op('Reshape', [b.op('Transpose', [b.op('Reshape', [t, b.ints([0, groups, c / groups, h.shape[1]!, h.shape[2]!])])], { perm: [0, 2, 1, 3, 4] }), b.ints([0, c, h.shape[1]!, h.shape[2]!])]);
+        if (h.shape.length !== 4) throw new NotEmittable(`node '${node.name}' shuffles the channels of a rank-${h.shape.length} value`);
+        res = { name: shuffle(xin.name, op.groups), shape, nchw: true };
+        bk = (gv) => [{ name: shuffle(convert(gv, true).name, c / op.groups), shape, nchw: true }];
+        break;
+      }
+      case 'slice': {
+        const rank = h.shape.length;
+        const axis = h.nchw ? 1 : rank - 1;
+        const total = h.shape[rank - 1]!;
+        res = { name: b.op('Slice', [h.name, b.ints([op.begin]), b.ints([op.begin + op.size]), b.ints([axis])]), shape, nchw: h.nchw };
+        bk = (gv) => {
+          const pads = new Array<number>(2 * rank).fill(0);
+          pads[axis] = op.begin;
+          pads[rank + axis] = total - op.begin - op.size;
+          return [{ name: b.op('Pad', [convert(gv, h.nchw).name, b.ints(pads)]), shape: h.shape, nchw: h.nchw }];
+        };
+        break;
+      }
       case 'fallback': throw new NotEmittable(`node '${node.name}' runs through tfjs`);
     }
     out[i] = res;

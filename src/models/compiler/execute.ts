@@ -328,6 +328,12 @@ function runNode(node: Node, i: number, xs: tf.Tensor[], training: boolean, fast
       if (op.type === 'avg') return tf.avgPool(h as tf.Tensor4D, op.filterSize, op.strides, op.pad);
       if (fast) return runFused(FUSED_MAX_POOL, { x: h }, { filterSize: op.filterSize, strides: op.strides, pad: op.pad, reluInput: op.reluInput === true });
       return tf.maxPool(h as tf.Tensor4D, op.filterSize, op.strides, op.pad);
+    case 'shuffle': {
+      const c = h.shape[h.rank - 1]!;
+      const lead = h.shape.slice(0, -1) as number[];
+      return tf.reshape(tf.transpose(tf.reshape(h, [...lead, op.groups, c / op.groups]), [...lead.map((_, i) => i), lead.length + 1, lead.length]), h.shape);
+    }
+    case 'slice': return tf.slice(h, [...Array(h.rank - 1).fill(0), op.begin], [...Array(h.rank - 1).fill(-1), op.size]);
     case 'reduce': return op.type === 'mean' ? tf.mean(h, op.axes, op.keepDims) : tf.max(h, op.axes, op.keepDims);
     case 'reshape': return tf.reshape(op.channelsFirst ? tf.transpose(h, [0, 3, 1, 2]) : h, [h.shape[0]!, ...op.shape]);
     case 'squeeze': return tf.squeeze(h, op.axes);

@@ -59,6 +59,10 @@ export type Op =
   /** Spatial padding by `value` (default 0; a max pool's explicit padding pads by −3.4e38). */
   | { kind: 'pad'; pads: [[number, number], [number, number]]; value?: number }
   | { kind: 'crop'; crop: [[number, number], [number, number]] }
+  /** Channel shuffle of the last axis: viewed as [groups, c/groups], transposed (output j·groups + i is input i·(c/groups) + j). */
+  | { kind: 'shuffle'; groups: number }
+  /** Channels [begin, begin + size) of the last axis (an ONNX channel slice, one group of a group conv). */
+  | { kind: 'slice'; begin: number; size: number }
   | { kind: 'pool'; type: 'max' | 'avg'; filterSize: [number, number]; strides: [number, number]; pad: 'same' | 'valid'; reluInput?: boolean }
   | { kind: 'reduce'; type: 'mean' | 'max'; axes: number[]; keepDims: boolean }
   /** Reshape to [batch, ...shape]; shape may hold one -1. `channelsFirst`: of the NCHW order (PyTorch's flatten of a feature map). */

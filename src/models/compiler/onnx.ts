@@ -363,20 +363,14 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
         const filter = keep(tf.transpose(tf.reshape(W, [ci, co / ci, kh, kw]), [2, 3, 0, 1]));
         set({ kind: 'act', node: push(name, n.opType, { kind: 'conv', depthwise: true, filter, bias, strides, pad, dilations, act: 'linear' }, [x.node]), shape });
       } else {
-        // Group convolution: each group's channels through its own filters, concatenated.
-        const filters = tf.split(W, groups, 0).map((wg) => tf.keep(tf.transpose(wg, [2, 3, 1, 0])));
-        owned.push(...filters);
-        const b0 = bias?.read();
-        const padArg = typeof pad === 'string' ? pad : [[0, 0], pad[0], pad[1], [0, 0]];
-        notes.push(`Conv '${name}' has ${groups} groups: it runs as ${groups} convolutions through tfjs`);
-        set({ kind: 'act', node: push(name, n.opType, {
-          kind: 'fallback', reason: `group convolution (${groups} groups)`,
-          run: ([xt]) => {
-            const parts = tf.split(xt as tf.Tensor4D, groups, 3).map((xg, k) => tf.conv2d(xg as tf.Tensor4D, filters[k] as tf.Tensor4D, strides, padArg as 'valid', 'NHWC', dilations));
-            const y = tf.concat(parts, 3);
-            return b0 ? tf.add(y, b0) : y;
-          },
-        }, [x.node]), shape });
+        // Group convolution: each group's channels (a slice) through its own filters, concatenated.
+        const biases = bias ? tf.split(bias.read(), groups, 0).map((bg) => keep(bg)) : undefined;
+        const parts = tf.split(W, groups, 0).map((wg, k) => {
+          const slice = push(`${name}:slice${k}`, n.opType, { kind: 'slice', begin: k * ciPerGroup, size: ciPerGroup }, [x.node]);
+          return push(`${name}:group${k}`, n.opType, { kind: 'conv', depthwise: false, filter: keep(tf.transpose(wg, [2, 3, 1, 0])), ...(biases ? { bias: biases[k] } : {}), strides, pad, dilations, act: 'linear' }, [slice]);
+        });
+        notes.push(`Conv '${name}' has ${groups} groups: it runs as ${groups} convolutions on channel slices, concatenated`);
+        set({ kind: 'act', node: push(name, n.opType, { kind: 'concat', axis: 3 }, parts), shape });
       }
       W.dispose();
     }
@@ -468,11 +462,7 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
         // The channel shuffle: output channel j·g + i is input channel i·(c/g) + j, as in NHWC
         // [.., g, c/g] transposed to [.., c/g, g].
         const groups = v.groups;
-        const per = shape[1]! / groups;
-        set({ kind: 'act', node: push(name, 'ChannelShuffle', {
-          kind: 'fallback', reason: `channel shuffle (${groups} groups) as a reshape and transpose of the channels`,
-          run: ([t]) => { const [b, hh, ww] = t!.shape as number[]; return tf.reshape(tf.transpose(tf.reshape(t!, [b!, hh!, ww!, groups, per]), [0, 1, 2, 4, 3]), [b!, hh!, ww!, groups * per]); },
-        }, [v.node]), shape });
+        set({ kind: 'act', node: push(name, 'ChannelShuffle', { kind: 'shuffle', groups }, [v.node]), shape });
         return;
       }
       if (v.shape.length === 4 && shape.length === 5 && shape[3] === v.shape[2] && shape[4] === v.shape[3] && shape[1]! * shape[2]! === v.shape[1]) {
@@ -505,10 +495,9 @@ export function lowerOnnx(model: OnnxModel, o: { head?: string; inputShape?: rea
         parts = [[s0, Math.max(0, e0 - s0)]];
       }
       parts.forEach(([begin, size], k) => {
-        const last = rank === 4 ? 3 : 1;
         const shape = [...x.shape];
         shape[1] = size;
-        set({ kind: 'act', node: push(`${name}:${k}`, n.opType, { kind: 'fallback', reason: 'a slice of channels', run: ([t]) => { const b = Array(t!.rank).fill(0); const s = Array(t!.rank).fill(-1); b[last] = begin; s[last] = size; return tf.slice(t!, b, s); } }, [x.node]), shape }, k);
+        set({ kind: 'act', node: push(`${name}:${k}`, n.opType, { kind: 'slice', begin, size }, [x.node]), shape }, k);
       });
     }
   };

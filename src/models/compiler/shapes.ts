@@ -81,6 +81,8 @@ function opShape(op: Op, ins: Shape[]): Shape | null {
       const axes = new Set(op.axes.map((a) => (a < 0 ? a + x.length : a)));
       return x.filter((_, i) => !axes.has(i));
     }
+    case 'slice': return [...x.slice(0, -1), op.size];
+    case 'shuffle': return x;
     case 'fallback': return null;
   }
 }
