@@ -19,7 +19,7 @@ import type { ObjectiveSpec } from '../models/native.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
 import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
-import { LOSSES, objective, type LossName } from './losses.js';
+import { LOSSES, objective, objectiveSpec, type LossName } from './losses.js';
 import { labelsToArray, UNTARGETED, type Goal, type Labels } from './targets.js';
 
 export interface GradientAttackOptions {
@@ -429,7 +429,7 @@ export function attackHooks(model: Classifier, x: tf.Tensor4D, labels: Int32Arra
   const goalRows = r.targets ? rows(r.targets, idx) : yRows;
   const goalT = r.targets ? tf.tensor1d(goalRows, 'int32') : yT;
   const spec: ObjectiveSpec | undefined = objectiveOf ? objectiveOf.spec
-    : { kind: isTargeted ? `${r.loss}-targeted` : r.loss, labels: goalRows, ...(isTargeted && r.loss === 'dlr' ? { other: yRows } : {}) };
+    : objectiveSpec(r.loss, goalRows, isTargeted, yRows);
   const seeds = rows(r.seeds, idx);
   const runSeeds = k === 0 ? seeds : seeds.map((s) => seedFor(s, k));
   return {

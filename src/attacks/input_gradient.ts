@@ -6,9 +6,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
-import type { ObjectiveSpec } from '../models/native.js';
 import { check, show } from '../util/errors.js';
-import { LOSSES, objective, type LossName } from './losses.js';
+import { LOSSES, objective, objectiveSpec, type LossName } from './losses.js';
 import { labelsToArray, type Labels } from './targets.js';
 
 export interface InputGradientOptions {
@@ -35,7 +34,7 @@ export async function inputGradient(model: Classifier, x: tf.Tensor4D, labels: L
   const targeted = options.targeted ?? false;
   const trueLabels = options.trueLabels === undefined ? undefined : labelsToArray(options.trueLabels, 'trueLabels');
   check(!(targeted && loss === 'dlr') || (trueLabels !== undefined && trueLabels.length === y.length), fn, () => 'targeted dlr needs trueLabels, one per image.');
-  const spec: ObjectiveSpec = { kind: targeted ? `${loss}-targeted` : loss, labels: y, ...(trueLabels && targeted && loss === 'dlr' ? { other: trueLabels } : {}) };
+  const spec = objectiveSpec(loss, y, targeted, trueLabels);
   const yT = tf.tensor1d(y, 'int32');
   const trueT = trueLabels ? tf.tensor1d(trueLabels, 'int32') : undefined;
   try {

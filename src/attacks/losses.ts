@@ -13,6 +13,7 @@
  * z are logits [N, K]; π sorts them in decreasing order.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { ObjectiveSpec } from '../models/native.js';
 
 export const LOSSES = ['ce', 'margin', 'dlr'] as const;
 export type LossName = (typeof LOSSES)[number];
@@ -45,6 +46,14 @@ function pick(z: tf.Tensor2D, oneHot: tf.Tensor2D): tf.Tensor1D {
 /** z_a − z_b per sample, for class labels a and b [N] (FAB's boundary, APGD-T's few-class margin). */
 export function logitGap(z: tf.Tensor2D, a: tf.Tensor1D, b: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => tf.sub(pick(z, tf.oneHot(a, z.shape[1]).toFloat() as tf.Tensor2D), pick(z, tf.oneHot(b, z.shape[1]).toFloat() as tf.Tensor2D)) as tf.Tensor1D);
+}
+
+/**
+ * The native path's name for `objective(loss, z, labels, targeted, trueLabels)` (models/native.ts
+ * computes its gradient in-graph): `labels` as given, the true labels as `other` for targeted DLR.
+ */
+export function objectiveSpec(loss: LossName, labels: Int32Array, targeted: boolean, trueLabels?: Int32Array): ObjectiveSpec {
+  return { kind: targeted ? `${loss}-targeted` : loss, labels, ...(targeted && loss === 'dlr' && trueLabels ? { other: trueLabels } : {}) };
 }
 
 /**
