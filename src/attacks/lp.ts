@@ -14,12 +14,15 @@
  *   inside bounds, per row (FAB's projection onto a linearized decision boundary); where no
  *   such δ exists, the δ inside bounds that comes closest.
  * Shapes: images [N, H, W, C]; per-sample values [N]; toHyperplane rows [N, D].
+ *
+ * L1 keeps the same contract: its projection is onto the L1 ball intersected with the
+ * box, exact, from one sort; its direction is sparse (the top 1% of the free coordinates).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds } from '../models/classifier.js';
 
 export interface Norm {
-  readonly name: 'linf' | 'l2';
+  readonly name: 'linf' | 'l2' | 'l1';
   randomStart(shape: readonly [number, number, number, number], eps: number, seeds: ArrayLike<number>): tf.Tensor4D;
   normalize(g: tf.Tensor4D, xAdv: tf.Tensor4D, bounds: Bounds): tf.Tensor4D;
   project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, bounds: Bounds): tf.Tensor4D;
@@ -131,6 +134,104 @@ export const l2: Norm = {
     const moving = tf.notEqual(sw, 0);
     const lam = solveBreakpoints(tf.where(moving, tf.div(reach, tf.abs(sw)), tf.zerosLike(sw)) as tf.Tensor2D, tf.square(w) as tf.Tensor2D, tf.abs(c));
     return delta(lam);
+  }),
+};
+
+/** Row-wise gathers as one flat gather (tfjs-wasm's GatherV2 with batchDims fails). */
+function rowTake(t: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D {
+  const [n, d] = t.shape;
+  const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
+  return tf.reshape(tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.reshape(tf.add(idx, rowStart), [-1])), idx.shape) as tf.Tensor2D;
+}
+
+/** Each coordinate's rank in its row when the row is sorted by `key`, largest first [N, D] (ties by position). */
+function ranks(key: tf.Tensor2D): tf.Tensor2D {
+  const d = key.shape[1];
+  const order = tf.topk(key, d).indices as tf.Tensor2D;
+  // The inverse permutation: sorting the order's positions back.
+  return tf.topk(tf.neg(tf.cast(order, 'float32')), d).indices as tf.Tensor2D;
+}
+
+/** Fraction of the free coordinates the L1 direction moves (the sparse step of Tramèr & Boneh's SLIDE). */
+export const L1_SPARSITY = 0.01;
+
+export const l1: Norm = {
+  name: 'l1',
+  // Uniform in the L1 ball: random signs times E_i / (E_1 + ... + E_{d+1}) for i.i.d.
+  // exponentials E (the first d coordinates of a uniform point of the simplex), scaled by eps.
+  randomStart: (shape, eps, seeds) => perSampleDraw(shape, seeds, (s, seed) => {
+    const d = s[1] * s[2] * s[3];
+    const e = tf.neg(tf.log(tf.randomUniform([1, d + 1], 1e-12, 1, 'float32', seed)));
+    const sign = tf.sign(tf.randomUniform([1, d], -1, 1, 'float32', seed + 1));
+    const point = tf.div(tf.slice(e, [0, 0], [1, d]), tf.sum(e));
+    return tf.reshape(tf.mul(tf.mul(point, sign), eps), s);
+  }),
+  // Steepest ascent under L1 moves one coordinate; that stalls a loop, so the direction spreads
+  // the unit of L1 evenly over the top L1_SPARSITY of the free coordinates by |g|, with their signs.
+  normalize: (g, xAdv, [lo, hi]) => tf.tidy(() => {
+    const n = g.shape[0];
+    const blocked = tf.logicalOr(tf.logicalAnd(tf.lessEqual(xAdv, lo), tf.less(g, 0)), tf.logicalAnd(tf.greaterEqual(xAdv, hi), tf.greater(g, 0)));
+    const free = perSample(tf.where(blocked, tf.zerosLike(g), g) as tf.Tensor4D);
+    const d = free.shape[1];
+    const k = Math.max(1, Math.ceil(L1_SPARSITY * d));
+    const mag = tf.abs(free);
+    const top = ranks(mag as tf.Tensor2D);
+    const chosen = tf.logicalAnd(tf.less(top, k), tf.greater(mag, 0));
+    const count = tf.maximum(tf.sum(tf.cast(chosen, 'float32'), 1, true), 1);
+    return tf.reshape(tf.div(tf.where(chosen, tf.sign(free), tf.zerosLike(free)), count), g.shape) as tf.Tensor4D;
+  }),
+  // argmin ‖z − xAdv‖₂ over ‖z − x‖₁ <= eps and the box: δ_i = sign(v_i)·min(max(|v_i| − λ, 0), r_i)
+  // (soft threshold, then the box), v = xAdv − x, r_i the room towards v_i's side, λ >= 0 the
+  // smallest with Σ|δ_i| <= eps. S(λ) = Σ max(|v_i| − λ, 0) − max(|v_i| − r_i − λ, 0) is
+  // piecewise linear with breakpoints |v_i| and |v_i| − r_i: sorted, exclusive cumsums give S at
+  // each, and λ is exact on the piece where S crosses eps.
+  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
+    const n = x.shape[0];
+    const v = perSample(tf.sub(xAdv, x) as tf.Tensor4D);
+    const xf = perSample(x);
+    const a = tf.abs(v) as tf.Tensor2D;
+    const r = tf.maximum(tf.where(tf.greater(v, 0), tf.sub(hi, xf), tf.sub(xf, lo)), 0) as tf.Tensor2D;
+    const d = a.shape[1];
+    const knots = tf.concat([a, tf.sub(a, r)], 1) as tf.Tensor2D;
+    const signs = tf.concat([tf.onesLike(a), tf.neg(tf.onesLike(a))], 1) as tf.Tensor2D;
+    const order = tf.topk(knots, 2 * d).indices as tf.Tensor2D;
+    const c = rowTake(knots, order);
+    const s = rowTake(signs, order);
+    const A = tf.cumsum(tf.mul(s, c), 1, true) as tf.Tensor2D;
+    const B = tf.cumsum(s, 1, true) as tf.Tensor2D;
+    const atKnot = tf.sub(A, tf.mul(c, B));
+    const j = tf.sum(tf.cast(tf.less(atKnot, eps), 'int32'), 1, true) as tf.Tensor2D; // first knot where S >= eps
+    const jc = tf.minimum(j, tf.scalar(2 * d - 1, 'int32')) as tf.Tensor2D;
+    const pick = (t: tf.Tensor2D) => rowTake(t, jc);
+    const onPiece = tf.div(tf.sub(pick(A), eps), tf.maximum(pick(B), 1));
+    // j = 0 only when eps = 0 (S = 0 at the largest knot): λ = the largest knot zeroes every coordinate.
+    const lam = tf.where(tf.equal(j, 0), pick(c), tf.where(tf.equal(j, 2 * d), tf.zerosLike(onPiece), onPiece));
+    const inside = tf.lessEqual(tf.sum(tf.minimum(a, r), 1, true), eps);
+    const lambda = tf.where(inside, tf.zerosLike(lam), tf.maximum(lam, 0));
+    let delta = tf.mul(tf.sign(v), tf.minimum(tf.maximum(tf.sub(a, lambda), 0), r)) as tf.Tensor2D;
+    // Float rounding can leave Σ|δ| a few ulps past eps; shrinking towards 0 keeps box and ball.
+    const len = tf.sum(tf.abs(delta), 1, true);
+    delta = tf.mul(delta, tf.minimum(1, tf.div(eps, tf.maximum(len, 1e-30)))) as tf.Tensor2D;
+    return tf.clipByValue(tf.reshape(tf.add(xf, delta), x.shape), lo, hi) as tf.Tensor4D;
+  }),
+  distance: (a, b) => tf.tidy(() => tf.sum(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D),
+  // min Σ|δ_i| with w·δ = c in the box is a fractional knapsack: coordinates in order of |w_i|
+  // (the most progress per unit of L1), each moved to its bound until w·δ reaches c.
+  toHyperplane: (p, w, c, [lo, hi]) => tf.tidy(() => {
+    const d = p.shape[1];
+    const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
+    const dir = tf.mul(tf.sign(w), col(sigma)) as tf.Tensor2D;
+    const room = tf.maximum(tf.where(tf.greater(dir, 0), tf.sub(hi, p), tf.sub(p, lo)), 0) as tf.Tensor2D;
+    const mag = tf.abs(w) as tf.Tensor2D;
+    const order = tf.topk(mag, d).indices as tf.Tensor2D;
+    const gain = rowTake(tf.mul(mag, room) as tf.Tensor2D, order);
+    const before = tf.cumsum(gain, 1, true) as tf.Tensor2D; // progress of the coordinates ahead of each
+    const rank = ranks(mag);
+    const ahead = rowTake(before, rank); // per coordinate, in place
+    const need = tf.sub(col(tf.abs(c)), ahead);
+    const part = tf.div(need, tf.maximum(mag, 1e-30));
+    const move = tf.where(tf.greater(mag, 0), tf.minimum(tf.maximum(part, 0), room), tf.zerosLike(room));
+    return tf.mul(dir, move) as tf.Tensor2D;
   }),
 };
 
