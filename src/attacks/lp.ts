@@ -53,6 +53,23 @@ function perSampleDraw(shape: readonly [number, number, number, number], seeds: 
 
 const col = (t: tf.Tensor1D) => tf.reshape(t, [-1, 1]) as tf.Tensor2D;
 
+/** Row-wise gathers t[i, idx[i, k]] as one flat gather (tfjs-wasm's GatherV2 with batchDims fails). */
+function rowTake(t: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D {
+  const [n, d] = t.shape;
+  const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
+  return tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.add(idx, rowStart)) as unknown as tf.Tensor2D;
+}
+
+/**
+ * The way each coordinate moves towards the hyperplane w·δ = c (σ·sign(w_i), σ = sign(c)) and
+ * how far it can go that way inside the bounds.
+ */
+function towards(p: tf.Tensor2D, w: tf.Tensor2D, c: tf.Tensor1D, [lo, hi]: Bounds): { dir: tf.Tensor2D; room: tf.Tensor2D } {
+  const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
+  const dir = tf.mul(tf.sign(w), col(sigma)) as tf.Tensor2D;
+  return { dir, room: tf.where(tf.greater(dir, 0), tf.sub(hi, p), tf.sub(p, lo)) as tf.Tensor2D };
+}
+
 /**
  * Solves h(s) = c per row for s >= 0, where h(s) = Σ_i slope_i · min(s, bp_i) is the
  * nondecreasing, piecewise-linear sum of coordinates that grow at slope_i until they saturate
@@ -63,19 +80,16 @@ const col = (t: tf.Tensor1D) => tf.reshape(t, [-1, 1]) as tf.Tensor2D;
 function solveBreakpoints(bp: tf.Tensor2D, slope: tf.Tensor2D, c: tf.Tensor1D): tf.Tensor1D {
   return tf.tidy(() => {
     const [n, d] = bp.shape;
-    // Row-wise gathers as one flat gather (tfjs-wasm's GatherV2 with batchDims fails).
-    const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
-    const take = (t: tf.Tensor2D, idx: tf.Tensor2D) => tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.add(idx, rowStart)) as unknown as tf.Tensor2D;
     const order = tf.topk(tf.neg(bp), d).indices as tf.Tensor2D;
-    const b = take(bp, order);
-    const sl = take(slope, order);
+    const b = rowTake(bp, order);
+    const sl = rowTake(slope, order);
     const before = tf.cumsum(tf.mul(sl, b), 1, true) as tf.Tensor2D; // saturated values before j
     const from = tf.cumsum(sl, 1, false, true) as tf.Tensor2D; // slopes from j on
     const atBreak = tf.add(before, tf.mul(b, from));
     // The piece holding the solution: the first breakpoint where h reaches c.
     const j = tf.sum(tf.cast(tf.less(atBreak, col(c)), 'int32'), 1) as tf.Tensor1D;
     const jc = tf.cast(tf.minimum(j, tf.scalar(d - 1, 'int32')), 'int32') as tf.Tensor1D;
-    const pick = (t: tf.Tensor2D) => tf.reshape(take(t, tf.reshape(jc, [n, 1]) as tf.Tensor2D), [n]) as tf.Tensor1D;
+    const pick = (t: tf.Tensor2D) => tf.reshape(rowTake(t, tf.reshape(jc, [n, 1]) as tf.Tensor2D), [n]) as tf.Tensor1D;
     const exact = tf.div(tf.sub(c, pick(before)), tf.maximum(pick(from), 1e-30));
     const largest = tf.max(bp, 1);
     return tf.where(tf.less(j, d), tf.minimum(exact, largest), largest) as tf.Tensor1D;
@@ -89,12 +103,8 @@ export const linf: Norm = {
   project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => tf.clipByValue(tf.minimum(tf.maximum(xAdv, tf.sub(x, eps)), tf.add(x, eps)), lo, hi) as tf.Tensor4D),
   distance: (a, b) => tf.max(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D,
   // min t with |δ_i| <= t: δ_i = clip(t·σ·sign(w_i), l_i, u_i), σ = sign(c); h(t) = σ·w·δ(t).
-  toHyperplane: (p, w, c, [lo, hi]) => tf.tidy(() => {
-    const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
-    const dir = tf.mul(tf.sign(w), col(sigma)) as tf.Tensor2D;
-    const l = tf.sub(lo, p) as tf.Tensor2D;
-    const u = tf.sub(hi, p) as tf.Tensor2D;
-    const room = tf.where(tf.greater(dir, 0), u, tf.neg(l)) as tf.Tensor2D; // how far each coordinate can move its way
+  toHyperplane: (p, w, c, bounds) => tf.tidy(() => {
+    const { dir, room } = towards(p, w, c, bounds);
     const delta = (t: tf.Tensor1D) => tf.mul(dir, tf.minimum(col(t), room)) as tf.Tensor2D;
     const t = solveBreakpoints(room, tf.where(tf.notEqual(dir, 0), tf.abs(w), tf.zerosLike(w)) as tf.Tensor2D, tf.abs(c));
     return delta(t);
@@ -137,19 +147,9 @@ export const l2: Norm = {
   }),
 };
 
-/** Row-wise gathers as one flat gather (tfjs-wasm's GatherV2 with batchDims fails). */
-function rowTake(t: tf.Tensor2D, idx: tf.Tensor2D): tf.Tensor2D {
-  const [n, d] = t.shape;
-  const rowStart = tf.reshape(tf.mul(tf.range(0, n, 1, 'int32'), tf.scalar(d, 'int32')), [n, 1]);
-  return tf.reshape(tf.gather(tf.reshape<tf.Rank.R1>(t, [-1]), tf.reshape(tf.add(idx, rowStart), [-1])), idx.shape) as tf.Tensor2D;
-}
-
-/** Each coordinate's rank in its row when the row is sorted by `key`, largest first [N, D] (ties by position). */
-function ranks(key: tf.Tensor2D): tf.Tensor2D {
-  const d = key.shape[1];
-  const order = tf.topk(key, d).indices as tf.Tensor2D;
-  // The inverse permutation: sorting the order's positions back.
-  return tf.topk(tf.neg(tf.cast(order, 'float32')), d).indices as tf.Tensor2D;
+/** Each coordinate's rank in its row from the row's sort order (topk indices) [N, D]: the inverse permutation. */
+function ranksOf(order: tf.Tensor2D): tf.Tensor2D {
+  return tf.topk(tf.neg(tf.cast(order, 'float32')), order.shape[1]).indices as tf.Tensor2D;
 }
 
 /** Fraction of the free coordinates the L1 direction moves (the sparse step of Tramèr & Boneh's SLIDE). */
@@ -169,13 +169,12 @@ export const l1: Norm = {
   // Steepest ascent under L1 moves one coordinate; that stalls a loop, so the direction spreads
   // the unit of L1 evenly over the top L1_SPARSITY of the free coordinates by |g|, with their signs.
   normalize: (g, xAdv, [lo, hi]) => tf.tidy(() => {
-    const n = g.shape[0];
     const blocked = tf.logicalOr(tf.logicalAnd(tf.lessEqual(xAdv, lo), tf.less(g, 0)), tf.logicalAnd(tf.greaterEqual(xAdv, hi), tf.greater(g, 0)));
     const free = perSample(tf.where(blocked, tf.zerosLike(g), g) as tf.Tensor4D);
     const d = free.shape[1];
     const k = Math.max(1, Math.ceil(L1_SPARSITY * d));
     const mag = tf.abs(free);
-    const top = ranks(mag as tf.Tensor2D);
+    const top = ranksOf(tf.topk(mag, d).indices as tf.Tensor2D);
     const chosen = tf.logicalAnd(tf.less(top, k), tf.greater(mag, 0));
     const count = tf.maximum(tf.sum(tf.cast(chosen, 'float32'), 1, true), 1);
     return tf.reshape(tf.div(tf.where(chosen, tf.sign(free), tf.zerosLike(free)), count), g.shape) as tf.Tensor4D;
@@ -186,7 +185,6 @@ export const l1: Norm = {
   // piecewise linear with breakpoints |v_i| and |v_i| − r_i: sorted, exclusive cumsums give S at
   // each, and λ is exact on the piece where S crosses eps.
   project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
-    const n = x.shape[0];
     const v = perSample(tf.sub(xAdv, x) as tf.Tensor4D);
     const xf = perSample(x);
     const a = tf.abs(v) as tf.Tensor2D;
@@ -205,7 +203,9 @@ export const l1: Norm = {
     const pick = (t: tf.Tensor2D) => rowTake(t, jc);
     const onPiece = tf.div(tf.sub(pick(A), eps), tf.maximum(pick(B), 1));
     // j = 0 only when eps = 0 (S = 0 at the largest knot): λ = the largest knot zeroes every coordinate.
-    const lam = tf.where(tf.equal(j, 0), pick(c), tf.where(tf.equal(j, 2 * d), tf.zerosLike(onPiece), onPiece));
+    // j = 2d (S below eps at every knot) means the point is inside: below the smallest knot S is
+    // constant (as many +1 as −1 terms), so S(0) < eps, and `inside` below sets λ = 0.
+    const lam = tf.where(tf.equal(j, 0), pick(c), onPiece);
     const inside = tf.lessEqual(tf.sum(tf.minimum(a, r), 1, true), eps);
     const lambda = tf.where(inside, tf.zerosLike(lam), tf.maximum(lam, 0));
     let delta = tf.mul(tf.sign(v), tf.minimum(tf.maximum(tf.sub(a, lambda), 0), r)) as tf.Tensor2D;
@@ -217,16 +217,16 @@ export const l1: Norm = {
   distance: (a, b) => tf.tidy(() => tf.sum(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D),
   // min Σ|δ_i| with w·δ = c in the box is a fractional knapsack: coordinates in order of |w_i|
   // (the most progress per unit of L1), each moved to its bound until w·δ reaches c.
-  toHyperplane: (p, w, c, [lo, hi]) => tf.tidy(() => {
+  toHyperplane: (p, w, c, bounds) => tf.tidy(() => {
     const d = p.shape[1];
-    const sigma = tf.where(tf.less(c, 0), tf.fill(c.shape, -1), tf.fill(c.shape, 1)) as tf.Tensor1D;
-    const dir = tf.mul(tf.sign(w), col(sigma)) as tf.Tensor2D;
-    const room = tf.maximum(tf.where(tf.greater(dir, 0), tf.sub(hi, p), tf.sub(p, lo)), 0) as tf.Tensor2D;
+    const towardsC = towards(p, w, c, bounds);
+    const dir = towardsC.dir;
+    const room = tf.maximum(towardsC.room, 0) as tf.Tensor2D;
     const mag = tf.abs(w) as tf.Tensor2D;
     const order = tf.topk(mag, d).indices as tf.Tensor2D;
     const gain = rowTake(tf.mul(mag, room) as tf.Tensor2D, order);
     const before = tf.cumsum(gain, 1, true) as tf.Tensor2D; // progress of the coordinates ahead of each
-    const rank = ranks(mag);
+    const rank = ranksOf(order);
     const ahead = rowTake(before, rank); // per coordinate, in place
     const need = tf.sub(col(tf.abs(c)), ahead);
     const part = tf.div(need, tf.maximum(mag, 1e-30));
