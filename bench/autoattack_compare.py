@@ -12,11 +12,12 @@ them with `npx vite-node bench/export_points.ts` (x: float32 [N, 28, 28, 1] in [
 usage: autoattack_compare.py --model DIR --x X.npy --y Y.npy --autoattack DIR
                              [--eps 0.3] [--version standard] [--threads 2] [--bs 500]
 """
-import argparse, contextlib, json, sys, time
+import argparse, contextlib, json, os, sys, time
 
-import numpy as np
 import torch
-import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_mnist import load_mnist_cnn, load_points  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--model", required=True)
@@ -35,39 +36,9 @@ from autoattack import AutoAttack  # noqa: E402
 torch.set_num_threads(args.threads)
 
 
-def load_weights(folder):
-    """The model.json weights manifest read against weights.bin, in manifest order."""
-    spec = json.load(open(f"{folder}/model.json"))
-    blob = open(f"{folder}/{spec['weightsManifest'][0]['paths'][0]}", "rb").read()
-    out, off = [], 0
-    for group in spec["weightsManifest"]:
-        for w in group["weights"]:
-            n = int(np.prod(w["shape"]))
-            out.append(np.frombuffer(blob, dtype=np.float32, count=n, offset=off).reshape(w["shape"]))
-            off += 4 * n
-    return out
+model = load_mnist_cnn(args.model)
 
-
-class ToNHWCFlatten(nn.Module):
-    """Keras flattens [H, W, C]; PyTorch would flatten [C, H, W]."""
-    def forward(self, x):
-        return x.permute(0, 2, 3, 1).flatten(1)
-
-
-k1, b1, k2, b2, w3, b3, w4, b4 = load_weights(args.model)
-model = nn.Sequential(
-    nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-    nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2), ToNHWCFlatten(),
-    nn.Linear(1600, 128), nn.ReLU(), nn.Linear(128, 10))
-with torch.no_grad():
-    model[0].weight.copy_(torch.from_numpy(k1.transpose(3, 2, 0, 1).copy())); model[0].bias.copy_(torch.from_numpy(b1))
-    model[3].weight.copy_(torch.from_numpy(k2.transpose(3, 2, 0, 1).copy())); model[3].bias.copy_(torch.from_numpy(b2))
-    model[7].weight.copy_(torch.from_numpy(w3.T.copy())); model[7].bias.copy_(torch.from_numpy(b3))
-    model[9].weight.copy_(torch.from_numpy(w4.T.copy())); model[9].bias.copy_(torch.from_numpy(b4))
-model.eval()
-
-x = torch.from_numpy(np.load(args.x).astype(np.float32)).permute(0, 3, 1, 2).contiguous()
-y = torch.from_numpy(np.load(args.y).astype(np.int64))
+x, y = load_points(args.x, args.y)
 with torch.no_grad():
     clean = (model(x).argmax(1) == y).float().mean().item()
 adversary = AutoAttack(model, norm=args.norm, eps=args.eps, version=args.version, seed=0, verbose=False, device="cpu")

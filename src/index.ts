@@ -10,6 +10,10 @@ export { pgd, PGD_DEFAULTS, type PgdOptions } from './attacks/pgd.js';
 export { mifgsm, MIFGSM_DEFAULTS, type MifgsmOptions } from './attacks/mifgsm.js';
 export { apgd, apgdT, APGD_DEFAULTS, APGDT_DEFAULTS, type ApgdOptions, type ApgdTOptions } from './attacks/apgd.js';
 export { fabT, FAB_DEFAULTS, type FabOptions } from './attacks/fab.js';
+export { deepfool, DEEPFOOL_DEFAULTS, type DeepFoolOptions } from './attacks/deepfool.js';
+export { cw, CW_DEFAULTS, type CwOptions } from './attacks/cw.js';
+export { ead, EAD_DEFAULTS, type EadOptions } from './attacks/ead.js';
+export { fmn, FMN_DEFAULTS, type FmnOptions } from './attacks/fmn.js';
 export { square, SQUARE_DEFAULTS, type SquareOptions } from './attacks/square.js';
 export { ATTACKS, ATTACK_NAMES, ATTACK_REGISTRY, type AttackName, type AnyAttackFn, type AttackEntry } from './attacks/registry.js';
 export type { Attack, AttackResult, GradientAttackOptions } from './attacks/gradient_descent.js';
@@ -17,7 +21,7 @@ export type { Attack, AttackResult, GradientAttackOptions } from './attacks/grad
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, type Goal, type Labels } from './attacks/targets.js';
 export { objective, LOSSES, type LossName } from './attacks/losses.js';
 export { inputGradient, type InputGradientOptions } from './attacks/input_gradient.js';
-export { linf, l2, type Norm, type NormName } from './attacks/lp.js';
+export { linf, l2, l1, NORM_NAMES, type Distances, type Norm, type NormName } from './attacks/lp.js';
 // Over many examples: sweeps, data sets, worker threads, example sets on disk.
 export { sweep, type SweepResult } from './attacks/sweep.js';
 export { attackDataset, predictDataset, type DatasetAttackOptions, type DatasetAttackBatch, type TargetMode } from './attacks/dataset.js';

@@ -97,7 +97,7 @@ export async function* attackDataset<O extends Partial<GradientAttackOptions>>(a
     const reply = await pool!.run({ attack: poolName!, options: { ...(options as object) }, images, shape: p.x.shape as [number, number, number, number], labels: p.labels, seeds: p.seeds, targets: p.targets, clean: true });
     const result: AttackResult = {
       adversarial: tf.tensor4d(reply.adversarial!, p.x.shape as [number, number, number, number]),
-      success: reply.success!, predictions: reply.predictions!, norms: { linf: reply.linf!, l2: reply.l2! },
+      success: reply.success!, predictions: reply.predictions!, norms: reply.norms!,
       steps: reply.steps!, restarts: reply.restarts!, loss: reply.loss!,
       ...(reply.minimumNorm ? { minimumNorm: reply.minimumNorm } : {}),
     };

@@ -65,6 +65,8 @@ export interface ManifestLine {
   successQuantized: boolean;
   linf: number;
   l2: number;
+  /** L1 distance (manifests written before L1 existed lack it). */
+  l1?: number;
 }
 
 /** What ties a set to the exact model and data it was computed on. */
@@ -88,6 +90,8 @@ export interface ExampleSetSummary {
   successRateQuantized: number;
   meanLinf: number | null;
   meanL2: number | null;
+  /** Mean L1 distance of the fooled examples (null when none, or the manifest predates L1). */
+  meanL1: number | null;
   provenance: Provenance;
 }
 
@@ -147,7 +151,7 @@ export function parseManifest(text: string, file: string, flag: string): Manifes
     for (const f of ['label', 'cleanPrediction', 'adversarialPrediction'] as const) if (!int(l[f], MAX_MANIFEST_CLASS)) throw bad(f, l[f], `a class index (an integer from 0 to ${MAX_MANIFEST_CLASS})`);
     if (l.target !== undefined && !int(l.target, MAX_MANIFEST_CLASS)) throw bad('target', l.target, 'a class index');
     for (const f of ['success', 'successQuantized'] as const) if (typeof l[f] !== 'boolean') throw bad(f, l[f], 'true or false');
-    for (const f of ['linf', 'l2'] as const) if (!(typeof l[f] === 'number' && Number.isFinite(l[f]) && (l[f] as number) >= 0)) throw bad(f, l[f], 'a finite number >= 0');
+    for (const f of ['linf', 'l2', 'l1'] as const) if ((f !== 'l1' || l[f] !== undefined) && !(typeof l[f] === 'number' && Number.isFinite(l[f]) && (l[f] as number) >= 0)) throw bad(f, l[f], 'a finite number >= 0');
     for (const f of ['source', 'className'] as const) if (l[f] !== undefined && typeof l[f] !== 'string') throw bad(f, l[f], 'a string');
     return l as unknown as ManifestLine;
   });
@@ -173,6 +177,7 @@ export function summarizeExampleSet(lines: ManifestLine[], run: { attack: string
     successRateQuantized: frac((l) => l.successQuantized),
     meanLinf: mean(ok.map((l) => l.linf)),
     meanL2: mean(ok.map((l) => l.l2)),
+    meanL1: ok.every((l) => l.l1 !== undefined) ? mean(ok.map((l) => l.l1!)) : null,
     provenance,
   };
 }
@@ -202,7 +207,7 @@ async function batchLines(model: Classifier, ds: Dataset, b: DatasetAttackBatch,
       ...(isTargeted ? { target: b.targets![k]! } : {}),
       cleanPrediction: b.cleanPredictions[k]!, adversarialPrediction: r.predictions[k]!, success: r.success[k] === 1,
       successQuantized: isTargeted ? qPred[k] === b.targets![k] : qPred[k] !== b.labels[k],
-      linf: r.norms.linf[k]!, l2: r.norms.l2[k]!,
+      linf: r.norms.linf[k]!, l2: r.norms.l2[k]!, l1: r.norms.l1[k]!,
     };
     if (format.includes('png')) {
       line.file = pngName(index);

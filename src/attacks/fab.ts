@@ -30,7 +30,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { Bounds, Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, defined } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
-import { descend, finalizeResult, gatherRows, goalMet, rows, runOnRemaining, validateAttack, type AttackResult, type GradientAttackOptions, type StepRule } from './gradient_descent.js';
+import { descend, gatherRows, goalMet, rows, runOnRemaining, validateAttack, type AttackResult, type GradientAttackOptions, type StepRule } from './gradient_descent.js';
+import { minimumNormResult } from './minimum_norm.js';
 import type { Norm } from './lp.js';
 import { logitGap } from './losses.js';
 import { rankedWrongClasses, type Labels } from './targets.js';
@@ -117,31 +118,23 @@ export async function fabT(model: Classifier, x: tf.Tensor4D, y: Labels, options
   });
   // FAB overshoots by η; a bisection along the segment from x to the closest adversarial
   // point finds where the segment crosses the boundary (exact on a linear model).
-  let closest: { point: tf.Tensor4D; dist: tf.Tensor1D };
+  let point: tf.Tensor4D;
   try {
-    closest = tf.tidy(() => {
-    const yAll = tf.tensor1d(labels, 'int32');
-    const dir = tf.sub(out.adv, x);
-    let lo = tf.zeros([n]) as tf.Tensor1D;
-    let hi = tf.ones([n]) as tf.Tensor1D;
-    for (let it = 0; it < REFINE_STEPS; it++) {
-      const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
-      const ok = tf.logicalAnd(out.success, goalMet(model.logits(tf.add(x, tf.mul(dir, tf.reshape(mid, [-1, 1, 1, 1]))) as tf.Tensor4D), yAll, false));
-      hi = tf.where(ok, mid, hi) as tf.Tensor1D;
-      lo = tf.where(ok, lo, mid) as tf.Tensor1D;
-    }
-    const point = tf.add(x, tf.mul(dir, tf.reshape(hi, [-1, 1, 1, 1]))) as tf.Tensor4D;
-    return { point, dist: r.norm.distance(point, x) };
+    point = tf.tidy(() => {
+      const yAll = tf.tensor1d(labels, 'int32');
+      const dir = tf.sub(out.adv, x);
+      let lo = tf.zeros([n]) as tf.Tensor1D;
+      let hi = tf.ones([n]) as tf.Tensor1D;
+      for (let it = 0; it < REFINE_STEPS; it++) {
+        const mid = tf.mul(tf.add(lo, hi), 0.5) as tf.Tensor1D;
+        const ok = tf.logicalAnd(out.success, goalMet(model.logits(tf.add(x, tf.mul(dir, tf.reshape(mid, [-1, 1, 1, 1]))) as tf.Tensor4D), yAll, false));
+        hi = tf.where(ok, mid, hi) as tf.Tensor1D;
+        lo = tf.where(ok, lo, mid) as tf.Tensor1D;
+      }
+      return tf.add(x, tf.mul(dir, tf.reshape(hi, [-1, 1, 1, 1]))) as tf.Tensor4D;
     });
-  } catch (err) {
+  } finally {
     tf.dispose([out.adv, out.success, out.score]);
-    throw err;
   }
-  const found = Uint8Array.from(await out.success.data());
-  const dist = await closest.dist.data();
-  const minimumNorm = Float32Array.from(found, (f, i) => (f ? dist[i]! : Infinity));
-  // The closest adversarial, kept inside the ball (projected when it lies beyond eps).
-  const adversarial = r.norm.project(closest.point, x, r.eps, model.bounds);
-  tf.dispose([out.adv, out.success, out.score, closest.point, closest.dist]);
-  return { ...(await finalizeResult(model, x, adversarial, labels, r)), minimumNorm };
+  return minimumNormResult(model, x, point, labels, r);
 }

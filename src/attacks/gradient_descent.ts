@@ -18,14 +18,14 @@ import { logitsAsync, type Bounds, type Classifier } from '../models/classifier.
 import type { ObjectiveSpec } from '../models/native.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
-import { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
+import { measureDistances, NORM_NAMES, NORMS, type Distances, type Norm, type NormName } from './lp.js';
 import { LOSSES, objective, objectiveSpec, type LossName } from './losses.js';
 import { labelsToArray, UNTARGETED, type Goal, type Labels } from './targets.js';
 
 export interface GradientAttackOptions {
   /** Radius of the threat model, in pixel units (the classifier's bounds). */
   eps: number;
-  /** 'linf' (default) or 'l2'. */
+  /** 'linf' (default), 'l2' or 'l1'. */
   norm?: NormName;
   /** Gradient steps per restart. */
   steps?: number;
@@ -66,7 +66,7 @@ export interface AttackResult {
   /** Predicted classes on `adversarial`. */
   predictions: Int32Array;
   /** Per-sample distances between `adversarial` and x. */
-  norms: { linf: Float32Array; l2: Float32Array };
+  norms: Distances;
   /** Gradient steps per restart. */
   steps: number;
   restarts: number;
@@ -99,7 +99,7 @@ export interface Resolved {
 
 /** Checks the inputs of an attack; every message names the attack, the argument and the value. */
 /** Every option name an attack of the registry takes (each attack's own are in its defaults). */
-export const ATTACK_OPTION_NAMES: readonly string[] = ['eps', 'norm', 'steps', 'relStepSize', 'absStepSize', 'randomStart', 'restarts', 'loss', 'goal', 'seed', 'earlyStop', 'momentum', 'eot', 'rho', 'targets', 'alphaMax', 'eta', 'beta', 'queries', 'pInit', 'rescaleSchedule'];
+export const ATTACK_OPTION_NAMES: readonly string[] = ['eps', 'norm', 'steps', 'relStepSize', 'absStepSize', 'randomStart', 'restarts', 'loss', 'goal', 'seed', 'earlyStop', 'momentum', 'eot', 'rho', 'targets', 'alphaMax', 'eta', 'beta', 'queries', 'pInit', 'rescaleSchedule', 'candidates', 'overshoot', 'binarySteps', 'initialConst', 'confidence', 'learningRate', 'abortEarly', 'decisionRule', 'maxStepSize', 'minStepSize', 'gamma'];
 
 export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, o: GradientAttackOptions & { steps: number }): { labels: Int32Array; resolved: Resolved } {
   checkKnownOptions(fn, o, ATTACK_OPTION_NAMES);
@@ -127,7 +127,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   const momentum = checkFiniteNumber(fn, 'momentum', o.momentum ?? 0, { min: 0 });
   const eot = checkFiniteNumber(fn, 'eot', o.eot ?? 1, { integer: true, min: 1 });
   const normName = o.norm ?? 'linf';
-  check(normName in NORMS, fn, () => `norm must be 'linf' or 'l2', but got ${show(normName)}.`);
+  check(typeof normName === 'string' && normName in NORMS, fn, () => `norm must be one of ${NORM_NAMES.join(', ')}, but got ${show(normName)}.`);
   const loss = o.loss ?? 'ce';
   check((LOSSES as readonly string[]).includes(loss), fn, () => `loss must be one of ${LOSSES.join(', ')}, but got ${show(loss)}.`);
   // With eps = 0 nothing can move, so any step size (FGSM's is eps) is accepted.
@@ -516,18 +516,16 @@ async function finalize(model: Classifier, x: tf.Tensor4D, adversarial: tf.Tenso
       pred: tf.argMax(z, 1),
       success: goalMet(z, goalT, isTargeted).toInt(),
       loss: objective(loss, z, goalT, isTargeted, yT),
-      linf: linf.distance(adversarial, x),
-      l2: l2.distance(adversarial, x),
     };
   });
   zAdv.dispose();
-  const [pred, success, lossV, dLinf, dL2] = await Promise.all([t.pred.data(), t.success.data(), t.loss.data(), t.linf.data(), t.l2.data()]);
-  tf.dispose([t.pred, t.success, t.loss, t.linf, t.l2]);
+  const [pred, success, lossV] = await Promise.all([t.pred.data(), t.success.data(), t.loss.data()]);
+  tf.dispose([t.pred, t.success, t.loss]);
   return {
     adversarial,
     predictions: Int32Array.from(pred),
     success: Uint8Array.from(success),
     loss: Float32Array.from(lossV),
-    norms: { linf: Float32Array.from(dLinf), l2: Float32Array.from(dL2) },
+    norms: await measureDistances(adversarial, x),
   };
 }

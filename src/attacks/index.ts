@@ -3,7 +3,7 @@ export { bim, BIM_DEFAULTS, type BimOptions } from './bim.js';
 export { pgd, PGD_DEFAULTS, type PgdOptions } from './pgd.js';
 export { mifgsm, MIFGSM_DEFAULTS, type MifgsmOptions } from './mifgsm.js';
 export { runGradientAttack, validateAttack, goalMet, type AttackResult, type GradientAttackOptions, type Attack } from './gradient_descent.js';
-export { linf, l2, NORMS, type Norm, type NormName } from './lp.js';
+export { linf, l2, l1, NORMS, NORM_NAMES, type Distances, type Norm, type NormName } from './lp.js';
 export { objective, LOSSES, type LossName } from './losses.js';
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, labelsToArray, type Goal, type Labels } from './targets.js';
 export { sweep, type SweepResult } from './sweep.js';
@@ -11,5 +11,9 @@ export { attackDataset, type DatasetAttackOptions, type DatasetAttackBatch } fro
 export { square, SQUARE_DEFAULTS, type SquareOptions } from './square.js';
 export { apgd, apgdT, apgdCheckpoints, APGD_DEFAULTS, APGDT_DEFAULTS, type ApgdOptions, type ApgdTOptions } from './apgd.js';
 export { fabT, FAB_DEFAULTS, type FabOptions } from './fab.js';
+export { deepfool, DEEPFOOL_DEFAULTS, type DeepFoolOptions } from './deepfool.js';
+export { cw, CW_DEFAULTS, type CwOptions } from './cw.js';
+export { ead, EAD_DEFAULTS, type EadOptions } from './ead.js';
+export { fmn, FMN_DEFAULTS, type FmnOptions } from './fmn.js';
 export { ATTACKS, ATTACK_NAMES, GRADIENT_ATTACKS, MINIMUM_NORM_ATTACKS, type AttackName, type AnyAttackFn } from './registry.js';
 export { writeExampleSet, readExampleSet, mergeExampleSets, isExampleSet, summarizeExampleSet, EXAMPLE_SET_SCHEMA, EXAMPLE_SET_VERSION, type ManifestLine, type ExampleSet, type ExampleSetSummary, type WriteExampleSetOptions, type Provenance } from './example_set.js';

@@ -20,17 +20,27 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Bounds } from '../models/classifier.js';
+import { NORM_NAMES, type NormName } from '../util/norms.js';
 
 export interface Norm {
-  readonly name: 'linf' | 'l2' | 'l1';
+  readonly name: NormName | 'l1';
   randomStart(shape: readonly [number, number, number, number], eps: number, seeds: ArrayLike<number>): tf.Tensor4D;
   normalize(g: tf.Tensor4D, xAdv: tf.Tensor4D, bounds: Bounds): tf.Tensor4D;
-  project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: number, bounds: Bounds): tf.Tensor4D;
+  /** eps is one radius for the batch, or one per sample [N] (FMN's adaptive radii). */
+  project(xAdv: tf.Tensor4D, x: tf.Tensor4D, eps: Radius, bounds: Bounds): tf.Tensor4D;
   distance(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor1D;
   toHyperplane(p: tf.Tensor2D, w: tf.Tensor2D, c: tf.Tensor1D, bounds: Bounds): tf.Tensor2D;
 }
 
 const TINY = 1e-12;
+
+/** A radius for the whole batch, or one per sample. */
+export type Radius = number | tf.Tensor1D;
+
+/** The radius shaped for broadcasting against per-sample values of rank `rank` ([N, 1, ...]). */
+function radius(eps: Radius, rank: 2 | 4): number | tf.Tensor {
+  return typeof eps === 'number' ? eps : tf.reshape(eps, rank === 2 ? [-1, 1] : [-1, 1, 1, 1]);
+}
 
 function perSample(t: tf.Tensor4D): tf.Tensor2D {
   return tf.reshape(t, [t.shape[0], -1]);
@@ -100,8 +110,11 @@ export const linf: Norm = {
   name: 'linf',
   randomStart: (shape, eps, seeds) => perSampleDraw(shape, seeds, (s, seed) => tf.randomUniform(s, -eps, eps, 'float32', seed)),
   normalize: (g) => tf.sign(g) as tf.Tensor4D,
-  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => tf.clipByValue(tf.minimum(tf.maximum(xAdv, tf.sub(x, eps)), tf.add(x, eps)), lo, hi) as tf.Tensor4D),
-  distance: (a, b) => tf.max(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D,
+  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
+    const e = radius(eps, 4);
+    return tf.clipByValue(tf.minimum(tf.maximum(xAdv, tf.sub(x, e)), tf.add(x, e)), lo, hi) as tf.Tensor4D;
+  }),
+  distance: (a, b) => tf.tidy(() => tf.max(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D),
   // min t with |δ_i| <= t: δ_i = clip(t·σ·sign(w_i), l_i, u_i), σ = sign(c); h(t) = σ·w·δ(t).
   toHyperplane: (p, w, c, bounds) => tf.tidy(() => {
     const { dir, room } = towards(p, w, c, bounds);
@@ -128,7 +141,7 @@ export const l2: Norm = {
   }),
   project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
     const delta = tf.sub(xAdv, x) as tf.Tensor4D;
-    const scale = tf.minimum(1, tf.div(eps, tf.add(l2Norms(delta), TINY)));
+    const scale = tf.minimum(1, tf.div(radius(eps, 4), tf.add(l2Norms(delta), TINY)));
     return tf.clipByValue(tf.add(x, tf.mul(delta, scale)), lo, hi) as tf.Tensor4D;
   }),
   distance: (a, b) => tf.tidy(() => tf.sqrt(tf.sum(tf.square(perSample(tf.sub(a, b))), 1)) as tf.Tensor1D),
@@ -184,7 +197,8 @@ export const l1: Norm = {
   // smallest with Σ|δ_i| <= eps. S(λ) = Σ max(|v_i| − λ, 0) − max(|v_i| − r_i − λ, 0) is
   // piecewise linear with breakpoints |v_i| and |v_i| − r_i: sorted, exclusive cumsums give S at
   // each, and λ is exact on the piece where S crosses eps.
-  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
+  project: (xAdv, x, radii, [lo, hi]) => tf.tidy(() => {
+    const eps = radius(radii, 2);
     const v = perSample(tf.sub(xAdv, x) as tf.Tensor4D);
     const xf = perSample(x);
     const a = tf.abs(v) as tf.Tensor2D;
@@ -235,5 +249,19 @@ export const l1: Norm = {
   }),
 };
 
-export const NORMS = { linf, l2 } as const;
-export type NormName = keyof typeof NORMS;
+export const NORMS: Readonly<Record<NormName, Norm>> = Object.freeze({ linf, l2, l1 });
+export { NORM_NAMES, type NormName };
+
+/** Per-sample distances in every norm, as the results report them. */
+export type Distances = Record<NormName, Float32Array>;
+
+/** The distances between `a` and `b` in every norm, read to the host. */
+export async function measureDistances(a: tf.Tensor4D, b: tf.Tensor4D): Promise<Distances> {
+  const ts = NORM_NAMES.map((k) => NORMS[k].distance(a, b));
+  try {
+    const values = await Promise.all(ts.map((t) => t.data()));
+    return Object.fromEntries(NORM_NAMES.map((k, i) => [k, Float32Array.from(values[i]!)])) as Distances;
+  } finally {
+    tf.dispose(ts);
+  }
+}

@@ -7,6 +7,10 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Classifier } from '../models/classifier.js';
 import { APGD_DEFAULTS, APGDT_DEFAULTS, apgd, apgdT } from './apgd.js';
 import { BIM_DEFAULTS, bim } from './bim.js';
+import { CW_DEFAULTS, cw } from './cw.js';
+import { DEEPFOOL_DEFAULTS, deepfool } from './deepfool.js';
+import { EAD_DEFAULTS, ead } from './ead.js';
+import { FMN_DEFAULTS, fmn } from './fmn.js';
 import { FAB_DEFAULTS, fabT } from './fab.js';
 import { FGSM_DEFAULTS, fgsm } from './fgsm.js';
 import type { AttackResult } from './gradient_descent.js';
@@ -15,6 +19,7 @@ import { PGD_DEFAULTS, pgd } from './pgd.js';
 import { SQUARE_DEFAULTS, square } from './square.js';
 import type { Labels } from './targets.js';
 import { check, show } from '../util/errors.js';
+import { NORM_NAMES, type NormName } from '../util/norms.js';
 
 export type AnyAttackFn = (model: Classifier, x: tf.Tensor4D, y: Labels, options: { eps: number } & Record<string, unknown>) => Promise<AttackResult>;
 
@@ -33,6 +38,8 @@ export interface AttackEntry {
   readonly gradient: boolean;
   /** Reports each example's minimum adversarial distance, independent of eps. */
   readonly minimumNorm: boolean;
+  /** The threat models it runs under (default: every norm). */
+  readonly norms?: readonly NormName[];
   /** Why an option is not among its own, after the attack's name, where the reason helps (fgsm's steps). */
   readonly notes?: Readonly<Partial<Record<string, string>>>;
 }
@@ -41,6 +48,7 @@ const LOOP = ['steps', 'relStepSize', 'absStepSize', 'loss', 'goal', 'earlyStop'
 const OWN_STEPS = 'sets its own step sizes';
 const OWN_TARGETS = 'picks its own target classes';
 const apgdWith = (loss: 'ce' | 'dlr'): AnyAttackFn => (model, x, y, options) => apgd(model, x, y, { ...options, loss } as never);
+const UNTARGETED_ONLY = 'is untargeted';
 const strip = (defaults: Record<string, unknown>, ...drop: string[]) => Object.fromEntries(Object.entries(defaults).filter(([k]) => !(COMMON_ATTACK_OPTIONS as readonly string[]).includes(k) && !drop.includes(k)));
 
 export const ATTACK_REGISTRY = Object.freeze({
@@ -72,10 +80,30 @@ export const ATTACK_REGISTRY = Object.freeze({
     options: ['steps', 'restarts', 'targets', 'alphaMax', 'eta', 'beta'], defaults: strip(FAB_DEFAULTS), gradient: true, minimumNorm: true,
     notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, goal: OWN_TARGETS },
   },
+  deepfool: {
+    run: deepfool as unknown as AnyAttackFn, summary: 'DeepFool, minimum-norm, to the nearest linearized boundary (Moosavi-Dezfooli et al. 2016)',
+    options: ['steps', 'candidates', 'overshoot'], defaults: strip(DEEPFOOL_DEFAULTS), gradient: true, minimumNorm: true,
+    notes: { relStepSize: OWN_STEPS, absStepSize: OWN_STEPS, goal: UNTARGETED_ONLY },
+  },
+  cw: {
+    run: cw as unknown as AnyAttackFn, summary: 'Carlini–Wagner L2, minimum-norm, Adam in tanh space (Carlini & Wagner 2017)',
+    options: ['steps', 'binarySteps', 'initialConst', 'confidence', 'learningRate', 'abortEarly', 'goal'], defaults: strip(CW_DEFAULTS), gradient: true, minimumNorm: true, norms: ['l2'],
+    notes: { relStepSize: 'sets its steps with learningRate', absStepSize: 'sets its steps with learningRate' },
+  },
+  ead: {
+    run: ead as unknown as AnyAttackFn, summary: 'EAD, elastic-net L1 minimum-norm by FISTA (Chen et al. 2018)',
+    options: ['steps', 'binarySteps', 'initialConst', 'beta', 'learningRate', 'confidence', 'decisionRule', 'goal'], defaults: strip(EAD_DEFAULTS), gradient: true, minimumNorm: true, norms: ['l1'],
+    notes: { relStepSize: 'sets its steps with learningRate', absStepSize: 'sets its steps with learningRate' },
+  },
+  fmn: {
+    run: fmn as unknown as AnyAttackFn, summary: 'Fast Minimum-Norm, adaptive-radius projected steps (Pintor et al. 2021)',
+    options: ['steps', 'maxStepSize', 'minStepSize', 'gamma', 'goal'], defaults: strip(FMN_DEFAULTS), gradient: true, minimumNorm: true,
+    notes: { relStepSize: 'sets its steps with maxStepSize and minStepSize', absStepSize: 'sets its steps with maxStepSize and minStepSize' },
+  },
   square: {
     run: square as unknown as AnyAttackFn, summary: 'Square Attack, random search without gradients (Andriushchenko et al. 2020)',
-    options: ['queries', 'pInit', 'rescaleSchedule'], defaults: strip(SQUARE_DEFAULTS), gradient: false, minimumNorm: false,
-    notes: { steps: 'counts queries, not steps', goal: 'is untargeted' },
+    options: ['queries', 'pInit', 'rescaleSchedule'], defaults: strip(SQUARE_DEFAULTS), gradient: false, minimumNorm: false, norms: ['linf', 'l2'],
+    notes: { steps: 'counts queries, not steps', goal: UNTARGETED_ONLY },
   },
 } satisfies Record<string, AttackEntry>);
 
@@ -91,6 +119,17 @@ export const GRADIENT_ATTACKS: readonly AttackName[] = entries().filter(([, e]) 
 export const MINIMUM_NORM_ATTACKS: readonly AttackName[] = entries().filter(([, e]) => e.minimumNorm).map(([n]) => n);
 /** Attacks that take a targeted goal (the others pick their own targets or are untargeted). */
 export const GOAL_ATTACKS: readonly AttackName[] = attacksTaking('goal');
+
+/** The norms `name` runs under. */
+export function attackNorms(name: AttackName): readonly NormName[] {
+  return (ATTACK_REGISTRY[name] as AttackEntry).norms ?? NORM_NAMES;
+}
+
+/** Why `name` cannot run under `norm` (a sentence naming the attacks that can), or undefined when it can. */
+export function normRefusal(name: AttackName, norm: NormName): string | undefined {
+  if (attackNorms(name).includes(norm)) return undefined;
+  return `${name} runs under ${attackNorms(name).join(' or ')} only, not ${norm}; the attacks for ${norm}: ${ATTACK_NAMES.filter((n) => attackNorms(n).includes(norm)).join(', ')}.`;
+}
 
 /** True when `name` reads `option`. */
 export function takesOption(name: AttackName, option: string): boolean {

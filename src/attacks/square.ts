@@ -24,16 +24,16 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { logitsAsync, type Classifier } from '../models/classifier.js';
-import { checkFiniteNumber, checkKnownOptions, defined } from '../util/errors.js';
+import { check, checkFiniteNumber, checkKnownOptions, defined } from '../util/errors.js';
 import { deriveSeed, Rng } from '../util/random.js';
 import { ATTACK_OPTION_NAMES, validateAttack, yielder, type AttackResult } from './gradient_descent.js';
-import { linf, l2 } from './lp.js';
+import { measureDistances, type NormName } from './lp.js';
 import type { Labels } from './targets.js';
 
 export interface SquareOptions {
   eps: number;
   /** 'linf' (default) or 'l2'. */
-  norm?: 'linf' | 'l2';
+  norm?: NormName;
   queries?: number;
   pInit?: number;
   seed?: number | ArrayLike<number>;
@@ -114,6 +114,7 @@ export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, optio
   checkKnownOptions(fn, o, ATTACK_OPTION_NAMES);
   const queries = checkFiniteNumber(fn, 'queries', o.queries, { integer: true, min: 1 });
   const pInit = checkFiniteNumber(fn, 'pInit', o.pInit, { min: 0, minExclusive: true, max: 1 });
+  check(o.norm !== 'l1', fn, () => "norm 'l1' has no Square proposal (the paper's are L∞ and L2); pass norm 'linf' or 'l2', or use a gradient attack for L1.");
   const { labels, resolved } = validateAttack(fn, model, x, y, { eps: o.eps, steps: 1, seed: o.seed, norm: o.norm });
   const isL2 = resolved.norm.name === 'l2';
   const eps = resolved.eps;
@@ -219,14 +220,11 @@ export async function square(model: Classifier, x: tf.Tensor4D, y: Labels, optio
   const adversarial = tf.tidy(() => resolved.norm.project(tf.tensor4d(best, [n, h, w, c]), x, eps, model.bounds));
   best.set(await adversarial.data());
   const { pred } = await margins(model, best, [n, h, w, c], labels);
-  const d = tf.tidy(() => ({ li: linf.distance(adversarial, x), l2d: l2.distance(adversarial, x) }));
-  const [li, l2v] = await Promise.all([d.li.data(), d.l2d.data()]);
-  tf.dispose([d.li, d.l2d]);
   return {
     adversarial,
     success: Uint8Array.from(pred, (p, s) => (p !== labels[s] ? 1 : 0)),
     predictions: pred,
-    norms: { linf: Float32Array.from(li), l2: Float32Array.from(l2v) },
+    norms: await measureDistances(adversarial, x),
     steps: queries,
     restarts: 1,
     loss: Float32Array.from(bestMargin, (m) => -m),

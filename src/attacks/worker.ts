@@ -7,6 +7,7 @@ import { pathToFileURL } from 'node:url';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { ATTACKS, type AttackName } from './registry.js';
+import type { Distances } from './lp.js';
 import { checkedPredictions, fromGraphModel, fromLayersModel, type Classifier, type ClassifierOptions } from '../models/classifier.js';
 import { initBackend } from '../backend/index.js';
 import { loadClassifier } from '../models/io.js';
@@ -44,8 +45,7 @@ export interface WorkerReply {
   adversarial?: Float32Array;
   success?: Uint8Array;
   predictions?: Int32Array;
-  linf?: Float32Array;
-  l2?: Float32Array;
+  norms?: Distances;
   loss?: Float32Array;
   steps?: number;
   restarts?: number;
@@ -99,7 +99,7 @@ parentPort!.on('message', (job: WorkerJob) => {
       const r = await ATTACKS[job.attack](model, x, job.labels, opts);
       const adversarial = (await r.adversarial.data()) as Float32Array;
       r.adversarial.dispose();
-      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, linf: r.norms.linf, l2: r.norms.l2, loss: r.loss, steps: r.steps, restarts: r.restarts, ...(r.minimumNorm ? { minimumNorm: r.minimumNorm } : {}), cleanPredictions };
+      const reply: WorkerReply = { id: job.id, adversarial, success: r.success, predictions: r.predictions, norms: r.norms, loss: r.loss, steps: r.steps, restarts: r.restarts, ...(r.minimumNorm ? { minimumNorm: r.minimumNorm } : {}), cleanPredictions };
       parentPort!.postMessage(reply, [adversarial.buffer as ArrayBuffer]);
     } catch (err) {
       parentPort!.postMessage({ id: job.id, error: errorPayload(err) } satisfies WorkerReply);

@@ -17,6 +17,7 @@ import { resolveShard, shardName, shardRange } from '../util/shard.js';
 import { attackOptions, checkCompatible, formatOption, withAttackFlags, type AttackCliOptions } from './attack_options.js';
 import { action, checkedModelDigest, countingForwardPasses, epsOption, intOption, log, printJson, startBackend, startPool, withCommonOptions, withShardOptions, withWorkersOption } from './common.js';
 import { withDefense, withDefenseOptions } from './defense_spec.js';
+import { NORM_NAMES } from '../util/norms.js';
 
 export function attackCommand(): Command {
   return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('attack'))
@@ -25,7 +26,7 @@ export function attackCommand(): Command {
     .requiredOption('--out <dir>', 'output directory for the example set')
     .addOption(new Option('--attack <name>', 'attack').choices([...ATTACK_NAMES]).default('pgd'))
     .requiredOption('--eps <eps>', 'perturbation budget in pixel units ([0,1] images): a number or a fraction such as 8/255', epsOption)
-    .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']).default('linf'))
+    .addOption(new Option('--norm <norm>', 'threat model').choices([...NORM_NAMES]).default('linf'))
     .option('--allow-large-eps', "allow an eps larger than any perturbation inside the model's bounds (a unit mistake otherwise)")
     .option('--seed <n>', 'seed for random starts and targets', intOption(0, 2 ** 31 - 1), 0)
     .option('--limit <n>', 'attack only the first n examples', intOption(1))
@@ -102,7 +103,7 @@ function report(summary: ExampleSetSummary, o: AttackCliOptions, seconds: number
     `  clean accuracy        ${pct(summary.cleanAccuracy)}`,
     `  robust accuracy       ${pct(summary.robustAccuracy)}`,
     `  attack success        ${pct(summary.successRate)} (${pct(summary.successRateQuantized)} after 8-bit rounding)`,
-    `  mean L∞ / L2 (fooled) ${summary.meanLinf?.toFixed(4) ?? '-'} / ${summary.meanL2?.toFixed(4) ?? '-'}`,
+    `  fooled mean L∞/L2/L1  ${summary.meanLinf?.toFixed(4) ?? '-'} / ${summary.meanL2?.toFixed(4) ?? '-'} / ${summary.meanL1?.toFixed(4) ?? '-'}`,
     `  time                  ${seconds.toFixed(1)} s (${backend})`,
     `  written to            ${path.resolve(o.out)}`,
   ];

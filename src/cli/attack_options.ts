@@ -10,13 +10,14 @@ import { attacksTaking, optionRefusal, takesOption, type AttackName } from '../a
 import type { TargetMode } from '../attacks/dataset.js';
 import { AdvkitError } from '../util/errors.js';
 import { floatOption, intOption } from './common.js';
+import type { NormName } from '../util/norms.js';
 
 export interface AttackCliOptions extends ModelCliOptions, AttackFlagValues {
   model: string;
   data: string;
   attack: AttackName;
   eps: number;
-  norm: 'linf' | 'l2';
+  norm: NormName;
   seed: number;
   allowLargeEps?: boolean;
   defense?: string;

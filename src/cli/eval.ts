@@ -22,16 +22,17 @@ import { withDefenseOptions } from './defense_spec.js';
 import { parseAttacks, parseEpsilons, readConfig, withFlags, type EvalCliOptions } from './eval_options.js';
 import { checkReportOut, loadEvalSource, presentEvaluation, readBaseline, readSigningKey, type EvalSource } from './eval_run.js';
 import { checkEpsRange, configuredModelOptions, withModelOptions, withResizeOption } from './model_options.js';
+import { NORM_NAMES } from '../util/norms.js';
 
 export function evalCommand(): Command {
   return withDefenseOptions(withAttackFlags(withResizeOption(withModelOptions(withShardOptions(withWorkersOption(withCommonOptions(new Command('eval'))
     .option('--model <dir>', 'model: a TensorFlow.js model directory (model.json + weights) or an ONNX file (model.onnx)')
     .option('--data <spec>', 'data spec (default split: test)')
     .option('--attacks <list>', `comma list of ${ATTACK_NAMES.join(', ')}, run in this order (instead of --preset)`)
-    .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI)').choices([...PRESET_NAMES]))
+    .addOption(new Option('--preset <name>', 'fixed ensemble: standard (AutoAttack: apgd-ce, apgd-t, fab-t, square-5000; the default), rand (randomized models), fast (CI), minimum-norm (fmn, cw, deepfool, fab-t, ead as the norm takes: the distance curve)').choices([...PRESET_NAMES]))
     .option('--eps <list>', 'comma list of epsilons in pixel units, numbers or fractions: 0,0.1,0.2,0.3 or 0,4/255,8/255')
     .option('--allow-large-eps', "allow an eps larger than any perturbation inside the model's bounds (a unit mistake otherwise)")
-    .addOption(new Option('--norm <norm>', 'threat model').choices(['linf', 'l2']))
+    .addOption(new Option('--norm <norm>', 'threat model').choices([...NORM_NAMES]))
     .option('--seed <n>', 'seed', intOption(0, 2 ** 31 - 1))
     .option('--limit <n>', 'evaluate the first n examples', intOption(1))
     .option('--batch-size <n>', 'batch size', intOption(1, 65_536))
@@ -65,7 +66,7 @@ export function evalCommand(): Command {
       const epsilons = parseEpsilons(o.eps);
       if (o.attacks !== undefined && o.preset !== undefined) throw new InvalidArgumentError(`Error in --preset: give --preset ${o.preset} or --attacks ${o.attacks}, not both.`);
       if (o.preset !== undefined && !(PRESET_NAMES as readonly string[]).includes(o.preset)) throw new InvalidArgumentError(`Error in --preset: unknown preset ${JSON.stringify(o.preset)}; use one of ${PRESET_NAMES.join(', ')}.`);
-      const resolved = resolveAttacks({ attacks: o.attacks !== undefined ? parseAttacks(o.attacks) : undefined, preset: o.preset });
+      const resolved = resolveAttacks({ attacks: o.attacks !== undefined ? parseAttacks(o.attacks) : undefined, preset: o.preset, norm: o.norm });
       const attacks = withFlags(resolved.attacks, o);
       const changed = resolved.preset !== undefined && JSON.stringify(attacks) !== JSON.stringify(resolved.attacks);
       // An untouched preset is named as such; flags that change its attacks make it a list.

@@ -8,6 +8,7 @@ import type { PresetName } from '../eval/presets.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import type { ResizeSpec } from '../data/index.js';
 import type { Bounds, Normalization } from '../models/classifier.js';
+import type { NormName } from '../util/norms.js';
 
 export interface EvalCliOptions extends AttackFlagValues {
   model?: string;
@@ -15,7 +16,7 @@ export interface EvalCliOptions extends AttackFlagValues {
   attacks?: string;
   preset?: PresetName;
   eps?: string;
-  norm?: 'linf' | 'l2';
+  norm?: NormName;
   seed?: number;
   limit?: number;
   batchSize?: number;

@@ -10,6 +10,7 @@ import { describePreprocessing, IMAGENET_NORMALIZATION, type Bounds, type Classi
 import { loadClassifier, type ModelMetadata } from '../models/io.js';
 import { InvalidArgumentError } from '../util/errors.js';
 import { log } from './common.js';
+import { diameter, NORM_LABELS, type NormName } from '../util/norms.js';
 
 export interface ModelCliOptions {
   model: string;
@@ -123,15 +124,15 @@ export function configuredModelOptions(o: Partial<ModelCliOptions>, fromConfig: 
 
 /**
  * Refuses epsilons larger than any perturbation inside the bounds can be (the bounds' range in
- * L∞, range · sqrt(pixels) in L2): an `--eps 30` or `--eps 0,8` on [0, 1] images is a unit mistake
+ * L∞, range · sqrt(pixels) in L2, range · pixels in L1): an `--eps 30` or `--eps 0,8` on [0, 1] images is a unit mistake
  * that would report a meaningless evaluation. `--allow-large-eps` lets it through.
  */
-export function checkEpsRange(epsilons: readonly number[], norm: 'linf' | 'l2', model: Classifier, allow: boolean | undefined): void {
+export function checkEpsRange(epsilons: readonly number[], norm: NormName, model: Classifier, allow: boolean | undefined): void {
   if (allow) return;
   const range = model.bounds[1] - model.bounds[0];
-  const max = norm === 'linf' ? range : range * Math.sqrt(model.inputShape[0] * model.inputShape[1] * model.inputShape[2]);
+  const max = diameter(norm, range, model.inputShape[0] * model.inputShape[1] * model.inputShape[2]);
   const big = epsilons.find((e) => e > max);
   if (big !== undefined) {
-    throw new InvalidArgumentError(`Error in --eps: ${big} is larger than any ${norm === 'linf' ? 'L∞' : 'L2'} perturbation of images in [${model.bounds.join(', ')}] can be (${Number(max.toPrecision(6))}); epsilons are in pixel units (8/255, not 8); pass --allow-large-eps if you mean it.`);
+    throw new InvalidArgumentError(`Error in --eps: ${big} is larger than any ${NORM_LABELS[norm]} perturbation of images in [${model.bounds.join(', ')}] can be (${Number(max.toPrecision(6))}); epsilons are in pixel units (8/255, not 8); pass --allow-large-eps if you mean it.`);
   }
 }

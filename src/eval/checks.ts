@@ -28,10 +28,11 @@ import { size, subset, type Dataset } from '../data/dataset.js';
 import type { Classifier } from '../models/classifier.js';
 import type { AttackSpec } from './evaluate.js';
 import type { EpsilonResult, SanityCheck } from './report.js';
+import { diameter, type NormName } from '../util/norms.js';
 
 interface CheckOptions {
   attacks: AttackSpec[];
-  norm: 'linf' | 'l2';
+  norm: NormName;
   seed: number;
   batchSize: number;
   epsilons: number[];
@@ -187,7 +188,7 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
   // Huge budget: everything in the input range is reachable.
   const [lo, hi] = model.bounds;
   const dim = data.shape[0] * data.shape[1] * data.shape[2];
-  const huge = o.norm === 'linf' ? hi - lo : (hi - lo) * Math.sqrt(dim);
+  const huge = diameter(o.norm, hi - lo, dim);
   const hugeRobust = await robustMask(model, ds, 'pgd', { ...pgdOpts, eps: huge }, o.batchSize, o.pool);
   const chance = 1 / model.numClasses;
   checks.push(count(hugeRobust) / m > chance

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { attackDataset, predictDataset } from '../attacks/dataset.js';
 import type { AttackPool } from '../attacks/pool.js';
-import { ATTACK_NAMES, checkAttackOptions, MINIMUM_NORM_ATTACKS, type AttackName } from '../attacks/registry.js';
+import { ATTACK_NAMES, checkAttackOptions, MINIMUM_NORM_ATTACKS, normRefusal, type AttackName } from '../attacks/registry.js';
 import { completeness, presetAttacks, PRESET_NAMES, type PresetName } from './presets.js';
 import { backendStatus } from '../backend/index.js';
 import { checkShapes, datasetDigest, size, slice, subset, type Dataset } from '../data/dataset.js';
@@ -26,7 +26,8 @@ import type { Classifier, Preprocessing } from '../models/classifier.js';
 import { check, checkFiniteNumber, checkKnownOptions, show, defined } from '../util/errors.js';
 import { ADVKIT_VERSION } from '../util/version.js';
 import { runChecks } from './checks.js';
-import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type EvaluationRecords, type RobustnessReport } from './report.js';
+import { REPORT_SCHEMA_ID, REPORT_VERSION, stats, type AttackOutcome, type EpsilonResult, type EvaluationRecords, type OutcomeRecord, type RobustnessReport } from './report.js';
+import { isNormName, NORM_LABELS, NORM_NAMES, type NormName } from '../util/norms.js';
 
 export interface AttackSpec {
   name: AttackName;
@@ -40,7 +41,7 @@ export interface EvaluateOptions {
   /** A fixed ensemble (presets.ts): 'standard' (AutoAttack's), 'rand' or 'fast'. */
   preset?: PresetName;
   epsilons: number[];
-  norm?: 'linf' | 'l2';
+  norm?: NormName;
   seed?: number;
   batchSize?: number;
   /** Attack only points still robust (default true). */
@@ -77,8 +78,12 @@ export interface EvaluationCheckpoint {
   predictions: number[];
   outcomes: EvaluationRecords['outcomes'];
   distance: Array<number | null>;
-  minimumRuns: Array<{ key: string; linf: Array<number | null>; l2: Array<number | null>; minimum: Array<number | null>; seconds: number }>;
+  foundBy?: Array<string | null>;
+  minimumRuns: Array<{ key: string; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; minimum: Array<number | null>; seconds: number }>;
 }
+
+/** A minimum-norm attack's one run: per example the kept example's distances and the minimum found. */
+type MinimumRun = Record<NormName, Float32Array> & { minimum: Float32Array; seconds: number };
 
 export interface KeptExample {
   index: number;
@@ -98,16 +103,16 @@ export interface Evaluation {
 
 export const EVALUATE_DEFAULTS = Object.freeze({ norm: 'linf' as const, seed: 0, batchSize: 128, cascade: true, checks: true, checksLimit: 100, squareQueries: 300, keepExamples: 0 });
 
-function threatText(norm: 'linf' | 'l2', epsilons: number[], attacks: AttackSpec[]): string {
-  const ball = norm === 'linf' ? 'L∞' : 'L2';
+function threatText(norm: NormName, epsilons: number[], attacks: AttackSpec[]): string {
+  const ball = NORM_LABELS[norm];
   return `White-box evasion: the attacker knows the model and its gradients and perturbs each input within an ${ball} ball of radius ${epsilons.join(', ')} (pixel units, images in [0, 1]) to change the prediction (untargeted), using ${attacks.map((a) => a.name.toUpperCase()).join(', ')}.`;
 }
 
 /** The attacks a run uses: the given list, or the preset's (standard by default). */
-export function resolveAttacks(o: Pick<EvaluateOptions, 'attacks' | 'preset'>): { attacks: AttackSpec[]; preset?: PresetName } {
+export function resolveAttacks(o: Pick<EvaluateOptions, 'attacks' | 'preset' | 'norm'>): { attacks: AttackSpec[]; preset?: PresetName } {
   if (o.attacks !== undefined) return { attacks: o.attacks, preset: undefined };
   const preset = o.preset ?? 'standard';
-  return { attacks: presetAttacks(preset), preset };
+  return { attacks: presetAttacks(preset, o.norm ?? EVALUATE_DEFAULTS.norm), preset };
 }
 
 const EVALUATE_OPTION_NAMES = ['attacks', 'preset', 'epsilons', 'norm', 'seed', 'batchSize', 'cascade', 'checks', 'checksLimit', 'squareQueries', 'keepExamples', 'modelName', 'pool', 'onProgress', 'shard', 'modelDigest', 'shardSource', 'checkpoint'];
@@ -125,7 +130,11 @@ export function validateEvaluateOptions(fn: string, o: EvaluateOptions): void {
   }
   check(Array.isArray(o.epsilons) && o.epsilons.length > 0, fn, () => `epsilons must be a non-empty list, but got ${show(o.epsilons)}.`);
   o.epsilons.forEach((e, i) => checkFiniteNumber(fn, `epsilons[${i}]`, e, { min: 0 }));
-  check(o.norm === undefined || o.norm === 'linf' || o.norm === 'l2', fn, () => `norm must be 'linf' or 'l2', but got ${show(o.norm)}.`);
+  check(o.norm === undefined || isNormName(o.norm), fn, () => `norm must be one of ${NORM_NAMES.join(', ')}, but got ${show(o.norm)}.`);
+  for (const a of attacks) {
+    const why = normRefusal(a.name, o.norm ?? EVALUATE_DEFAULTS.norm);
+    check(why === undefined, fn, () => why!);
+  }
 }
 
 /** How a defended classifier's gradients are taken (BPDA/EOT), for the report. */
@@ -165,7 +174,7 @@ interface AttackPhase {
  * Runs every attack at every eps over `data` (a shard's block or the whole set) and records, per
  * example, what broke it: the raw material of the figures (summarizeRecords).
  */
-async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec[], epsilons: number[], o: EvaluateOptions & { norm: 'linf' | 'l2'; cascade: boolean; keepExamples: number }, seed: number, batchSize: number): Promise<AttackPhase> {
+async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec[], epsilons: number[], o: EvaluateOptions & { norm: NormName; cascade: boolean; keepExamples: number }, seed: number, batchSize: number): Promise<AttackPhase> {
   const n = size(data);
   const maxEps = epsilons[epsilons.length - 1]!;
   const clean = await predictDataset(model, data, { batchSize, pool: o.pool, fn: 'evaluateRobustness' });
@@ -178,11 +187,12 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
   // clean input is already wrong; Infinity while none is known).
   const distance = Float64Array.from(cleanCorrect, (c) => (c ? Infinity : 0));
   // A success at eps lies in the eps-ball by construction (its norm can round a hair past eps).
-  const witness = (i: number, norms: { linf: number; l2: number }, eps: number) => {
-    distance[i] = Math.min(distance[i]!, o.norm === 'linf' ? norms.linf : norms.l2, eps);
+  const foundBy: Array<string | null> = Array.from({ length: n }, () => null);
+  const found = (i: number, d: number, attack: string) => {
+    if (d < distance[i]!) { distance[i] = d; foundBy[i] = attack; }
   };
   // Minimum-norm attacks answer every eps from one run over all clean-correct points.
-  const minimumRuns = new Map<string, { linf: Float32Array; l2: Float32Array; minimum: Float32Array; seconds: number }>();
+  const minimumRuns = new Map<string, MinimumRun>();
   const keepFrom = (b: { x: tf.Tensor4D }, r: { adversarial: tf.Tensor4D; success: Uint8Array }) =>
     o.keepExamples > 0 && kept.length < o.keepExamples && r.success.some((v) => v === 1) ? Promise.all([b.x.data(), r.adversarial.data()]) : Promise.resolve(undefined);
   /** Keeps example i (row j of a batch whose pixels keepFrom read) for the grid. */
@@ -197,17 +207,18 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
   const resumeSteps = saved && saved.predictions.length === n && saved.predictions.every((p, i) => p === clean[i]) ? saved.steps : 0;
   if (saved && resumeSteps > 0) {
     saved.distance.forEach((d, i) => { distance[i] = d === null ? Infinity : d; });
+    saved.foundBy?.forEach((a, i) => { foundBy[i] = a; });
     for (const m of saved.minimumRuns) {
-      const f32 = (v: Array<number | null>) => Float32Array.from(v, (x) => (x === null ? Infinity : x));
-      minimumRuns.set(m.key, { linf: f32(m.linf), l2: f32(m.l2), minimum: f32(m.minimum), seconds: m.seconds });
+      const f32 = (v: Array<number | null> | undefined) => Float32Array.from(v ?? Array.from({ length: n }, () => null), (x) => (x === null ? Infinity : x));
+      minimumRuns.set(m.key, { linf: f32(m.linf), l2: f32(m.l2), l1: f32(m.l1), minimum: f32(m.minimum), seconds: m.seconds });
     }
   }
   const save = async () => {
     if (!o.checkpoint) return;
     const list = (v: ArrayLike<number>) => Array.from(v, (x) => (Number.isFinite(x) ? x : null));
     await o.checkpoint.save({
-      steps: done, predictions: Array.from(clean), outcomes: [...outcomes], distance: list(distance),
-      minimumRuns: [...minimumRuns].map(([key, m]) => ({ key, linf: list(m.linf), l2: list(m.l2), minimum: list(m.minimum), seconds: m.seconds })),
+      steps: done, predictions: Array.from(clean), outcomes: [...outcomes], distance: list(distance), foundBy: [...foundBy],
+      minimumRuns: [...minimumRuns].map(([key, m]) => ({ key, linf: list(m.linf), l2: list(m.l2), l1: list(m.l1), minimum: list(m.minimum), seconds: m.seconds })),
     });
   };
   for (const [e, eps] of epsilons.entries()) {
@@ -224,12 +235,13 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
       }
       const t1 = performance.now();
       const pool = Array.from({ length: n }, (_, i) => i).filter((i) => (o.cascade ? robust[i] : cleanCorrect[i]) === 1);
-      const rec = { broken: [] as number[], linf: [] as Array<number | null>, l2: [] as Array<number | null>, seconds: 0 };
+      const rec: OutcomeRecord = { broken: [], linf: [], l2: [], l1: [], seconds: 0 };
       const key = `${k}`;
       if (eps > 0 && MINIMUM_NORM_ATTACKS.includes(spec.name) && !minimumRuns.has(key)) {
         // One run at the largest eps on every clean-correct point; each eps reads it below.
         const all = Array.from({ length: n }, (_, i) => i).filter((i) => cleanCorrect[i] === 1);
-        const run = { linf: new Float32Array(n).fill(Infinity), l2: new Float32Array(n).fill(Infinity), minimum: new Float32Array(n).fill(Infinity), seconds: 0 };
+        const none = () => new Float32Array(n).fill(Infinity);
+        const run: MinimumRun = { linf: none(), l2: none(), l1: none(), minimum: none(), seconds: 0 };
         if (all.length > 0) {
           const opts = { ...(spec.options ?? {}), eps: maxEps, norm: o.norm, seed };
           for await (const b of attackDataset(spec.name, model, subset(data, all), opts as never, { batchSize, pool: o.pool })) {
@@ -239,11 +251,10 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
               const i = all[b.start + j]!;
               run.minimum[i] = r.minimumNorm?.[j] ?? Infinity;
               if (r.success[j] === 1) {
-                run.linf[i] = r.norms.linf[j]!;
-                run.l2[i] = r.norms.l2[j]!;
+                for (const norm of NORM_NAMES) run[norm][i] = r.norms[norm][j]!;
                 keepExample(pixels, i, j, r.predictions[j]!, spec.name, maxEps);
               }
-              if (Number.isFinite(run.minimum[i]!)) distance[i] = Math.min(distance[i]!, run.minimum[i]!);
+              found(i, run.minimum[i]!, spec.name);
             }
             tf.dispose([b.x, r.adversarial]);
           }
@@ -252,17 +263,20 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
         minimumRuns.set(key, run);
       }
       const minimum = minimumRuns.get(key);
-      const record = (i: number, linf: number, l2: number) => {
+      const record = (i: number, d: (norm: NormName) => number) => {
         robust[i] = 0;
         rec.broken.push(i);
-        rec.linf.push(Number.isNaN(linf) ? null : linf);
-        rec.l2.push(Number.isNaN(l2) ? null : l2);
+        for (const norm of NORM_NAMES) {
+          const v = d(norm);
+          rec[norm]!.push(Number.isNaN(v) ? null : v);
+        }
       };
       if (eps > 0 && pool.length > 0 && minimum) {
+        // The distances of the example kept (the closest within the largest eps); in the run's
+        // own norm the minimum stands in where that example lies beyond it.
         for (const i of pool) {
           if (!(minimum.minimum[i]! <= eps)) continue;
-          record(i, Number.isFinite(minimum.linf[i]!) ? minimum.linf[i]! : o.norm === 'linf' ? minimum.minimum[i]! : NaN,
-            Number.isFinite(minimum.l2[i]!) ? minimum.l2[i]! : o.norm === 'l2' ? minimum.minimum[i]! : NaN);
+          record(i, (norm) => (Number.isFinite(minimum[norm][i]!) ? minimum[norm][i]! : norm === o.norm ? minimum.minimum[i]! : NaN));
         }
       } else if (eps > 0 && pool.length > 0) {
         const sub = subset(data, pool);
@@ -273,8 +287,9 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
           for (let j = 0; j < b.end - b.start; j++) {
             if (r.success[j] !== 1) continue;
             const i = pool[b.start + j]!;
-            record(i, r.norms.linf[j]!, r.norms.l2[j]!);
-            witness(i, { linf: r.norms.linf[j]!, l2: r.norms.l2[j]! }, eps);
+            record(i, (norm) => r.norms[norm][j]!);
+            // A success at eps lies in the eps-ball by construction (its norm can round a hair past eps).
+            found(i, Math.min(r.norms[o.norm][j]!, eps), spec.name);
             keepExample(pixels, i, j, r.predictions[j]!, spec.name, eps);
           }
           tf.dispose([b.x, r.adversarial]);
@@ -286,7 +301,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
       await save();
     }
   }
-  return { records: { labels: Array.from(data.labels), predictions: Array.from(clean), outcomes, distance: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)) }, kept };
+  return { records: { labels: Array.from(data.labels), predictions: Array.from(clean), outcomes, distance: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)), foundBy }, kept };
 }
 
 /**
@@ -295,7 +310,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
  * when any attack found an adversarial example within eps, at this eps or another); the
  * minimum-norm distances. A pure function, so a merge of shards gives the unsharded figures.
  */
-export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<number>, classNames: readonly string[], c: { attacks: AttackSpec[]; epsilons: number[]; cascade: boolean; norm: 'linf' | 'l2' }) {
+export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<number>, classNames: readonly string[], c: { attacks: AttackSpec[]; epsilons: number[]; cascade: boolean; norm: NormName }) {
   const n = records.predictions.length;
   const cleanCorrect = Uint8Array.from(records.predictions, (p, i) => (p === labels[i] ? 1 : 0));
   const nCorrect = cleanCorrect.reduce((a, b) => a + b, 0);
@@ -317,7 +332,7 @@ export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<n
         successRate: eps > 0 && attacked > 0 ? successes / attacked : null,
         robustAccuracy: (!c.cascade || k === 0) && n > 0 ? (nCorrect - successes) / n : null,
         robustAccuracyAfter: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0,
-        perturbation: { linf: stats(finiteOnly(rec.linf)), l2: stats(finiteOnly(rec.l2)) },
+        perturbation: { linf: stats(finiteOnly(rec.linf)), l2: stats(finiteOnly(rec.l2)), ...(rec.l1 ? { l1: stats(finiteOnly(rec.l1)) } : {}) },
         seconds: rec.seconds,
       };
     });
@@ -340,12 +355,13 @@ export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<n
     median: medianWithMissing(distance),
     found: Array.from(distance).filter((d, i) => cleanCorrect[i] === 0 || Number.isFinite(d)).length,
     distances: Array.from(distance, (d) => (Number.isFinite(d) ? d : null)),
+    ...(records.foundBy ? { foundBy: records.foundBy.map((a, i) => (Number.isFinite(distance[i]!) && cleanCorrect[i] === 1 ? a : null)) } : {}),
   } : undefined;
   return { cleanCorrect, nCorrect, results, robustAt, minimumNorm };
 }
 
 /** Everything of a report but its figures, from the run's model, data and settings. */
-export function reportFrame(model: Classifier, data: { name: string; examples: number; classNames: readonly string[] }, c: { preset?: PresetName; attacks: AttackSpec[]; epsilons: number[]; norm: 'linf' | 'l2'; seed: number; batchSize: number; cascade: boolean; checks: boolean; modelName?: string }) {
+export function reportFrame(model: Classifier, data: { name: string; examples: number; classNames: readonly string[] }, c: { preset?: PresetName; attacks: AttackSpec[]; epsilons: number[]; norm: NormName; seed: number; batchSize: number; cascade: boolean; checks: boolean; modelName?: string }) {
   return {
     schema: REPORT_SCHEMA_ID as typeof REPORT_SCHEMA_ID,
     version: REPORT_VERSION as typeof REPORT_VERSION,
@@ -364,7 +380,7 @@ export function reportFrame(model: Classifier, data: { name: string; examples: n
         { source: 'OWASP Machine Learning Security Top 10', id: 'ML01', name: 'Input Manipulation Attack' },
       ],
     },
-    evaluation: { preset: c.preset ?? null, ...completeness(c.preset, c.attacks, model.randomized) },
+    evaluation: { preset: c.preset ?? null, ...completeness(c.preset, c.attacks, model.randomized, c.norm) },
   };
 }
 

@@ -29,16 +29,24 @@ export interface MergeReportsOptions {
 /** The per-example records of the shards, concatenated in data order. */
 function concatRecords(parts: Array<EvaluationRecords & { start: number }>): EvaluationRecords {
   const first = parts[0]!;
-  const out: EvaluationRecords = { labels: [], predictions: [], distance: [], outcomes: first.outcomes.map((row) => row.map(() => ({ broken: [], linf: [], l2: [], seconds: 0 }))) };
+  // L1 distances and who found each distance are kept only when every shard recorded them.
+  const withL1 = parts.every((p) => p.outcomes.every((row) => row.every((rec) => rec.l1 !== undefined)));
+  const withFoundBy = parts.every((p) => p.foundBy !== undefined);
+  const out: EvaluationRecords = {
+    labels: [], predictions: [], distance: [], ...(withFoundBy ? { foundBy: [] } : {}),
+    outcomes: first.outcomes.map((row) => row.map(() => ({ broken: [], linf: [], l2: [], ...(withL1 ? { l1: [] } : {}), seconds: 0 }))),
+  };
   for (const p of parts) {
     out.labels.push(...p.labels);
     out.predictions.push(...p.predictions);
     out.distance.push(...p.distance);
+    if (withFoundBy) out.foundBy!.push(...p.foundBy!);
     p.outcomes.forEach((row, e) => row.forEach((rec, k) => {
       const o = out.outcomes[e]![k]!;
       o.broken.push(...rec.broken.map((i) => i + p.start));
       o.linf.push(...rec.linf);
       o.l2.push(...rec.l2);
+      if (withL1) o.l1!.push(...rec.l1!);
       o.seconds += rec.seconds;
     }));
   }

@@ -9,6 +9,7 @@ import { escTerm } from '../util/text.js';
 import { describePreprocessing } from '../models/classifier.js';
 import type { KeptExample } from './evaluate.js';
 import { robustAtDistance, type AttackOutcome, type RobustnessReport } from './report.js';
+import { NORM_LABELS, type NormName } from '../util/norms.js';
 
 const pct = (v: number | null) => (v === null ? '–' : `${(100 * v).toFixed(1)}%`);
 
@@ -35,9 +36,12 @@ function columnTitle(report: RobustnessReport, k: number): string {
 function minimumNormLine(report: RobustnessReport): string {
   const m = report.minimumNorm;
   if (!m) return '';
-  const ball = m.norm === 'linf' ? 'L∞' : 'L2';
+  const ball = NORM_LABELS[m.norm];
   const median = m.median === null ? `above every distance found (found for ${m.found} of ${m.distances.length})` : m.median.toPrecision(4);
-  return `minimum-norm (${m.attacks.join(', ')}): median ${ball} distance to a wrong class ${median}; robust accuracy is the share of examples farther than eps (curve in the HTML report)`;
+  const counts = new Map<string, number>();
+  for (const a of m.foundBy ?? []) if (a !== null) counts.set(a, (counts.get(a) ?? 0) + 1);
+  const by = counts.size > 0 ? ` (closest found by ${[...counts].sort((p, q) => q[1] - p[1]).map(([a, c]) => `${a} ${c}`).join(', ')})` : '';
+  return `minimum-norm (${m.attacks.join(', ')}): median ${ball} distance to a wrong class ${median}${by}; robust accuracy is the share of examples farther than eps (curve in the HTML report)`;
 }
 
 /** The minimum-norm robust-accuracy curve as (eps, accuracy) steps up to `upTo`. */
@@ -80,7 +84,7 @@ export function renderTable(report: RobustnessReport): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const warn = report.checks.filter((c) => c.status === 'warn');
   const out = [
-    `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${report.config.norm === 'linf' ? 'L∞' : 'L2'}, clean accuracy ${pct(report.cleanAccuracy)})`,
+    `robust accuracy of ${report.model.name}${report.model.defense ? ` behind ${report.model.defense}` : ''} on ${report.data.name} (${report.data.examples} examples, ${NORM_LABELS[report.config.norm]}, clean accuracy ${pct(report.cleanAccuracy)})`,
     report.config.cascade && report.config.attacks.length > 1 ? '(cascade: each column adds its attack on the points still robust)' : '',
     report.model.output && (report.model.output.kind !== 'logits' || report.model.output.head) ? `(logits: ${report.model.output.detail})` : '',
     report.model.preprocessing ? `(preprocessing: ${preprocessingLine(report)})` : '',
@@ -189,7 +193,7 @@ export function chartSpec(report: RobustnessReport): Record<string, unknown> {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     width: 480,
     height: 300,
-    title: `Robust accuracy vs eps (${report.config.norm === 'linf' ? 'L∞' : 'L2'})`,
+    title: `Robust accuracy vs eps (${NORM_LABELS[report.config.norm]})`,
     layer: [
       {
         data: { values },
@@ -222,7 +226,7 @@ async function cellPng(pixels: Float32Array, shape: readonly [number, number, nu
 }
 
 /** A PNG grid: one row per example with the original, the perturbation (amplified) and the adversarial. */
-export async function examplesGridPng(examples: KeptExample[], shape: readonly [number, number, number], classNames: readonly string[], norm: 'linf' | 'l2' = 'linf'): Promise<Buffer> {
+export async function examplesGridPng(examples: KeptExample[], shape: readonly [number, number, number], classNames: readonly string[], norm: NormName = 'linf'): Promise<Buffer> {
   const scale = Math.max(1, Math.floor(112 / Math.max(shape[0], shape[1])));
   const cw = shape[1] * scale;
   const ch = shape[0] * scale;
@@ -243,9 +247,9 @@ export async function examplesGridPng(examples: KeptExample[], shape: readonly [
     imgs.forEach((png, k) => parts.push(`<image x="${pad + k * (cw + pad)}" y="${y}" width="${cw}" height="${ch}" href="data:image/png;base64,${png.toString('base64')}"/>`));
     // Each example's own perturbation size (the threat model's norm) and the attack that found it.
     let size = 0;
-    for (let i = 0; i < delta.length; i++) { const d = Math.abs(ex.adversarial[i]! - ex.x[i]!); size = norm === 'linf' ? Math.max(size, d) : size + d * d; }
+    for (let i = 0; i < delta.length; i++) { const d = Math.abs(ex.adversarial[i]! - ex.x[i]!); size = norm === 'linf' ? Math.max(size, d) : norm === 'l2' ? size + d * d : size + d; }
     if (norm === 'l2') size = Math.sqrt(size);
-    const texts = [`true: ${label(ex.label)}`, `${ex.attack}: ${norm === 'linf' ? 'L∞' : 'L2'} ${size.toFixed(3)} (eps ${ex.eps})`, `pred: ${label(ex.prediction)}`];
+    const texts = [`true: ${label(ex.label)}`, `${ex.attack}: ${NORM_LABELS[norm]} ${size.toFixed(3)} (eps ${ex.eps})`, `pred: ${label(ex.prediction)}`];
     texts.forEach((t, k) => parts.push(`<text x="${pad + k * (cw + pad)}" y="${y + ch + 14}" font-family="DejaVu Sans, sans-serif" font-size="12" fill="#222">${escXml(t.length > 40 ? `${t.slice(0, 39)}…` : t)}</text>`));
   }
   const titles = ['original', 'perturbation', 'adversarial'];

@@ -3,6 +3,7 @@
  * (`advkit.robustness-report`, version 1). Renderers turn it into text, Markdown and HTML;
  * gates read it. Fractions are in [0, 1]; norms in pixel units.
  */
+import { NORM_NAMES, type NormName } from '../util/norms.js';
 
 export const REPORT_SCHEMA_ID = 'advkit.robustness-report';
 export const REPORT_VERSION = 1;
@@ -30,7 +31,8 @@ export interface AttackOutcome {
   /** Robust accuracy after this attack and all before it in the cascade. */
   robustAccuracyAfter: number;
   /** Perturbations of the examples this attack broke. */
-  perturbation: { linf: Stats; l2: Stats };
+  /** L1 is absent in reports written before advkit measured it. */
+  perturbation: { linf: Stats; l2: Stats; l1?: Stats };
   seconds: number;
 }
 
@@ -69,7 +71,7 @@ export interface RobustnessReport {
     preset?: string | null;
     attacks: Array<{ name: string; options: Record<string, unknown> }>;
     epsilons: number[];
-    norm: 'linf' | 'l2';
+    norm: NormName;
     seed: number;
     batchSize: number;
     cascade: boolean;
@@ -78,7 +80,7 @@ export interface RobustnessReport {
   threatModel: {
     description: string;
     knowledge: 'white-box';
-    norm: 'linf' | 'l2';
+    norm: NormName;
     epsilons: number[];
     targeted: false;
     catalogue: Array<{ source: string; id: string; name: string }>;
@@ -93,9 +95,11 @@ export interface RobustnessReport {
   /**
    * From a minimum-norm attack (FAB-T): each example's smallest adversarial distance found by
    * any attack of the run, in the threat model's norm (0 for clean errors, null when none was
-   * found). Robust accuracy at any eps is the fraction with distance > eps.
+   * found). Robust accuracy at any eps is the fraction with distance > eps. `foundBy` names,
+   * per example, the attack whose example gave that distance (null for clean errors and where
+   * none was found; absent in reports written before it was recorded).
    */
-  minimumNorm?: { norm: 'linf' | 'l2'; attacks: string[]; median: number | null; found: number; distances: Array<number | null> };
+  minimumNorm?: { norm: NormName; attacks: string[]; median: number | null; found: number; distances: Array<number | null>; foundBy?: Array<string | null> };
   checks: SanityCheck[];
   timing: { seconds: number; examplesPerSecond: number };
   /**
@@ -110,15 +114,20 @@ export interface RobustnessReport {
   shard?: ShardRecords;
 }
 
+/** One attack at one eps: the examples it broke and their distances (l1 absent in older shards). */
+export interface OutcomeRecord { broken: number[]; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; seconds: number }
+
 /** Per-example results of one block of the data (indices relative to the block). */
 export interface EvaluationRecords {
   /** True label and clean prediction per example. */
   labels: number[];
   predictions: number[];
   /** Per eps (sorted) and attack (in order): the examples it broke, their norms, its time. */
-  outcomes: Array<Array<{ broken: number[]; linf: Array<number | null>; l2: Array<number | null>; seconds: number }>>;
+  outcomes: Array<Array<OutcomeRecord>>;
   /** Smallest adversarial distance found per example (0: clean error; null: none found). */
   distance: Array<number | null>;
+  /** The attack that found each example's distance (null: clean error or none found; absent in older shards). */
+  foundBy?: Array<string | null>;
 }
 
 export interface ShardRecords extends EvaluationRecords {
@@ -187,14 +196,14 @@ export const REPORT_JSON_SCHEMA = {
         preset: { type: ['string', 'null'] },
         attacks: { type: 'array', minItems: 1, items: { type: 'object', required: ['name', 'options'], properties: { name: { type: 'string' }, options: { type: 'object' } } } },
         epsilons: { type: 'array', minItems: 1, items: { type: 'number', minimum: 0 } },
-        norm: { enum: ['linf', 'l2'] }, seed: { type: 'integer' }, batchSize: { type: 'integer', minimum: 1 },
+        norm: { enum: NORM_NAMES }, seed: { type: 'integer' }, batchSize: { type: 'integer', minimum: 1 },
         cascade: { type: 'boolean' }, checks: { type: 'boolean' },
       },
     },
     threatModel: {
       type: 'object', required: ['description', 'knowledge', 'norm', 'epsilons', 'targeted', 'catalogue'],
       properties: {
-        description: { type: 'string' }, knowledge: { const: 'white-box' }, norm: { enum: ['linf', 'l2'] },
+        description: { type: 'string' }, knowledge: { const: 'white-box' }, norm: { enum: NORM_NAMES },
         epsilons: { type: 'array', items: { type: 'number' } }, targeted: { const: false },
         catalogue: { type: 'array', items: { type: 'object', required: ['source', 'id', 'name'], properties: { source: { type: 'string' }, id: { type: 'string' }, name: { type: 'string' } } } },
       },
@@ -207,9 +216,10 @@ export const REPORT_JSON_SCHEMA = {
     minimumNorm: {
       type: 'object', required: ['norm', 'attacks', 'median', 'found', 'distances'], additionalProperties: false,
       properties: {
-        norm: { enum: ['linf', 'l2'] }, attacks: { type: 'array', items: { type: 'string' } },
+        norm: { enum: NORM_NAMES }, attacks: { type: 'array', items: { type: 'string' } },
         median: { type: ['number', 'null'], minimum: 0 }, found: { type: 'integer', minimum: 0 },
         distances: { type: 'array', items: { type: ['number', 'null'], minimum: 0 } },
+        foundBy: { type: 'array', items: { type: ['string', 'null'] } },
       },
     },
     results: {
@@ -228,7 +238,7 @@ export const REPORT_JSON_SCHEMA = {
                 successRate: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
                 robustAccuracy: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
                 robustAccuracyAfter: { $ref: '#/$defs/fraction' },
-                perturbation: { type: 'object', required: ['linf', 'l2'], properties: { linf: { $ref: '#/$defs/stats' }, l2: { $ref: '#/$defs/stats' } } },
+                perturbation: { type: 'object', required: ['linf', 'l2'], properties: { linf: { $ref: '#/$defs/stats' }, l2: { $ref: '#/$defs/stats' }, l1: { $ref: '#/$defs/stats' } } },
                 seconds: { type: 'number', minimum: 0 },
               },
             },

@@ -9,7 +9,8 @@ import { attackDataset } from '../../src/attacks/dataset.js';
 import { fabT } from '../../src/attacks/fab.js';
 import { square } from '../../src/attacks/square.js';
 import { l2, linf } from '../../src/attacks/lp.js';
-import { ATTACKS } from '../../src/attacks/registry.js';
+import { ATTACKS, attackNorms, type AttackName } from '../../src/attacks/registry.js';
+import type { NormName } from '../../src/util/norms.js';
 import type { AttackResult } from '../../src/attacks/gradient_descent.js';
 import { loadMnist, subset, take } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
@@ -110,7 +111,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
   });
 }
 
-type AnyAttack = (m: Classifier, x: tf.Tensor4D, y: number[], o: { eps: number; norm: 'linf' | 'l2'; seed: number }) => Promise<AttackResult>;
+type AnyAttack = (m: Classifier, x: tf.Tensor4D, y: number[], o: { eps: number; norm: NormName; seed: number }) => Promise<AttackResult>;
 const FAMILY: Record<string, AnyAttack> = {
   'apgd-ce': (m, x, y, o) => apgd(m, x, y, { ...o, steps: 6, restarts: 2 }),
   'apgd-dlr': (m, x, y, o) => apgd(m, x, y, { ...o, steps: 6, loss: 'dlr' }),
@@ -121,7 +122,7 @@ const FAMILY: Record<string, AnyAttack> = {
 
 for (const backend of ['wasm', 'cpu'] as const) {
   for (const [name, attack] of Object.entries(FAMILY)) {
-    for (const norm of ['linf', 'l2'] as const) {
+    for (const norm of attackNorms(name as AttackName)) {
       describe(`${name} ${norm} on ${backend}`, () => {
         it('stays inside the eps-ball and the bounds, is deterministic for a seed and leaks no tensors', async () => {
           await useBackend(backend);

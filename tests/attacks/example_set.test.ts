@@ -50,7 +50,7 @@ describe('example sets from the library', () => {
   it('refuses unknown option names, listing the known ones', async () => {
     const model = linearModel(shape, 4, 3);
     await expect(writeExampleSet(model, data(), { name: 'fgsm', options: { eps: 0.1 } }, { out: path.join(dir, 'x'), batchsize: 4 } as never)).rejects.toThrow(/Error in writeExampleSet: unknown option "batchsize"; known: out, flag, format, batchSize/);
-    await expect(writeExampleSet(model, data(), { name: 'cw' as never, options: { eps: 0.1 } }, { out: path.join(dir, 'x') })).rejects.toThrow(/attack.name must be one of fgsm/);
+    await expect(writeExampleSet(model, data(), { name: 'jsma' as never, options: { eps: 0.1 } }, { out: path.join(dir, 'x') })).rejects.toThrow(/attack.name must be one of fgsm/);
     await expect(readExampleSet(dir)).rejects.toThrow(/holds no manifest.jsonl; it is not an advkit example set/);
   });
 });

@@ -3,6 +3,7 @@ import { expect } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import type { AttackResult } from '../../src/attacks/gradient_descent.js';
 import { fromFunction, type Classifier } from '../../src/models/classifier.js';
+import type { NormName } from '../../src/util/norms.js';
 import { uniform } from '../helpers.js';
 
 /** A linear classifier logits = flatten(x) · W + b with seeded weights, for any image shape. */
@@ -20,13 +21,13 @@ export function images(n: number, shape: [number, number, number], seed: number)
   return tf.tensor4d(uniform(n * shape[0] * shape[1] * shape[2], seed, 0, 1), [n, ...shape]);
 }
 
-export type PropertyAttack = (m: Classifier, x: tf.Tensor4D, y: number[], o: { eps: number; norm: 'linf' | 'l2'; seed: number }) => Promise<AttackResult>;
+export type PropertyAttack = (m: Classifier, x: tf.Tensor4D, y: number[], o: { eps: number; norm: NormName; seed: number }) => Promise<AttackResult>;
 
 /**
  * The property every attack keeps on random linear models (fast-check): the result stays
  * inside the eps-ball and the bounds, the same seed gives the same bytes, and no tensor leaks.
  */
-export async function assertBallProperty(attack: PropertyAttack, norm: 'linf' | 'l2', o: { numRuns: number; smooth: boolean; maxSide: number; maxClasses: number }): Promise<void> {
+export async function assertBallProperty(attack: PropertyAttack, norm: NormName, o: { numRuns: number; smooth: boolean; maxSide: number; maxClasses: number }): Promise<void> {
   const arbCase = fc.record({
     n: fc.integer({ min: 1, max: 3 }),
     h: fc.integer({ min: 1, max: o.maxSide }),
@@ -52,14 +53,20 @@ export async function assertBallProperty(attack: PropertyAttack, norm: 'linf' | 
     for (let s = 0; s < c.n; s++) {
       let sq = 0;
       let li = 0;
+      let ab = 0;
       for (let i = s * per; i < (s + 1) * per; i++) {
         expect(a[i]!).toBeGreaterThanOrEqual(0);
         expect(a[i]!).toBeLessThanOrEqual(1);
         const d = a[i]! - xs[i]!;
         sq += d * d;
         li = Math.max(li, Math.abs(d));
+        ab += Math.abs(d);
       }
-      expect(norm === 'linf' ? li : Math.sqrt(sq)).toBeLessThanOrEqual(c.eps + tol);
+      expect(norm === 'linf' ? li : norm === 'l2' ? Math.sqrt(sq) : ab).toBeLessThanOrEqual(c.eps + tol * (norm === 'l1' ? per : 1));
+      // The distances reported are those of the returned batch.
+      expect(r1.norms.linf[s]).toBeCloseTo(li, 5);
+      expect(r1.norms.l2[s]).toBeCloseTo(Math.sqrt(sq), 5);
+      expect(r1.norms.l1[s]).toBeCloseTo(ab, 4);
     }
     tf.dispose([r1.adversarial, r2.adversarial, x]);
   }), { numRuns: o.numRuns, seed: 42 });

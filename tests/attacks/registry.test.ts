@@ -9,6 +9,7 @@ import { take, loadMnist } from '../../src/data/index.js';
 import { buildArchitecture } from '../../src/models/architectures.js';
 import { fromLayersModel } from '../../src/models/classifier.js';
 import { useBackend } from '../helpers.js';
+import { NORM_NAMES } from '../../src/util/norms.js';
 
 describe('the attack registry', () => {
   beforeAll(() => useBackend('wasm'));
@@ -24,10 +25,10 @@ describe('the attack registry', () => {
     const union = new Set([...COMMON_ATTACK_OPTIONS, ...ATTACK_NAMES.flatMap((n) => ATTACK_REGISTRY[n].options)]);
     expect([...union].sort()).toEqual([...ATTACK_OPTION_NAMES].sort());
     expect(GRADIENT_ATTACKS).not.toContain('square');
-    expect(MINIMUM_NORM_ATTACKS).toEqual(['fab-t']);
+    expect(MINIMUM_NORM_ATTACKS).toEqual(['fab-t', 'deepfool', 'cw', 'ead', 'fmn']);
     expect(GOAL_ATTACKS).toEqual(attacksTaking('goal'));
     // The presets only use options their attacks read.
-    for (const p of PRESET_NAMES) for (const a of presetAttacks(p)) expect(() => checkAttackOptions('preset', a.name, a.options)).not.toThrow();
+    for (const p of PRESET_NAMES) for (const norm of NORM_NAMES) for (const a of presetAttacks(p, norm)) expect(() => checkAttackOptions('preset', a.name, a.options)).not.toThrow();
   });
 
   it('the evaluator refuses an option its attack does not read, naming the attacks that do', async () => {
@@ -49,7 +50,7 @@ describe('the attack registry', () => {
       return out;
     };
     expect(await run('pgd')).toEqual(await run(pgd));
-    const drain = async () => { for await (const b of attackDataset('cw' as never, model, ds, { eps: 0.1 })) tf.dispose([b.x, b.result.adversarial]); };
-    await expect(drain()).rejects.toThrow(/unknown attack "cw"; use one of fgsm, bim/);
+    const drain = async () => { for await (const b of attackDataset('jsma' as never, model, ds, { eps: 0.1 })) tf.dispose([b.x, b.result.adversarial]); };
+    await expect(drain()).rejects.toThrow(/unknown attack "jsma"; use one of fgsm, bim/);
   });
 });

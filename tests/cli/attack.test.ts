@@ -87,7 +87,7 @@ describe('advkit attack', () => {
       expectUsageError([...base(), '--eps', '8/0'], /--eps <eps>.*got "8\/0"/);
     });
     it('steps = 0', () => expectUsageError([...base(), '--eps', '0.1', '--steps', '0'], /--steps <n>.*must be between 1/));
-    it('an unknown attack', () => expectUsageError([...base(), '--eps', '0.1', '--attack', 'cw'], /--attack <name>.*Allowed choices are fgsm, bim, pgd, mifgsm/));
+    it('an unknown attack', () => expectUsageError([...base(), '--eps', '0.1', '--attack', 'jsma'], /--attack <name>.*Allowed choices are fgsm, bim, pgd, mifgsm/));
     it('an eps larger than the bounds allow (a unit mistake) unless --allow-large-eps', () => {
       expectUsageError([...base(), '--eps', '30'], /Error in --eps: 30 is larger than any L∞ perturbation of images in \[0, 1\] can be \(1\); epsilons are in pixel units \(8\/255, not 8\); pass --allow-large-eps/);
       expectUsageError([...base(), '--eps', '29', '--norm', 'l2'], /Error in --eps: 29 is larger than any L2 perturbation of images in \[0, 1\] can be \(28\)/);

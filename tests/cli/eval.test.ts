@@ -87,9 +87,9 @@ describe('advkit eval', () => {
     const r = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1,-2']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/Error in --eps: "0.1,-2" must be a comma list of numbers >= 0/);
-    const a = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd,cw']);
+    const a = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd,jsma']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toMatch(/unknown attack "cw"/);
+    expect(a.stderr).toMatch(/unknown attack "jsma"/);
     const both = advkit(['eval', '--model', model, '--data', 'mnist', '--eps', '0.1', '--attacks', 'pgd', '--preset', 'fast']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/Error in --preset: give --preset fast or --attacks pgd, not both/);

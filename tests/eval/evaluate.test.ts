@@ -3,6 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import * as tf from '@tensorflow/tfjs';
 import { loadMnist, take } from '../../src/data/index.js';
 import { evaluateRobustness } from '../../src/eval/evaluate.js';
+import { completeness, presetAttacks } from '../../src/eval/presets.js';
 import { checkAssertions, checkBaseline, junitXml, parseAssertion } from '../../src/eval/gate.js';
 import { examplesGridPng, renderHtml, renderMarkdown, renderTable } from '../../src/eval/render.js';
 import { REPORT_JSON_SCHEMA, robustAtDistance, type RobustnessReport } from '../../src/eval/report.js';
@@ -140,6 +141,44 @@ describe('presets', () => {
     expect(report.config.norm).toBe('l2');
     for (const o of report.results[0]!.attacks) if (o.perturbation.l2.max !== null) expect(o.perturbation.l2.max).toBeLessThanOrEqual(1.5 + 1e-5);
     expect(report.minimumNorm!.norm).toBe('l2');
+  });
+
+  for (const [norm, attacks, eps] of [['l2', ['fmn', 'cw', 'deepfool', 'fab-t'], [0.5, 1.5]], ['l1', ['fmn', 'ead'], [3, 10]], ['linf', ['fmn', 'fab-t', 'deepfool'], [0.05, 0.15]]] as const) {
+    it(`minimum-norm under ${norm} keeps each example's smallest distance over ${attacks.join(', ')} and names who found it`, async () => {
+      const few = { fmn: { steps: 20 }, cw: { steps: 20, binarySteps: 3, initialConst: 1, learningRate: 0.05 }, deepfool: { steps: 10 }, 'fab-t': { steps: 10, targets: 2 }, ead: { steps: 20, binarySteps: 3, initialConst: 1, learningRate: 0.05 } } as Record<string, Record<string, unknown>>;
+      const list = attacks.map((name) => ({ name, options: few[name]! }));
+      const before = tf.memory().numTensors;
+      const { report } = await evaluateRobustness(model, take(data, 10), { attacks: list, norm, epsilons: [...eps], checks: false });
+      expect(tf.memory().numTensors).toBe(before);
+      const m = report.minimumNorm!;
+      expect(m.norm).toBe(norm);
+      expect(m.attacks).toEqual([...attacks]);
+      // Each example's distance is the smallest its attacks found alone.
+      const alone = await Promise.all(attacks.map(async (name) => (await evaluateRobustness(model, take(data, 10), { attacks: [{ name, options: few[name]! }], norm, epsilons: [...eps], checks: false })).report.minimumNorm!.distances));
+      m.distances.forEach((d, i) => {
+        const each = alone.map((a) => a[i] ?? Infinity);
+        const best = Math.min(...each);
+        expect(d ?? Infinity).toBe(best);
+        if (d !== null && d > 0) expect(m.foundBy![i]).toBe(attacks[each.indexOf(best)]);
+        else expect(m.foundBy![i]).toBeNull();
+      });
+      // The worst case at each eps is the share of examples farther than eps.
+      for (const r of report.results) expect(r.worstCase.robustAccuracy).toBeCloseTo(robustAtDistance(m.distances, r.eps), 10);
+      expect(renderTable(report)).toMatch(new RegExp(`minimum-norm \\(${attacks.join(', ')}\\): median ${norm === 'linf' ? 'L∞' : norm.toUpperCase()} distance .*closest found by`));
+      const ajv = new Ajv2020({ strict: false });
+      const validate = ajv.compile(REPORT_JSON_SCHEMA);
+      expect(validate(JSON.parse(JSON.stringify(report))), JSON.stringify(validate.errors)).toBe(true);
+    });
+  }
+
+  it('the minimum-norm preset picks the attacks of the norm; under L1 the standard preset runs without Square and calls itself partial', async () => {
+    expect(presetAttacks('minimum-norm', 'l2').map((a) => a.name)).toEqual(['fmn', 'cw', 'deepfool', 'fab-t']);
+    expect(presetAttacks('minimum-norm', 'l1').map((a) => a.name)).toEqual(['fmn', 'ead']);
+    expect(presetAttacks('standard', 'l1').map((a) => a.name)).toEqual(['apgd-ce', 'apgd-t', 'fab-t']);
+    const { report } = await evaluateRobustness(model, take(data, 6), { preset: 'fast', norm: 'l1', epsilons: [5], checks: false });
+    expect(report.config.attacks.map((a) => a.name)).toEqual(['apgd-ce', 'apgd-t']);
+    for (const o of report.results[0]!.attacks) if (o.perturbation.l1?.max != null) expect(o.perturbation.l1.max).toBeLessThanOrEqual(5 * (1 + 1e-5));
+    expect(completeness('standard', presetAttacks('standard', 'l1'), false, 'l1').complete).toBe(false);
   });
 });
 
