@@ -21,7 +21,7 @@ export type { Attack, AttackResult, GradientAttackOptions } from './attacks/grad
 export { UNTARGETED, targeted, randomTargets, leastLikelyTargets, fixedTargets, rankedWrongClasses, type Goal, type Labels } from './attacks/targets.js';
 export { objective, LOSSES, type LossName } from './attacks/losses.js';
 export { inputGradient, type InputGradientOptions } from './attacks/input_gradient.js';
-export { linf, l2, l1, NORM_NAMES, type Distances, type Norm, type NormName } from './attacks/lp.js';
+export { linf, l2, l1, type Distances, type Norm, type NormName } from './attacks/lp.js';
 // Over many examples: sweeps, data sets, worker threads, example sets on disk.
 export { sweep, type SweepResult } from './attacks/sweep.js';
 export { attackDataset, predictDataset, type DatasetAttackOptions, type DatasetAttackBatch, type TargetMode } from './attacks/dataset.js';

@@ -6,7 +6,7 @@
 import type { ModelCliOptions } from './model_options.js';
 import { InvalidArgumentError as CommanderArgError, Option, type Command } from 'commander';
 import type { GradientAttackOptions } from '../attacks/index.js';
-import { attacksTaking, optionRefusal, takesOption, type AttackName } from '../attacks/registry.js';
+import { attacksTaking, normRefusal, optionRefusal, takesOption, type AttackName } from '../attacks/registry.js';
 import type { TargetMode } from '../attacks/dataset.js';
 import { AdvkitError } from '../util/errors.js';
 import { floatOption, intOption } from './common.js';
@@ -120,4 +120,6 @@ export function checkCompatible(o: AttackCliOptions): void {
     if (why) throw bad(flag, why);
   }
   if (o.relStepSize !== undefined && o.stepSize !== undefined) throw bad('--step-size', 'give either --rel-step-size or --step-size, not both.');
+  const noNorm = normRefusal(o.attack, o.norm);
+  if (noNorm) throw bad('--norm', noNorm);
 }

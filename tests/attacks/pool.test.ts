@@ -60,6 +60,27 @@ describe('AttackPool', () => {
     }
   });
 
+  it('a minimum-norm evaluation (FMN, Carlini–Wagner, DeepFool under L2) gives the same report, distances and finders on 2 workers as in the main thread', async () => {
+    const { model: dir } = await tempDirWithModel('advkit-pool-', 'mnist-cnn', 6);
+    const { classifier } = await loadClassifier(dir);
+    const ds = take(loadMnist('test'), 12);
+    const attacks = [
+      { name: 'fmn' as const, options: { steps: 8 } },
+      { name: 'cw' as const, options: { steps: 8, binarySteps: 2, initialConst: 1 } },
+      { name: 'deepfool' as const, options: { steps: 5 } },
+    ];
+    const strip = (r: RobustnessReport) => JSON.stringify({ results: r.results.map((e) => ({ ...e, attacks: e.attacks.map((a) => ({ ...a, seconds: 0 })) })), minimumNorm: r.minimumNorm });
+    const main = await evaluateRobustness(classifier, ds, { attacks, norm: 'l2', epsilons: [0.5, 1.5], checks: false, batchSize: 5 });
+    const pool = await AttackPool.create(dir, { workers: 2, backend: 'wasm' });
+    try {
+      const onPool = await evaluateRobustness(classifier, ds, { attacks, norm: 'l2', epsilons: [0.5, 1.5], checks: false, batchSize: 5, pool });
+      expect(strip(onPool.report)).toBe(strip(main.report));
+      expect(main.report.minimumNorm!.foundBy!.filter((a) => a !== null).length).toBeGreaterThan(0);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('workers report the forward passes of a running job (a progress bar moves within a batch), and the job gives the same result', async () => {
     const { model: dir } = await tempDirWithModel('advkit-pool-', 'mlp', 1);
     const pool = await AttackPool.create(dir, { workers: 1, backend: 'wasm' });

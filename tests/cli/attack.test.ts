@@ -39,6 +39,22 @@ describe('advkit attack', () => {
     expect(summary.successRate).toBeCloseTo(lines.filter((l) => l.success).length / 20, 10);
   });
 
+  it('runs a minimum-norm attack under L1: every manifest line carries its L1 distance, within eps, and the summary its mean', async () => {
+    const out = path.join(dir, 'fmn-l1');
+    const r = advkit(['attack', '--model', model, '--data', 'mnist', '--limit', '6', '--attack', 'fmn', '--norm', 'l1', '--eps', '12', '--steps', '20', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.norm).toBe('l1');
+    const lines = (await fsp.readFile(path.join(out, 'manifest.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    for (const l of lines) {
+      expect(l.l1).toBeLessThanOrEqual(12 * (1 + 1e-5));
+      expect(l.l1).toBeGreaterThanOrEqual(l.l2 - 1e-6);
+    }
+    const fooled = lines.filter((l) => l.success);
+    expect(fooled.length).toBeGreaterThan(0);
+    expect(summary.meanL1).toBeCloseTo(fooled.reduce((a: number, l: { l1: number }) => a + l.l1, 0) / fooled.length, 4);
+  });
+
   it('killed mid-run and started again, it ends with the same files, byte for byte, as an uninterrupted run', async () => {
     const args = (out: string) => ['attack', '--model', model, '--data', 'mnist', '--limit', '96', '--attack', 'pgd', '--eps', '0.2', '--steps', '30', '--restarts', '2', '--targeted', 'random', '--batch-size', '8', '--format', 'png,npy', '--out', out, '--seed', '5'];
     const whole = path.join(dir, 'whole');
@@ -88,6 +104,11 @@ describe('advkit attack', () => {
     });
     it('steps = 0', () => expectUsageError([...base(), '--eps', '0.1', '--steps', '0'], /--steps <n>.*must be between 1/));
     it('an unknown attack', () => expectUsageError([...base(), '--eps', '0.1', '--attack', 'jsma'], /--attack <name>.*Allowed choices are fgsm, bim, pgd, mifgsm/));
+    it('an attack under a norm it has no form for', () => {
+      expectUsageError([...base(), '--eps', '0.1', '--attack', 'cw', '--norm', 'linf'], /cw runs under l2 only, not linf; the attacks for linf: /);
+      expectUsageError([...base(), '--eps', '1', '--attack', 'square', '--norm', 'l1'], /square runs under linf or l2 only, not l1/);
+      expectUsageError([...base(), '--eps', '1', '--norm', 'l3'], /--norm <norm>.*Allowed choices are linf, l2, l1/);
+    });
     it('an eps larger than the bounds allow (a unit mistake) unless --allow-large-eps', () => {
       expectUsageError([...base(), '--eps', '30'], /Error in --eps: 30 is larger than any L∞ perturbation of images in \[0, 1\] can be \(1\); epsilons are in pixel units \(8\/255, not 8\); pass --allow-large-eps/);
       expectUsageError([...base(), '--eps', '29', '--norm', 'l2'], /Error in --eps: 29 is larger than any L2 perturbation of images in \[0, 1\] can be \(28\)/);

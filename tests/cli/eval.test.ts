@@ -34,6 +34,15 @@ describe('advkit eval', () => {
     expect(report.cleanAccuracy).toBeCloseTo(JSON.parse(at.stdout).cleanAccuracy, 10);
   });
 
+  it('--preset minimum-norm --norm l2 runs FMN, Carlini–Wagner, DeepFool and FAB-T once and prints the median distance and who found it', () => {
+    const r = advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '6', '--no-checks', '--preset', 'minimum-norm', '--norm', 'l2', '--eps', '0.5,1,2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/minimum-norm \(fmn, cw, deepfool, fab-t\): median L2 distance to a wrong class [0-9.]+ \(closest found by [a-z-]+ \d/);
+    const bad = advkit(['eval', '--model', model, '--data', 'mnist', '--limit', '6', '--no-checks', '--attacks', 'ead', '--norm', 'l2', '--eps', '1']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/ead runs under l1 only, not l2; the attacks for l2: /);
+  });
+
   it('writes report.json, report.md, report.html and examples.png with --out, and prints the table', async () => {
     const out = path.join(dir, 'report');
     const r = advkit([...base(), '--out', out]);
