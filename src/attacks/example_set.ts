@@ -67,6 +67,8 @@ export interface ManifestLine {
   l2: number;
   /** L1 distance (manifests written before L1 existed lack it). */
   l1?: number;
+  /** How many values changed (manifests written before L0 existed lack it). */
+  l0?: number;
 }
 
 /** What ties a set to the exact model and data it was computed on. */
@@ -151,7 +153,7 @@ export function parseManifest(text: string, file: string, flag: string): Manifes
     for (const f of ['label', 'cleanPrediction', 'adversarialPrediction'] as const) if (!int(l[f], MAX_MANIFEST_CLASS)) throw bad(f, l[f], `a class index (an integer from 0 to ${MAX_MANIFEST_CLASS})`);
     if (l.target !== undefined && !int(l.target, MAX_MANIFEST_CLASS)) throw bad('target', l.target, 'a class index');
     for (const f of ['success', 'successQuantized'] as const) if (typeof l[f] !== 'boolean') throw bad(f, l[f], 'true or false');
-    for (const f of ['linf', 'l2', 'l1'] as const) if ((f !== 'l1' || l[f] !== undefined) && !(typeof l[f] === 'number' && Number.isFinite(l[f]) && (l[f] as number) >= 0)) throw bad(f, l[f], 'a finite number >= 0');
+    for (const f of ['linf', 'l2', 'l1', 'l0'] as const) if ((f === 'linf' || f === 'l2' || l[f] !== undefined) && !(typeof l[f] === 'number' && Number.isFinite(l[f]) && (l[f] as number) >= 0)) throw bad(f, l[f], 'a finite number >= 0');
     for (const f of ['source', 'className'] as const) if (l[f] !== undefined && typeof l[f] !== 'string') throw bad(f, l[f], 'a string');
     return l as unknown as ManifestLine;
   });
@@ -207,7 +209,7 @@ async function batchLines(model: Classifier, ds: Dataset, b: DatasetAttackBatch,
       ...(isTargeted ? { target: b.targets![k]! } : {}),
       cleanPrediction: b.cleanPredictions[k]!, adversarialPrediction: r.predictions[k]!, success: r.success[k] === 1,
       successQuantized: isTargeted ? qPred[k] === b.targets![k] : qPred[k] !== b.labels[k],
-      linf: r.norms.linf[k]!, l2: r.norms.l2[k]!, l1: r.norms.l1[k]!,
+      linf: r.norms.linf[k]!, l2: r.norms.l2[k]!, l1: r.norms.l1[k]!, l0: r.norms.l0[k]!,
     };
     if (format.includes('png')) {
       line.file = pngName(index);

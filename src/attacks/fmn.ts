@@ -1,7 +1,10 @@
 /**
  * FMN — Fast Minimum-Norm attack (Pintor, Roli, Brendel, Biggio 2021, "Fast Minimum-norm
- * Adversarial Attacks through Adaptive Norm Constraints", NeurIPS, arXiv:2102.12827), L∞, L2
- * and L1.
+ * Adversarial Attacks through Adaptive Norm Constraints", NeurIPS, arXiv:2102.12827), L∞, L2,
+ * L1 and L0.
+ *
+ * Under L0 (how many values change) the radius is a count: it starts at 1 and moves by at least
+ * one value per step, by γ where that is more; the projection keeps the largest changes.
  *
  * Threat model: white-box, minimum norm, untargeted or targeted. Each step reads the margin g
  * of the goal (as in Carlini–Wagner) and its gradient at x + δ, then moves the radius ε of a
@@ -19,7 +22,7 @@
  * `minimumNorm` is each sample's smallest adversarial distance (Infinity where none was
  * found); `adversarial` that point, projected into the eps-ball when it lies beyond eps.
  *
- * Options (FMN_DEFAULTS): eps (required), norm 'linf' ('l2', 'l1'), steps 100, maxStepSize 1,
+ * Options (FMN_DEFAULTS): eps (required), norm 'linf' ('l2', 'l1', 'l0'), steps 100, maxStepSize 1,
  * minStepSize maxStepSize/100, gamma 0.05, goal untargeted. Shapes: x [N, H, W, C] in the
  * model's bounds; y [N] integer labels.
  *
@@ -31,7 +34,7 @@ import * as tf from '@tensorflow/tfjs';
 import { logitsAsync, type Classifier } from '../models/classifier.js';
 import { checkFiniteNumber, defined } from '../util/errors.js';
 import { goalMet, validateAttack, type AttackResult, type GradientAttackOptions } from './gradient_descent.js';
-import type { NormName } from './lp.js';
+import { NORM_NAMES, type NormName } from './lp.js';
 import { goalRows, marginGradient, minimumNormResult, pickRows } from './minimum_norm.js';
 import type { Labels } from './targets.js';
 
@@ -48,6 +51,16 @@ export const FMN_DEFAULTS = Object.freeze({ norm: 'linf' as const, steps: 100, m
 
 const GAMMA_FINAL = 0.001;
 
+/**
+ * L0's radius, a count: after an adversarial step at least one value fewer (and never more than
+ * the smallest count found), else at least one more, each by the fraction γ where that is more.
+ */
+function countRadius(eps: tf.Tensor1D, adv: tf.Tensor1D, best: tf.Tensor1D, gamma: number): tf.Tensor1D {
+  return tf.tidy(() => tf.maximum(tf.where(adv,
+    tf.minimum(tf.minimum(tf.sub(eps, 1), tf.floor(tf.mul(eps, 1 - gamma))), best),
+    tf.maximum(tf.add(eps, 1), tf.floor(tf.mul(eps, 1 + gamma)))), 0) as tf.Tensor1D);
+}
+
 /** The dual norm of each row of g [N, D]: ‖·‖₁ for L∞, ‖·‖₂ for L2, ‖·‖∞ for L1. */
 function dualNorm(norm: NormName, g: tf.Tensor2D): tf.Tensor1D {
   if (norm === 'linf') return tf.sum(tf.abs(g), 1) as tf.Tensor1D;
@@ -58,7 +71,7 @@ function dualNorm(norm: NormName, g: tf.Tensor2D): tf.Tensor1D {
 export async function fmn(model: Classifier, x: tf.Tensor4D, y: Labels, options: FmnOptions): Promise<AttackResult> {
   const fn = 'fmn';
   const o = { ...FMN_DEFAULTS, ...defined(options) };
-  const { labels, resolved: r } = validateAttack(fn, model, x, y, { ...o, loss: 'margin', relStepSize: 1 });
+  const { labels, resolved: r } = validateAttack(fn, model, x, y, { ...o, loss: 'margin', relStepSize: 1 }, NORM_NAMES);
   const maxStep = checkFiniteNumber(fn, 'maxStepSize', o.maxStepSize, { min: 0, minExclusive: true });
   const minStep = checkFiniteNumber(fn, 'minStepSize', o.minStepSize ?? maxStep / 100, { min: 0, max: maxStep });
   const gamma0 = checkFiniteNumber(fn, 'gamma', o.gamma, { min: 0, max: 0.99 });
@@ -73,7 +86,8 @@ export async function fmn(model: Classifier, x: tf.Tensor4D, y: Labels, options:
   let bestDelta = tf.zerosLike(x) as tf.Tensor4D;
   let bestNorm = tf.clone(worst);
   let found = tf.zeros([n], 'bool') as tf.Tensor1D;
-  let eps = tf.fill([n], Infinity) as tf.Tensor1D;
+  // Under L0 the radius is a count of values, from 1; under Lp it starts unknown.
+  let eps = tf.fill([n], r.norm.name === 'l0' ? 1 : Infinity) as tf.Tensor1D;
   try {
     for (let i = 0; i < r.steps; i++) {
       const cos = (1 + Math.cos((Math.PI * i) / r.steps)) / 2;
@@ -92,9 +106,9 @@ export async function fmn(model: Classifier, x: tf.Tensor4D, y: Labels, options:
         // would undo them, and they would shrink the step and the distance estimate.
         const blocked = tf.logicalOr(tf.logicalAnd(tf.lessEqual(at, lo), tf.less(mg.grad, 0)), tf.logicalAnd(tf.greaterEqual(at, hi), tf.greater(mg.grad, 0)));
         const grad = flat(tf.where(blocked, tf.zerosLike(mg.grad), mg.grad));
-        const toBoundary = tf.div(tf.abs(mg.margin), tf.maximum(dualNorm(r.norm.name, grad), 1e-12));
-        const radius = tf.minimum(tf.where(adv, tf.minimum(tf.mul(eps, 1 - gamma), bestN),
-          tf.where(found, tf.mul(eps, 1 + gamma), tf.mul(tf.add(size, toBoundary), 1 + gamma))), worst) as tf.Tensor1D;
+        const radius = tf.minimum(r.norm.name === 'l0' ? countRadius(eps, adv, bestN, gamma)
+          : tf.where(adv, tf.minimum(tf.mul(eps, 1 - gamma), bestN),
+            tf.where(found, tf.mul(eps, 1 + gamma), tf.mul(tf.add(size, tf.div(tf.abs(mg.margin), tf.maximum(dualNorm(r.norm.name, grad), 1e-12))), 1 + gamma))), worst) as tf.Tensor1D;
         const unit = tf.div(grad, tf.maximum(tf.norm(grad, 2, 1, true), 1e-12));
         const stepped = tf.add(at, tf.mul(tf.reshape(unit, x.shape), alpha)) as tf.Tensor4D;
         const projected = r.norm.project(stepped, x, radius, model.bounds);

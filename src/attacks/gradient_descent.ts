@@ -18,7 +18,8 @@ import { logitsAsync, type Bounds, type Classifier } from '../models/classifier.
 import type { ObjectiveSpec } from '../models/native.js';
 import { check, checkFiniteNumber, checkKnownOptions, InvalidArgumentError, show } from '../util/errors.js';
 import { seedFor } from '../util/random.js';
-import { measureDistances, NORM_NAMES, NORMS, type Distances, type Norm, type NormName } from './lp.js';
+import { measureDistances, NORMS, type Distances, type Norm, type NormName } from './lp.js';
+import { LP_NORMS } from '../util/norms.js';
 import { LOSSES, objective, objectiveSpec, type LossName } from './losses.js';
 import { labelsToArray, UNTARGETED, type Goal, type Labels } from './targets.js';
 
@@ -101,7 +102,7 @@ export interface Resolved {
 /** Every option name an attack of the registry takes (each attack's own are in its defaults). */
 export const ATTACK_OPTION_NAMES: readonly string[] = ['eps', 'norm', 'steps', 'relStepSize', 'absStepSize', 'randomStart', 'restarts', 'loss', 'goal', 'seed', 'earlyStop', 'momentum', 'eot', 'rho', 'targets', 'alphaMax', 'eta', 'beta', 'queries', 'pInit', 'rescaleSchedule', 'candidates', 'overshoot', 'binarySteps', 'initialConst', 'confidence', 'learningRate', 'abortEarly', 'decisionRule', 'maxStepSize', 'minStepSize', 'gamma'];
 
-export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, o: GradientAttackOptions & { steps: number }): { labels: Int32Array; resolved: Resolved } {
+export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y: Labels, o: GradientAttackOptions & { steps: number }, norms: readonly NormName[] = LP_NORMS): { labels: Int32Array; resolved: Resolved } {
   checkKnownOptions(fn, o, ATTACK_OPTION_NAMES);
   check(x instanceof tf.Tensor && x.rank === 4, fn, () => `x must be a rank-4 tensor [N, H, W, C], but got ${x instanceof tf.Tensor ? `rank ${x.rank}` : show(x)}.`);
   check(!x.isDisposed, fn, () => 'x is a disposed tensor; keep the images alive until the call returns.');
@@ -127,7 +128,7 @@ export function validateAttack(fn: string, model: Classifier, x: tf.Tensor4D, y:
   const momentum = checkFiniteNumber(fn, 'momentum', o.momentum ?? 0, { min: 0 });
   const eot = checkFiniteNumber(fn, 'eot', o.eot ?? 1, { integer: true, min: 1 });
   const normName = o.norm ?? 'linf';
-  check(typeof normName === 'string' && normName in NORMS, fn, () => `norm must be one of ${NORM_NAMES.join(', ')}, but got ${show(normName)}.`);
+  check(typeof normName === 'string' && (norms as readonly string[]).includes(normName), fn, () => `norm must be one of ${norms.join(', ')}, but got ${show(normName)}${normName === 'l0' ? ' (L0 is a count of changed values; fmn takes it)' : ''}.`);
   const loss = o.loss ?? 'ce';
   check((LOSSES as readonly string[]).includes(loss), fn, () => `loss must be one of ${LOSSES.join(', ')}, but got ${show(loss)}.`);
   // With eps = 0 nothing can move, so any step size (FGSM's is eps) is accepted.

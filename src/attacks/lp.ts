@@ -231,25 +231,64 @@ export const l1: Norm = {
   distance: (a, b) => tf.tidy(() => tf.sum(tf.abs(perSample(tf.sub(a, b))), 1) as tf.Tensor1D),
   // min Σ|δ_i| with w·δ = c in the box is a fractional knapsack: coordinates in order of |w_i|
   // (the most progress per unit of L1), each moved to its bound until w·δ reaches c.
-  toHyperplane: (p, w, c, bounds) => tf.tidy(() => {
-    const d = p.shape[1];
-    const towardsC = towards(p, w, c, bounds);
-    const dir = towardsC.dir;
-    const room = tf.maximum(towardsC.room, 0) as tf.Tensor2D;
-    const mag = tf.abs(w) as tf.Tensor2D;
-    const order = tf.topk(mag, d).indices as tf.Tensor2D;
-    const gain = rowTake(tf.mul(mag, room) as tf.Tensor2D, order);
-    const before = tf.cumsum(gain, 1, true) as tf.Tensor2D; // progress of the coordinates ahead of each
-    const rank = ranksOf(order);
-    const ahead = rowTake(before, rank); // per coordinate, in place
-    const need = tf.sub(col(tf.abs(c)), ahead);
-    const part = tf.div(need, tf.maximum(mag, 1e-30));
-    const move = tf.where(tf.greater(mag, 0), tf.minimum(tf.maximum(part, 0), room), tf.zerosLike(room));
-    return tf.mul(dir, move) as tf.Tensor2D;
-  }),
+  toHyperplane: (p, w, c, bounds) => fillInOrder(p, w, c, bounds, 'weight'),
 };
 
-export const NORMS: Readonly<Record<NormName, Norm>> = Object.freeze({ linf, l2, l1 });
+/**
+ * The hyperplane step that moves whole coordinates in turn: in order of `by` ('weight': |w_i|,
+ * the most progress per unit moved; 'gain': |w_i|·room_i, the most progress per coordinate),
+ * each to its bound, the last one only as far as w·δ = c needs.
+ */
+function fillInOrder(p: tf.Tensor2D, w: tf.Tensor2D, c: tf.Tensor1D, bounds: Bounds, by: 'weight' | 'gain'): tf.Tensor2D {
+  return tf.tidy(() => {
+    const d = p.shape[1];
+    const { dir, room: reach } = towards(p, w, c, bounds);
+    const room = tf.maximum(reach, 0) as tf.Tensor2D;
+    const mag = tf.abs(w) as tf.Tensor2D;
+    const full = tf.mul(mag, room) as tf.Tensor2D;
+    const order = tf.topk(by === 'weight' ? mag : full, d).indices as tf.Tensor2D;
+    const before = tf.cumsum(rowTake(full, order), 1, true) as tf.Tensor2D; // progress of the coordinates ahead of each
+    const ahead = rowTake(before, ranksOf(order)); // per coordinate, in place
+    const part = tf.div(tf.sub(col(tf.abs(c)), ahead), tf.maximum(mag, 1e-30));
+    const move = tf.where(tf.greater(mag, 0), tf.minimum(tf.maximum(part, 0), room), tf.zerosLike(room));
+    return tf.mul(dir, move) as tf.Tensor2D;
+  });
+}
+
+/** Keeps each row's k largest |δ_i| (k = ⌊eps⌋ per row; ties to the lower index) [N, D]. */
+function keepLargest(delta: tf.Tensor2D, eps: Radius): tf.Tensor2D {
+  return tf.tidy(() => {
+    const d = delta.shape[1];
+    const k = tf.floor(radius(eps, 2) as tf.Tensor);
+    const rank = ranksOf(tf.topk(tf.abs(delta), d).indices as tf.Tensor2D);
+    return tf.where(tf.less(tf.cast(rank, 'float32'), k), delta, tf.zerosLike(delta)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * L0 counts the values changed. Its ball is a budget of ⌊eps⌋ values: the projection keeps the
+ * largest changes; the random start changes ⌊eps⌋ values chosen uniformly, each by a uniform
+ * amount in [−1, 1] (the bounds clip); the direction is L2's (the projection makes it sparse);
+ * the hyperplane step moves the fewest values, largest progress |w_i|·room_i first.
+ */
+export const l0: Norm = {
+  name: 'l0',
+  randomStart: (shape, eps, seeds) => perSampleDraw(shape, seeds, (s, seed) => {
+    const d = s[1] * s[2] * s[3];
+    const chosen = keepLargest(tf.randomUniform([1, d], 0.5, 1, 'float32', seed) as tf.Tensor2D, Math.min(d, eps));
+    const amount = tf.randomUniform([1, d], -1, 1, 'float32', seed + 1);
+    return tf.reshape(tf.where(tf.greater(chosen, 0), amount, tf.zerosLike(amount)), s);
+  }),
+  normalize: (g, xAdv, bounds) => l2.normalize(g, xAdv, bounds),
+  project: (xAdv, x, eps, [lo, hi]) => tf.tidy(() => {
+    const kept = keepLargest(perSample(tf.sub(xAdv, x) as tf.Tensor4D), eps);
+    return tf.clipByValue(tf.add(x, tf.reshape(kept, x.shape)), lo, hi) as tf.Tensor4D;
+  }),
+  distance: (a, b) => tf.tidy(() => tf.sum(tf.cast(tf.notEqual(perSample(a), perSample(b)), 'float32'), 1) as tf.Tensor1D),
+  toHyperplane: (p, w, c, bounds) => fillInOrder(p, w, c, bounds, 'gain'),
+};
+
+export const NORMS: Readonly<Record<NormName, Norm>> = Object.freeze({ linf, l2, l1, l0 });
 export { NORM_NAMES, type NormName };
 
 /** Per-sample distances in every norm, as the results report them. */

@@ -19,7 +19,7 @@ import { PGD_DEFAULTS, pgd } from './pgd.js';
 import { SQUARE_DEFAULTS, square } from './square.js';
 import type { Labels } from './targets.js';
 import { check, show } from '../util/errors.js';
-import { NORM_NAMES, type NormName } from '../util/norms.js';
+import { LP_NORMS, NORM_NAMES, type NormName } from '../util/norms.js';
 
 export type AnyAttackFn = (model: Classifier, x: tf.Tensor4D, y: Labels, options: { eps: number } & Record<string, unknown>) => Promise<AttackResult>;
 
@@ -38,7 +38,7 @@ export interface AttackEntry {
   readonly gradient: boolean;
   /** Reports each example's minimum adversarial distance, independent of eps. */
   readonly minimumNorm: boolean;
-  /** The threat models it runs under (default: every norm). */
+  /** The threat models it runs under (default: the Lp norms, L∞, L2 and L1). */
   readonly norms?: readonly NormName[];
   /** Why an option is not among its own, after the attack's name, where the reason helps (fgsm's steps). */
   readonly notes?: Readonly<Partial<Record<string, string>>>;
@@ -97,7 +97,7 @@ export const ATTACK_REGISTRY = Object.freeze({
   },
   fmn: {
     run: fmn as unknown as AnyAttackFn, summary: 'Fast Minimum-Norm, adaptive-radius projected steps (Pintor et al. 2021)',
-    options: ['steps', 'maxStepSize', 'minStepSize', 'gamma', 'goal'], defaults: strip(FMN_DEFAULTS), gradient: true, minimumNorm: true,
+    options: ['steps', 'maxStepSize', 'minStepSize', 'gamma', 'goal'], defaults: strip(FMN_DEFAULTS), gradient: true, minimumNorm: true, norms: NORM_NAMES,
     notes: { relStepSize: 'sets its steps with maxStepSize and minStepSize', absStepSize: 'sets its steps with maxStepSize and minStepSize' },
   },
   square: {
@@ -122,7 +122,7 @@ export const GOAL_ATTACKS: readonly AttackName[] = attacksTaking('goal');
 
 /** The norms `name` runs under. */
 export function attackNorms(name: AttackName): readonly NormName[] {
-  return (ATTACK_REGISTRY[name] as AttackEntry).norms ?? NORM_NAMES;
+  return (ATTACK_REGISTRY[name] as AttackEntry).norms ?? LP_NORMS;
 }
 
 /** Why `name` cannot run under `norm` (a sentence naming the attacks that can), or undefined when it can. */

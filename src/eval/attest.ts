@@ -231,7 +231,7 @@ export async function verifyAttestation(jsonl: string, o: { modelDir: string; ke
  */
 export function cycloneDxBom(report: RobustnessReport, o: { attestation?: string; serialNumber?: string } = {}): Record<string, unknown> {
   const files = report.provenance?.model?.files ?? {};
-  const norm = ({ linf: 'Linf', l2: 'L2', l1: 'L1' } as const)[report.config.norm];
+  const norm = ({ linf: 'Linf', l2: 'L2', l1: 'L1', l0: 'L0' } as const)[report.config.norm];
   const metrics = [
     { type: 'accuracy', value: String(report.cleanAccuracy), slice: 'clean' },
     ...report.results.map((r) => ({ type: 'robust accuracy', value: String(r.worstCase.robustAccuracy), slice: `${norm} eps ${r.eps} (worst case of ${report.config.attacks.map((a) => a.name).join(', ')})` })),

@@ -107,6 +107,12 @@ export async function runChecks(model: Classifier, data: Dataset, cleanCorrect: 
     ? { id: 'monotone', status: 'warn', message: `Worst-case robust accuracy rises with eps at eps ${rising.map((r) => r.eps).join(', ')}.`, suggestion: 'A larger budget can never help the model: the attack is failing to optimize (more steps, restarts, another loss).' }
     : { id: 'monotone', status: 'pass', message: 'Worst-case robust accuracy never rises with eps.' });
 
+  if (o.norm === 'l0') {
+    checks.push({ id: 'attack-checks', status: 'warn', message: 'The attack-based checks (PGD, APGD, FGSM, Square at a huge eps and with more budget) run under Lp norms; under L0 they did not run.', suggestion: 'Check an L0 figure under L1 or L2 as well: a model whose L0 distances look large while its L1 distances are small is suspect.' });
+    tf.dispose([x, y]);
+    return checks;
+  }
+
   const nonzero = o.epsilons.filter((e) => e > 0);
   const midEps = nonzero.length ? nonzero[Math.floor((nonzero.length - 1) / 2)]! : 0;
   const pgdSpec = o.attacks.find((a) => a.name === 'pgd');

@@ -79,7 +79,7 @@ export interface EvaluationCheckpoint {
   outcomes: EvaluationRecords['outcomes'];
   distance: Array<number | null>;
   foundBy?: Array<string | null>;
-  minimumRuns: Array<{ key: string; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; minimum: Array<number | null>; seconds: number }>;
+  minimumRuns: Array<{ key: string; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; l0?: Array<number | null>; minimum: Array<number | null>; seconds: number }>;
 }
 
 /** A minimum-norm attack's one run: per example the kept example's distances and the minimum found. */
@@ -210,7 +210,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
     saved.foundBy?.forEach((a, i) => { foundBy[i] = a; });
     for (const m of saved.minimumRuns) {
       const f32 = (v: Array<number | null> | undefined) => Float32Array.from(v ?? Array.from({ length: n }, () => null), (x) => (x === null ? Infinity : x));
-      minimumRuns.set(m.key, { linf: f32(m.linf), l2: f32(m.l2), l1: f32(m.l1), minimum: f32(m.minimum), seconds: m.seconds });
+      minimumRuns.set(m.key, { linf: f32(m.linf), l2: f32(m.l2), l1: f32(m.l1), l0: f32(m.l0), minimum: f32(m.minimum), seconds: m.seconds });
     }
   }
   const save = async () => {
@@ -218,7 +218,7 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
     const list = (v: ArrayLike<number>) => Array.from(v, (x) => (Number.isFinite(x) ? x : null));
     await o.checkpoint.save({
       steps: done, predictions: Array.from(clean), outcomes: [...outcomes], distance: list(distance), foundBy: [...foundBy],
-      minimumRuns: [...minimumRuns].map(([key, m]) => ({ key, linf: list(m.linf), l2: list(m.l2), l1: list(m.l1), minimum: list(m.minimum), seconds: m.seconds })),
+      minimumRuns: [...minimumRuns].map(([key, m]) => ({ key, linf: list(m.linf), l2: list(m.l2), l1: list(m.l1), l0: list(m.l0), minimum: list(m.minimum), seconds: m.seconds })),
     });
   };
   for (const [e, eps] of epsilons.entries()) {
@@ -235,13 +235,13 @@ async function attackPhase(model: Classifier, data: Dataset, attacks: AttackSpec
       }
       const t1 = performance.now();
       const pool = Array.from({ length: n }, (_, i) => i).filter((i) => (o.cascade ? robust[i] : cleanCorrect[i]) === 1);
-      const rec: OutcomeRecord = { broken: [], linf: [], l2: [], l1: [], seconds: 0 };
+      const rec: OutcomeRecord = { broken: [], linf: [], l2: [], l1: [], l0: [], seconds: 0 };
       const key = `${k}`;
       if (eps > 0 && MINIMUM_NORM_ATTACKS.includes(spec.name) && !minimumRuns.has(key)) {
         // One run at the largest eps on every clean-correct point; each eps reads it below.
         const all = Array.from({ length: n }, (_, i) => i).filter((i) => cleanCorrect[i] === 1);
         const none = () => new Float32Array(n).fill(Infinity);
-        const run: MinimumRun = { linf: none(), l2: none(), l1: none(), minimum: none(), seconds: 0 };
+        const run: MinimumRun = { linf: none(), l2: none(), l1: none(), l0: none(), minimum: none(), seconds: 0 };
         if (all.length > 0) {
           const opts = { ...(spec.options ?? {}), eps: maxEps, norm: o.norm, seed };
           for await (const b of attackDataset(spec.name, model, subset(data, all), opts as never, { batchSize, pool: o.pool })) {
@@ -332,7 +332,7 @@ export function summarizeRecords(records: EvaluationRecords, labels: ArrayLike<n
         successRate: eps > 0 && attacked > 0 ? successes / attacked : null,
         robustAccuracy: (!c.cascade || k === 0) && n > 0 ? (nCorrect - successes) / n : null,
         robustAccuracyAfter: n > 0 ? robust.reduce((a, b) => a + b, 0) / n : 0,
-        perturbation: { linf: stats(finiteOnly(rec.linf)), l2: stats(finiteOnly(rec.l2)), ...(rec.l1 ? { l1: stats(finiteOnly(rec.l1)) } : {}) },
+        perturbation: { linf: stats(finiteOnly(rec.linf)), l2: stats(finiteOnly(rec.l2)), ...(rec.l1 ? { l1: stats(finiteOnly(rec.l1)) } : {}), ...(rec.l0 ? { l0: stats(finiteOnly(rec.l0)) } : {}) },
         seconds: rec.seconds,
       };
     });

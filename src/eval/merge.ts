@@ -16,6 +16,7 @@ import { checkShards } from '../util/shard.js';
 import { runChecks } from './checks.js';
 import { summarizeRecords, type AttackSpec, type Evaluation } from './evaluate.js';
 import { REPORT_SCHEMA_ID, type EvaluationRecords, type RobustnessReport, type SanityCheck } from './report.js';
+import { LATER_NORMS } from '../util/norms.js';
 
 export interface MergeReportsOptions {
   /** Model and data of the run, to run the sanity checks once on the whole set. */
@@ -29,12 +30,12 @@ export interface MergeReportsOptions {
 /** The per-example records of the shards, concatenated in data order. */
 function concatRecords(parts: Array<EvaluationRecords & { start: number }>): EvaluationRecords {
   const first = parts[0]!;
-  // L1 distances and who found each distance are kept only when every shard recorded them.
-  const withL1 = parts.every((p) => p.outcomes.every((row) => row.every((rec) => rec.l1 !== undefined)));
+  // L1 and L0 distances and who found each distance are kept only when every shard recorded them.
+  const later = LATER_NORMS.filter((norm) => parts.every((p) => p.outcomes.every((row) => row.every((rec) => rec[norm] !== undefined))));
   const withFoundBy = parts.every((p) => p.foundBy !== undefined);
   const out: EvaluationRecords = {
     labels: [], predictions: [], distance: [], ...(withFoundBy ? { foundBy: [] } : {}),
-    outcomes: first.outcomes.map((row) => row.map(() => ({ broken: [], linf: [], l2: [], ...(withL1 ? { l1: [] } : {}), seconds: 0 }))),
+    outcomes: first.outcomes.map((row) => row.map(() => ({ broken: [], linf: [], l2: [], ...Object.fromEntries(later.map((norm) => [norm, []])), seconds: 0 }))),
   };
   for (const p of parts) {
     out.labels.push(...p.labels);
@@ -46,7 +47,7 @@ function concatRecords(parts: Array<EvaluationRecords & { start: number }>): Eva
       o.broken.push(...rec.broken.map((i) => i + p.start));
       o.linf.push(...rec.linf);
       o.l2.push(...rec.l2);
-      if (withL1) o.l1!.push(...rec.l1!);
+      for (const norm of later) o[norm]!.push(...rec[norm]!);
       o.seconds += rec.seconds;
     }));
   }

@@ -13,7 +13,7 @@
  * - `minimum-norm`: the minimum-norm attacks of the run's norm, each run once over every
  *   clean-correct point, each example keeping the smallest distance any of them found: the
  *   robust-accuracy curve over every eps and the median distance, from one run. L∞: FMN,
- *   FAB-T, DeepFool; L2: FMN, Carlini–Wagner, DeepFool, FAB-T; L1: FMN, EAD.
+ *   FAB-T, DeepFool; L2: FMN, Carlini–Wagner, DeepFool, FAB-T; L1: FMN, EAD; L0: FMN.
  *
  * Under L1 the standard preset has no Square (advkit's Square proposals are L∞ and L2), so an L1
  * figure from it is a partial evaluation.
@@ -57,7 +57,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
     ],
   },
   'minimum-norm': {
-    description: "the minimum-norm attacks of the run's norm, each example keeping its smallest distance (L∞: FMN, FAB-T, DeepFool; L2: FMN, Carlini–Wagner, DeepFool, FAB-T; L1: FMN, EAD)",
+    description: "the minimum-norm attacks of the run's norm, each example keeping its smallest distance (L∞: FMN, FAB-T, DeepFool; L2: FMN, Carlini–Wagner, DeepFool, FAB-T; L1: FMN, EAD; L0: FMN)",
     attacks: {
       linf: [
         { name: 'fmn', options: { steps: 100 } },
@@ -74,6 +74,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = Object.freeze({
         { name: 'fmn', options: { steps: 100 } },
         { name: 'ead', options: { steps: 100, binarySteps: 9 } },
       ],
+      l0: [{ name: 'fmn', options: { steps: 100 } }],
     },
   },
 });

@@ -31,8 +31,8 @@ export interface AttackOutcome {
   /** Robust accuracy after this attack and all before it in the cascade. */
   robustAccuracyAfter: number;
   /** Perturbations of the examples this attack broke. */
-  /** L1 is absent in reports written before advkit measured it. */
-  perturbation: { linf: Stats; l2: Stats; l1?: Stats };
+  /** L1 and L0 are absent in reports written before advkit measured them. */
+  perturbation: { linf: Stats; l2: Stats; l1?: Stats; l0?: Stats };
   seconds: number;
 }
 
@@ -114,8 +114,8 @@ export interface RobustnessReport {
   shard?: ShardRecords;
 }
 
-/** One attack at one eps: the examples it broke and their distances (l1 absent in older shards). */
-export interface OutcomeRecord { broken: number[]; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; seconds: number }
+/** One attack at one eps: the examples it broke and their distances (l1 and l0 absent in older shards). */
+export interface OutcomeRecord { broken: number[]; linf: Array<number | null>; l2: Array<number | null>; l1?: Array<number | null>; l0?: Array<number | null>; seconds: number }
 
 /** Per-example results of one block of the data (indices relative to the block). */
 export interface EvaluationRecords {
@@ -238,7 +238,7 @@ export const REPORT_JSON_SCHEMA = {
                 successRate: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
                 robustAccuracy: { oneOf: [{ $ref: '#/$defs/fraction' }, { type: 'null' }] },
                 robustAccuracyAfter: { $ref: '#/$defs/fraction' },
-                perturbation: { type: 'object', required: ['linf', 'l2'], properties: { linf: { $ref: '#/$defs/stats' }, l2: { $ref: '#/$defs/stats' }, l1: { $ref: '#/$defs/stats' } } },
+                perturbation: { type: 'object', required: ['linf', 'l2'], properties: { linf: { $ref: '#/$defs/stats' }, l2: { $ref: '#/$defs/stats' }, l1: { $ref: '#/$defs/stats' }, l0: { $ref: '#/$defs/stats' } } },
                 seconds: { type: 'number', minimum: 0 },
               },
             },

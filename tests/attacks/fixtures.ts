@@ -54,6 +54,7 @@ export async function assertBallProperty(attack: PropertyAttack, norm: NormName,
       let sq = 0;
       let li = 0;
       let ab = 0;
+      let changed = 0;
       for (let i = s * per; i < (s + 1) * per; i++) {
         expect(a[i]!).toBeGreaterThanOrEqual(0);
         expect(a[i]!).toBeLessThanOrEqual(1);
@@ -61,12 +62,15 @@ export async function assertBallProperty(attack: PropertyAttack, norm: NormName,
         sq += d * d;
         li = Math.max(li, Math.abs(d));
         ab += Math.abs(d);
+        if (d !== 0) changed++;
       }
-      expect(norm === 'linf' ? li : norm === 'l2' ? Math.sqrt(sq) : ab).toBeLessThanOrEqual(c.eps + tol * (norm === 'l1' ? per : 1));
+      if (norm === 'l0') expect(changed).toBeLessThanOrEqual(Math.floor(c.eps));
+      else expect(norm === 'linf' ? li : norm === 'l2' ? Math.sqrt(sq) : ab).toBeLessThanOrEqual(c.eps + tol * (norm === 'l1' ? per : 1));
       // The distances reported are those of the returned batch.
       expect(r1.norms.linf[s]).toBeCloseTo(li, 5);
       expect(r1.norms.l2[s]).toBeCloseTo(Math.sqrt(sq), 5);
       expect(r1.norms.l1[s]).toBeCloseTo(ab, 4);
+      expect(r1.norms.l0[s]).toBe(changed);
     }
     tf.dispose([r1.adversarial, r2.adversarial, x]);
   }), { numRuns: o.numRuns, seed: 42 });

@@ -87,7 +87,7 @@ describe('the minimum-norm attacks against closed forms (two-class linear model)
   it('FMN (every norm), FAB-T (L2, L∞) and Carlini–Wagner (L2) reach the exact distance from above', async () => {
     await useBackend('cpu');
     const { model, x, labels, exact } = twoClass(6, 5);
-    const runs: Array<[string, NormName, Promise<AttackResult>, number]> = [];
+    const runs: Array<[string, 'linf' | 'l2' | 'l1', Promise<AttackResult>, number]> = [];
     for (const norm of ['l2', 'linf', 'l1'] as const) runs.push([`fmn ${norm}`, norm, fmn(model, x, labels, { eps: 10, norm }), norm === 'l1' ? 1.01 : 1.001]);
     for (const norm of ['l2', 'linf'] as const) runs.push([`fab ${norm}`, norm, fabT(model, x, labels, { eps: 10, norm }), 1.001]);
     // Carlini–Wagner's resolution is Adam's step in w (learningRate) and the binary search over c.
@@ -174,6 +174,27 @@ for (const [name, attack] of Object.entries(FAMILY)) {
   }
 }
 
+describe('FMN under L0', () => {
+  it('changes as few values as the closed form needs on a two-class linear model, and its count is the values changed', async () => {
+    await useBackend('cpu');
+    const { model, x, labels } = twoClass(4, 9);
+    const r = await fmn(model, x, labels, { eps: D, norm: 'l0', steps: 100 });
+    const [a, xs] = await Promise.all([r.adversarial.data(), x.data()]);
+    for (let s = 0; s < 4; s++) {
+      let changed = 0;
+      for (let i = 0; i < D; i++) if (a[s * D + i] !== xs[s * D + i]) changed++;
+      expect(r.minimumNorm![s]).toBe(changed);
+      expect(r.norms.l0[s]).toBe(changed);
+      expect(r.success[s]).toBe(1);
+      expect(changed).toBeGreaterThanOrEqual(1);
+    }
+    // A budget below the count is a projection keeping the largest changes.
+    const tight = await fmn(model, x, labels, { eps: 1, norm: 'l0', steps: 100 });
+    tight.norms.l0.forEach((c) => expect(c).toBeLessThanOrEqual(1));
+    tf.dispose([r.adversarial, tight.adversarial, x]);
+  });
+});
+
 describe('targeted minimum-norm attacks', () => {
   it('Carlini–Wagner, EAD and FMN reach the class asked for', async () => {
     await useBackend('cpu');
@@ -206,7 +227,8 @@ describe('refusals', () => {
     await expect(ead(model, x, [0], { eps: 1, norm: 'l2' })).rejects.toThrow(/^Error in ead: EAD is the L1 attack, but got norm "l2"; use cw for L2/);
     await expect(deepfool(model, x, [0], { eps: 1, goal: { kind: 'targeted', labels: [1] } })).rejects.toThrow(/^Error in deepfool: DeepFool is untargeted/);
     await expect(square(model, x, [0], { eps: 1, norm: 'l1' })).rejects.toThrow(/^Error in square: norm 'l1' has no Square proposal/);
-    await expect(fmn(model, x, [0], { eps: 1, norm: 'l0' as never })).rejects.toThrow(/norm must be one of linf, l2, l1, but got "l0"/);
+    await expect(fmn(model, x, [0], { eps: 1, norm: 'l3' as never })).rejects.toThrow(/norm must be one of linf, l2, l1, l0, but got "l3"/);
+    await expect(deepfool(model, x, [0], { eps: 1, norm: 'l0' })).rejects.toThrow(/norm must be one of linf, l2, l1, but got "l0" \(L0 is a count of changed values; fmn takes it\)/);
     await expect(ead(model, x, [0], { eps: 1, decisionRule: 'l2' as never })).rejects.toThrow(/decisionRule must be one of en, l1, but got "l2"/);
     await expect(cw(model, x, [0], { eps: 1, binarySteps: 0 })).rejects.toThrow(/binarySteps must be >= 1, but got 0/);
     x.dispose();

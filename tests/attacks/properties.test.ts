@@ -4,7 +4,8 @@ import { bim, fgsm, mifgsm, pgd } from '../../src/attacks/index.js';
 import type { AttackResult } from '../../src/attacks/gradient_descent.js';
 import type { Classifier } from '../../src/models/classifier.js';
 import { useBackend } from '../helpers.js';
-import { NORM_NAMES, type NormName } from '../../src/util/norms.js';
+import type { NormName } from '../../src/util/norms.js';
+import { attackNorms, type AttackName } from '../../src/attacks/registry.js';
 import { assertBallProperty, images, linearModel } from './fixtures.js';
 
 type AnyAttack = (m: Classifier, x: tf.Tensor4D, y: number[], o: { eps: number; norm: NormName; seed: number; steps?: number }) => Promise<AttackResult>;
@@ -17,7 +18,7 @@ const ATTACKS: Record<string, AnyAttack> = {
 
 for (const backend of ['wasm', 'cpu'] as const) {
   for (const [name, attack] of Object.entries(ATTACKS)) {
-    for (const norm of NORM_NAMES) {
+    for (const norm of attackNorms(name as AttackName)) {
       describe(`${name} ${norm} on ${backend}`, () => {
         it('stays inside the eps-ball and the bounds, is deterministic for a seed and leaks no tensors', async () => {
           await useBackend(backend);
